@@ -1,0 +1,211 @@
+"""The ``fluxbridge`` command line: each subcommand is a thin call of a public library function.
+
+Errors in the input print one line and exit with status 2 (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from fluxbridge import __version__
+from fluxbridge.errors import FluxbridgeError
+
+EXIT_BAD_INPUT = 2
+
+DESCRIPTION = """\
+fluxbridge estimates the land's net ecosystem exchange of CO2 (NEE, gC m-2 d-1, positive = source
+to the atmosphere) with machine learning trained on eddy-covariance towers, optionally constrained
+by atmospheric inversions through a sparse regional observation operator.
+
+Typical session:
+  fluxbridge synth --out world            # write the twin world (synthetic Earth, real formats)
+  fluxbridge inspect world/sites/FLX_...  # what is this file, can fluxbridge use it?
+  fluxbridge init experiment.yaml         # commented template of an experiment
+  fluxbridge run experiment.yaml          # train, upscale, evaluate, report
+  fluxbridge demo --out runs/demo         # the whole twin-world experiment in one go
+"""
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from fluxbridge.synthetic import synthesize
+
+    manifest = synthesize(args.out, config=args.config, seed=args.seed,
+                          overwrite=args.overwrite, progress=not args.quiet)
+    print(f"twin world written: {manifest}")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from fluxbridge.io.inspect import inspect_file
+
+    status = 0
+    for path in args.files:
+        report = inspect_file(path)
+        if report.usable:
+            print(report.to_text())
+        else:
+            print(f"fluxbridge: {report.reason}", file=sys.stderr)
+            status = EXIT_BAD_INPUT
+    return status
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from fluxbridge.config import write_template
+
+    path = write_template(args.file, overwrite=args.overwrite)
+    print(f"experiment template written: {path}\nrun it with: fluxbridge run {path}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from fluxbridge.pipeline import run_experiment
+
+    result = run_experiment(args.config, overwrite=args.overwrite, progress=not args.quiet)
+    print(result.summary())
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from fluxbridge.pipeline import run_demo
+
+    result = run_demo(args.out, overwrite=args.overwrite, progress=not args.quiet)
+    print(result.summary())
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from fluxbridge.pipeline import train_step
+
+    path = train_step(args.config, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"models written: {path}")
+    return 0
+
+
+def _cmd_upscale(args: argparse.Namespace) -> int:
+    from fluxbridge.pipeline import upscale_step
+
+    path = upscale_step(args.config, scheduler=args.scheduler, overwrite=args.overwrite,
+                        progress=not args.quiet)
+    print(f"gridded NEE written: {path}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from fluxbridge.pipeline import evaluate_step
+
+    path = evaluate_step(args.config, overwrite=args.overwrite)
+    print(f"report written: {path}")
+    return 0
+
+
+def _cmd_sitecv(args: argparse.Namespace) -> int:
+    from fluxbridge.evaluation.sitecv import run_sitecv
+
+    result = run_sitecv(args.data, metadata=args.metadata, out=args.out, folds=args.folds,
+                        seed=args.seed, overwrite=args.overwrite, progress=not args.quiet)
+    print(result.summary())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``fluxbridge`` command."""
+    parser = argparse.ArgumentParser(
+        prog="fluxbridge", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"fluxbridge {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str,
+            description: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=description,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("synth", _cmd_synth, "write the twin world (a synthetic Earth in real file formats)",
+            "Write a reproducible synthetic Earth with known true NEE: FLUXNET2015 site CSVs, "
+            "ERA5 and MODIS NetCDF, an inversion ensemble, corrections, regions, the truth and "
+            "manifest.json. The same seed gives the same files.")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--config", type=Path, help="YAML world configuration (default: demo world)")
+    p.add_argument("--seed", type=int, help="random seed (overrides the configuration)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing world")
+
+    p = add("inspect", _cmd_inspect, "tell what a data file is and whether fluxbridge can use it",
+            "Identify a file (FLUXNET/ICOS/AmeriFlux site CSV or zip, site metadata, ERA5, "
+            "MODIS, inversion flux, region mask), print its resolution, variables, units, period "
+            "and coverage. Exit 0 if usable, 2 with a one-line reason if not.")
+    p.add_argument("files", type=Path, nargs="+", help="files to inspect")
+
+    p = add("init", _cmd_init, "write a commented experiment template",
+            "Write a commented YAML experiment file for the twin-world experiment; "
+            "`fluxbridge run FILE` runs it as it is.")
+    p.add_argument("file", type=Path, help="YAML file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+
+    for name, func, help_ in [
+        ("run", _cmd_run, "run every step of an experiment (train, upscale, evaluate, report)"),
+        ("train", _cmd_train, "train the models of an experiment (resumes after a kill)"),
+        ("evaluate", _cmd_evaluate, "evaluate upscaled models and write the report"),
+    ]:
+        p = add(name, func, help_, help_[0].upper() + help_[1:] + ".")
+        p.add_argument("config", type=Path, help="YAML experiment file (see `fluxbridge init`)")
+        p.add_argument("--overwrite", action="store_true",
+                       help="replace existing outputs instead of refusing")
+
+    p = add("upscale", _cmd_upscale, "apply trained models to the global grid on dask",
+            "Predict gridded NEE chunk by chunk on a dask cluster (a LocalCluster unless "
+            "--scheduler is given), write CF-1.8 NetCDF and regional/global totals. A killed run "
+            "resumes from its finished chunks.")
+    p.add_argument("config", type=Path, help="YAML experiment file")
+    p.add_argument("--scheduler", help="address of an existing dask scheduler")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+    p = add("demo", _cmd_demo, "run the whole twin-world experiment",
+            "Synthesize the twin world, train site-only and dual-constraint networks, random "
+            "forest and XGBoost, upscale each, evaluate against the truth and inversions, and "
+            "write the report.")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run")
+
+    p = add("sitecv", _cmd_sitecv, "leave-site-out cross-validation on FLUXNET files",
+            "Grouped k-fold cross-validation by site on FLUXNET2015 MM or DD files: the network "
+            "against random forest and XGBoost on identical folds, scored by time scale "
+            "(all, across-site, mean seasonal cycle, anomalies) and by IGBP class.")
+    p.add_argument("data", type=Path, help="directory of FLUXNET CSV files (MM or DD)")
+    p.add_argument("--metadata", type=Path, required=True,
+                   help="site metadata table (BIF CSV/XLSX or a site list)")
+    p.add_argument("--out", type=Path, default=Path("runs/sitecv"), help="output directory")
+    p.add_argument("--folds", type=int, default=10, help="number of site folds")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fluxbridge`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except FluxbridgeError as exc:
+        if args.debug:
+            raise
+        print(f"fluxbridge: error: {exc}".replace("\n", " "), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("fluxbridge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
