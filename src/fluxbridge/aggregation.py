@@ -38,7 +38,8 @@ def time_step_days(time: xr.DataArray | pd.DatetimeIndex) -> float:
     if t.size < 2:
         raise InputError("cannot tell the time step of a single time", variable="time",
                          expected="at least two times")
-    return float(np.median(np.diff(t.asi8)) / 86_400e9)
+    steps = np.diff(t.values).astype("timedelta64[s]").astype(float)
+    return float(np.median(steps) / 86_400.0)
 
 
 def regional_totals(nee: xr.DataArray, regions: xr.Dataset) -> xr.DataArray:
