@@ -1,0 +1,1 @@
+"""Evaluation: site skill by time scale, regional comparison, figures and the report."""
