@@ -1,0 +1,522 @@
+"""Observation operators H (gridded flux field → observations) and sparse estimators of H·f.
+
+The flux field is flattened over columns ``time_index * n_cell + cell_index`` of a set of land
+cells (those of :class:`fluxbridge.features.GridFeatures`). An operator is a sparse matrix with one
+row per observation; regional monthly totals (:class:`RegionalOperator`) are its first use, and
+rows of transport footprints are rows of the same matrix type (:class:`LinearOperator`).
+
+Estimators of ``H·f`` share one interface: :meth:`Estimator.draw` picks columns for some
+observation rows and :meth:`Estimator.estimate` turns model predictions at those columns into
+estimates of the rows (differentiably, with ``index_add``):
+
+* :class:`ExactEstimator` — every column of the row: the reference;
+* :class:`FixedEstimator` — K columns per row drawn once and kept (the published method);
+* :class:`ResampledEstimator` — new draws every call, Horvitz–Thompson weights, uniform,
+  area-weighted or stratified (e.g. by vegetation class);
+* :class:`ControlVariateEstimator` — ``H·g`` of a cached full-field prediction ``g`` plus a
+  sampled Horvitz–Thompson estimate of ``f − g``.
+
+Draws can come in two independent replicates, so that ``(F̂1 − μ)(F̂2 − μ)`` is an unbiased
+estimate of ``(F − μ)²`` (the plain square of a noisy estimate is biased by its variance).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+import xarray as xr
+
+from fluxbridge.aggregation import region_weights, time_step_days
+from fluxbridge.constants import G_PER_TG
+from fluxbridge.errors import InputError
+
+log = logging.getLogger(__name__)
+
+Sampling = Literal["uniform", "area", "stratified"]
+ESTIMATORS = ("exact", "fixed", "resampled", "control_variate")
+SAMPLINGS = ("uniform", "area", "stratified")
+
+
+class LinearOperator:
+    """A linear map from a flattened (time, cell) flux field to observations.
+
+    Parameters
+    ----------
+    matrix
+        Sparse matrix (n_obs, n_time * n_cell); row ``i`` holds the weights of observation ``i``
+        (e.g. [Tg per (g m-2 d-1)] for regional totals, footprints for mole fractions).
+    n_time, n_cell
+        Shape of the flux field; column ``j`` is time ``j // n_cell``, cell ``j % n_cell``.
+    """
+
+    def __init__(self, matrix: sp.csr_matrix | sp.csr_array, n_time: int, n_cell: int) -> None:
+        matrix = sp.csr_matrix(matrix)
+        if matrix.shape[1] != n_time * n_cell:
+            raise InputError(f"operator has {matrix.shape[1]} columns", variable="matrix",
+                             expected=f"n_time * n_cell = {n_time * n_cell}")
+        matrix.eliminate_zeros()
+        self.matrix = matrix
+        self.n_time = int(n_time)
+        self.n_cell = int(n_cell)
+
+    @property
+    def n_obs(self) -> int:
+        """Number of observation rows."""
+        return int(self.matrix.shape[0])
+
+    def exact(self, field: np.ndarray) -> np.ndarray:
+        """``H·f`` of a full field.
+
+        Parameters
+        ----------
+        field
+            Flux density (n_time, n_cell) [g m-2 d-1]; NaN counts as zero.
+
+        Returns
+        -------
+        np.ndarray
+            (n_obs,) observations in the operator's units (Tg for regional totals).
+        """
+        field = np.asarray(field, dtype=np.float64)
+        if field.shape != (self.n_time, self.n_cell):
+            raise InputError(f"field has shape {field.shape}", variable="field",
+                             expected=f"(n_time, n_cell) = {(self.n_time, self.n_cell)}")
+        return self.matrix @ np.nan_to_num(field).ravel()
+
+    def row_sizes(self, obs_ids: np.ndarray | None = None) -> np.ndarray:
+        """Number of columns (cell-days) of each observation row."""
+        sizes = np.diff(self.matrix.indptr)
+        return sizes if obs_ids is None else sizes[np.asarray(obs_ids)]
+
+
+class RegionalOperator(LinearOperator):
+    """H for regional totals per month: rows (region, month), weights cell area × land fraction
+    × days / 1e12, so that ``H·f`` is in [Tg month-1] for ``f`` in [g m-2 d-1].
+
+    Parameters
+    ----------
+    regions
+        Canonical regions dataset (``region``, ``cell_area``, ``land_fraction``).
+    times
+        Daily (or monthly, month start) times of the flux field.
+    lat_index, lon_index
+        Grid indices of the field's cells (e.g. ``GridFeatures.lat_index``); by default every
+        cell with land inside a region, in row-major order.
+
+    Notes
+    -----
+    Only months fully covered by ``times`` become observations (a partial month's total is not
+    comparable with an inversion's monthly total).
+    """
+
+    def __init__(self, regions: xr.Dataset, times: pd.DatetimeIndex | np.ndarray,
+                 lat_index: np.ndarray | None = None,
+                 lon_index: np.ndarray | None = None) -> None:
+        weights = region_weights(regions).transpose("region", "lat", "lon")  # [m2]
+        w = weights.values
+        if lat_index is None or lon_index is None:
+            lat_index, lon_index = np.nonzero(w.sum(axis=0) > 0)
+        lat_index = np.asarray(lat_index, dtype=np.int64)
+        lon_index = np.asarray(lon_index, dtype=np.int64)
+        times = pd.DatetimeIndex(times)
+        step = time_step_days(times) if times.size > 1 else 1.0
+        if step < 1.5:
+            days = np.ones(times.size)
+        elif 27 <= step <= 32:
+            days = np.asarray(times.days_in_month, dtype=float)
+        else:
+            raise InputError(f"time step of {step:.1f} days", variable="time",
+                             expected="daily or monthly times")
+        months = times.to_period("M")
+        cell_w = w[:, lat_index, lon_index]  # (region, cell) [m2]
+        rows_cols, rows_data, index = [], [], []
+        for m in months.unique():
+            t_idx = np.flatnonzero(months == m)
+            if days[t_idx].sum() != m.days_in_month:
+                log.info("month %s only partly covered by the field's times: skipped", m)
+                continue
+            for k, rid in enumerate(weights["region"].values):
+                cells = np.flatnonzero(cell_w[k] > 0)
+                if cells.size == 0:
+                    continue
+                cols = (cells[:, None] + t_idx[None, :] * len(lat_index)).ravel()
+                data = (cell_w[k, cells][:, None] * days[t_idx][None, :]).ravel() / G_PER_TG
+                rows_cols.append(cols)
+                rows_data.append(data)
+                index.append((int(rid), str(weights["region_name"].values[k]), m.start_time))
+        if not index:
+            raise InputError("no region has land cells over a whole month of the field",
+                             variable="region", expected="regions overlapping the grid cells")
+        indptr = np.concatenate([[0], np.cumsum([c.size for c in rows_cols])])
+        matrix = sp.csr_matrix((np.concatenate(rows_data), np.concatenate(rows_cols), indptr),
+                               shape=(len(index), times.size * len(lat_index)))
+        super().__init__(matrix, times.size, len(lat_index))
+        self.obs_index = pd.DataFrame(index, columns=["region", "region_name", "time"])
+        self.lat_index = lat_index
+        self.lon_index = lon_index
+        self.times = times
+
+    def to_dataarray(self, values: np.ndarray, name: str = "nee_tgc") -> xr.DataArray:
+        """Observation values (n_obs,) [Tg month-1] as a (region, time) DataArray."""
+        df = self.obs_index.assign(value=np.asarray(values, dtype=float))
+        da = df.set_index(["region", "time"])["value"].to_xarray()
+        names = df.drop_duplicates("region").set_index("region")["region_name"]
+        da = da.assign_coords(region_name=("region", names.loc[da["region"].values].to_numpy()))
+        da.name = name
+        da.attrs = {"units": "Tg month-1", "long_name": "regional total of net ecosystem "
+                    "exchange of carbon per month, positive to the atmosphere"}
+        return da
+
+    def match_targets(self, targets: xr.Dataset) -> pd.DataFrame:
+        """The inversion targets of the operator's rows.
+
+        Parameters
+        ----------
+        targets
+            Canonical targets dataset with ``nee_mean`` and ``nee_spread`` (region, time)
+            [Tg month-1].
+
+        Returns
+        -------
+        pd.DataFrame
+            Columns ``obs`` (row of the operator), ``mu`` and ``spread`` [Tg month-1]; rows
+            without a finite target are left out.
+        """
+        for name in ("nee_mean", "nee_spread"):
+            if name not in targets:
+                raise InputError("targets dataset lacks it", variable=name,
+                                 expected="the canonical targets dataset (fluxbridge.schema)")
+        frame = pd.DataFrame({
+            "region": np.repeat(targets["region"].values.astype(int), targets.sizes["time"]),
+            "time": np.tile(pd.DatetimeIndex(targets["time"].values).to_period("M")
+                            .to_timestamp(), targets.sizes["region"]),
+            "mu": targets["nee_mean"].transpose("region", "time").values.ravel(),
+            "spread": targets["nee_spread"].transpose("region", "time").values.ravel(),
+        })
+        obs = self.obs_index.reset_index(names="obs")[["obs", "region", "time"]]
+        obs["time"] = pd.DatetimeIndex(obs["time"]).to_period("M").to_timestamp()
+        out = obs.merge(frame, on=["region", "time"], how="inner")
+        out = out[np.isfinite(out["mu"]) & np.isfinite(out["spread"])]
+        if out.empty:
+            raise InputError("no target matches a region-month of the grid", variable="nee_mean",
+                             expected="targets whose regions and months overlap the grid's")
+        return out[["obs", "mu", "spread"]].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Columns drawn for some observation rows.
+
+    Attributes
+    ----------
+    obs_ids
+        Operator rows of this sample (n_obs_local,).
+    obs
+        Position in ``obs_ids`` of each draw (n,).
+    rep
+        Replicate of each draw (0 or 1; two replicates are independent).
+    col
+        Column of each draw (n,): time ``col // n_cell``, cell ``col % n_cell``.
+    weight
+        Horvitz–Thompson weight of each draw (n,), so that the sum of weight × f over a
+        replicate's draws of a row estimates that row of H·f without bias.
+    n_rep
+        Number of replicates.
+    """
+
+    obs_ids: np.ndarray
+    obs: np.ndarray
+    rep: np.ndarray
+    col: np.ndarray
+    weight: np.ndarray
+    n_rep: int
+    n_cell: int
+
+    @property
+    def time_idx(self) -> np.ndarray:
+        """Time index of each draw."""
+        return self.col // self.n_cell
+
+    @property
+    def cell_idx(self) -> np.ndarray:
+        """Cell index of each draw."""
+        return self.col % self.n_cell
+
+    def __len__(self) -> int:
+        return int(self.col.size)
+
+    def subset(self, obs_ids: np.ndarray) -> Sample:
+        """The draws of some of this sample's rows (renumbered to the order of ``obs_ids``)."""
+        obs_ids = np.asarray(obs_ids)
+        pos = pd.Index(self.obs_ids).get_indexer(obs_ids)
+        if np.any(pos < 0):
+            raise InputError("rows not in the sample", variable="obs_ids")
+        local = np.full(self.obs_ids.size, -1)
+        local[pos] = np.arange(obs_ids.size)
+        new = local[self.obs]
+        keep = new >= 0
+        return Sample(obs_ids, new[keep], self.rep[keep], self.col[keep], self.weight[keep],
+                      self.n_rep, self.n_cell)
+
+
+def _weighted_sum(values: torch.Tensor, sample: Sample) -> torch.Tensor:
+    """(n_rep, n_obs_local) sums of weight × values per replicate and row."""
+    n_obs = sample.obs_ids.size
+    index = torch.as_tensor(sample.rep * n_obs + sample.obs, device=values.device)
+    weight = torch.as_tensor(sample.weight, dtype=values.dtype, device=values.device)
+    out = torch.zeros(sample.n_rep * n_obs, dtype=values.dtype, device=values.device)
+    return out.index_add(0, index, values * weight).reshape(sample.n_rep, n_obs)
+
+
+class Estimator:
+    """Common interface of the estimators of H·f (see the module docstring)."""
+
+    name: str = "estimator"
+
+    def __init__(self, operator: LinearOperator) -> None:
+        self.operator = operator
+
+    def draw(self, obs_ids: np.ndarray, rng: np.random.Generator) -> Sample:
+        """Columns and weights for the rows ``obs_ids``."""
+        raise NotImplementedError
+
+    def estimate(self, pred: torch.Tensor, sample: Sample) -> torch.Tensor:
+        """Estimates (n_rep, len(sample.obs_ids)) of the rows from predictions at the draws.
+
+        Parameters
+        ----------
+        pred
+            Model predictions (n,) [g m-2 d-1] at ``sample.col``; gradients flow through.
+        """
+        return _weighted_sum(pred, sample)
+
+    def cells_touched(self, sample: Sample) -> int:
+        """Distinct (cell, time) columns a sample needs predictions at."""
+        return int(np.unique(sample.col).size)
+
+    def needs_cache(self) -> bool:
+        """Whether :meth:`set_cache` must be called before estimating."""
+        return False
+
+
+class ExactEstimator(Estimator):
+    """Every column of each row (weight = the operator's weight): the reference."""
+
+    name = "exact"
+
+    def draw(self, obs_ids: np.ndarray, rng: np.random.Generator | None = None) -> Sample:
+        obs_ids = np.asarray(obs_ids, dtype=np.int64)
+        m = self.operator.matrix
+        starts, ends = m.indptr[obs_ids], m.indptr[obs_ids + 1]
+        sizes = ends - starts
+        pos = _ranges(starts, sizes)
+        obs = np.repeat(np.arange(obs_ids.size), sizes)
+        return Sample(obs_ids, obs, np.zeros(obs.size, dtype=np.int64),
+                      m.indices[pos].astype(np.int64), m.data[pos], 1, self.operator.n_cell)
+
+
+def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + n)`` for each start s and size n."""
+    total = int(sizes.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return np.repeat(starts, sizes) + (np.arange(total) - offsets)
+
+
+class ResampledEstimator(Estimator):
+    """Horvitz–Thompson estimates from K draws (with replacement) per row, new at every call.
+
+    Parameters
+    ----------
+    operator
+        The operator H.
+    K
+        Draws per row (split evenly between replicates).
+    sampling
+        ``"uniform"``: every column of a row equally likely; ``"area"``: probability ∝ |weight|
+        (area × days for regional totals); ``"stratified"``: the row's columns split into strata
+        (``strata`` per cell), K allocated to strata in proportion to their |weight| (at least one
+        draw each, so the total can exceed K), area-weighted draws inside a stratum.
+    strata
+        Stratum (e.g. IGBP code) of each cell (n_cell,), needed for ``"stratified"``.
+    n_rep
+        Independent replicates (2 for the unbiased square).
+
+    Notes
+    -----
+    A draw j of row i in a stratum h with ``K_h`` draws and probability ``p_j`` gets the weight
+    ``H_ij / (K_h p_j)``; each replicate's sum of weight × f is unbiased for ``(H f)_i``.
+    """
+
+    name = "resampled"
+
+    def __init__(self, operator: LinearOperator, K: int, sampling: Sampling = "area",
+                 strata: np.ndarray | None = None, n_rep: int = 1) -> None:
+        super().__init__(operator)
+        if K < n_rep:
+            raise InputError(f"K = {K} is less than the {n_rep} replicates", variable="K",
+                             expected=f"K >= {n_rep}")
+        if sampling not in SAMPLINGS:
+            raise InputError(f"unknown sampling {sampling!r}", variable="sampling",
+                             expected=" or ".join(SAMPLINGS))
+        self.K = int(K)
+        self.sampling = sampling
+        self.n_rep = int(n_rep)
+        m = operator.matrix
+        n_rows = m.shape[0]
+        row_of = np.repeat(np.arange(n_rows), np.diff(m.indptr))
+        if sampling == "stratified":
+            if strata is None or np.asarray(strata).shape != (operator.n_cell,):
+                raise InputError("stratified sampling needs one stratum per cell",
+                                 variable="strata", expected=f"an array of {operator.n_cell}")
+            codes = pd.factorize(np.asarray(strata))[0].astype(np.int64)
+            key = row_of * (codes.max() + 1) + codes[m.indices % operator.n_cell]
+            self._order = np.argsort(key, kind="stable")
+            seg_key = key[self._order]
+        else:
+            self._order = None
+            seg_key = row_of
+        # segments: runs of equal key (one per row, or per row and stratum)
+        boundary = np.flatnonzero(np.diff(seg_key)) + 1
+        self._seg_start = np.concatenate([[0], boundary]).astype(np.int64)
+        self._seg_size = np.diff(np.concatenate([self._seg_start, [seg_key.size]]))
+        self._seg_row = row_of[self._seg_start] if self._order is None else \
+            row_of[self._order][self._seg_start]
+        absw = np.abs(self._data())
+        self._cum = np.cumsum(absw)
+        self._seg_total = np.add.reduceat(absw, self._seg_start) if absw.size else absw
+        self._row_total = np.bincount(self._seg_row, self._seg_total, minlength=n_rows)
+        self._row_segs = np.searchsorted(self._seg_row, np.arange(n_rows + 1))
+
+    def _data(self) -> np.ndarray:
+        d = self.operator.matrix.data
+        return d if self._order is None else d[self._order]
+
+    def _indices(self, pos: np.ndarray) -> np.ndarray:
+        pos = pos if self._order is None else self._order[pos]
+        return self.operator.matrix.indices[pos].astype(np.int64)
+
+    def _allocation(self, segs: np.ndarray, k: int) -> np.ndarray:
+        if self.sampling != "stratified":
+            return np.full(segs.size, k, dtype=np.int64)
+        share = self._seg_total[segs] / self._row_total[self._seg_row[segs]]
+        return np.maximum(1, np.rint(share * k)).astype(np.int64)
+
+    def draw(self, obs_ids: np.ndarray, rng: np.random.Generator) -> Sample:
+        obs_ids = np.asarray(obs_ids, dtype=np.int64)
+        k = max(1, self.K // self.n_rep)
+        first, last = self._row_segs[obs_ids], self._row_segs[obs_ids + 1]
+        segs = _ranges(first, last - first)
+        seg_local = np.repeat(np.arange(obs_ids.size), last - first)
+        alloc = self._allocation(segs, k)
+        parts = []
+        for rep in range(self.n_rep):
+            d_seg = np.repeat(segs, alloc)
+            u = rng.random(d_seg.size)
+            start, size = self._seg_start[d_seg], self._seg_size[d_seg]
+            if self.sampling == "uniform":
+                pos = start + np.minimum((u * size).astype(np.int64), size - 1)
+                data = self._data()[pos]
+                weight = data * size / np.repeat(alloc, alloc)
+            else:
+                base = np.where(start > 0, self._cum[np.maximum(start - 1, 0)], 0.0)
+                target = base + u * self._seg_total[d_seg]
+                pos = np.clip(np.searchsorted(self._cum, target, side="right"),
+                              start, start + size - 1)
+                data = self._data()[pos]
+                weight = np.sign(data) * self._seg_total[d_seg] / np.repeat(alloc, alloc)
+            parts.append((np.repeat(seg_local, alloc), np.full(pos.size, rep),
+                          self._indices(pos), weight))
+        obs, rep, col, weight = (np.concatenate(x) for x in zip(*parts, strict=True))
+        return Sample(obs_ids, obs, rep, col, weight, self.n_rep, self.operator.n_cell)
+
+
+class FixedEstimator(ResampledEstimator):
+    """K columns per row drawn once (seeded) and kept: biased for one draw, unbiased over draws.
+
+    Parameters are those of :class:`ResampledEstimator`, plus ``seed`` of the one draw.
+    """
+
+    name = "fixed"
+
+    def __init__(self, operator: LinearOperator, K: int, sampling: Sampling = "area",
+                 strata: np.ndarray | None = None, n_rep: int = 1, seed: int = 0) -> None:
+        super().__init__(operator, K, sampling, strata, n_rep)
+        self._fixed = super().draw(np.arange(operator.n_obs), np.random.default_rng(seed))
+
+    def draw(self, obs_ids: np.ndarray, rng: np.random.Generator | None = None) -> Sample:
+        return self._fixed.subset(obs_ids)
+
+
+class ControlVariateEstimator(ResampledEstimator):
+    """``H·g`` of a cached full-field prediction ``g`` plus a resampled estimate of ``f − g``.
+
+    Unbiased for any ``g``; its variance is that of the resampled estimate of ``f − g``, small
+    when the cache is close to the model. Call :meth:`set_cache` before estimating (and again
+    whenever the cache is refreshed).
+    """
+
+    name = "control_variate"
+
+    def __init__(self, operator: LinearOperator, K: int, sampling: Sampling = "area",
+                 strata: np.ndarray | None = None, n_rep: int = 1) -> None:
+        super().__init__(operator, K, sampling, strata, n_rep)
+        self._g: np.ndarray | None = None
+        self._hg: np.ndarray | None = None
+
+    def needs_cache(self) -> bool:
+        return True
+
+    def set_cache(self, g: np.ndarray) -> None:
+        """Cache a full-field prediction ``g`` (n_time, n_cell) [g m-2 d-1] and its exact H·g."""
+        g = np.nan_to_num(np.asarray(g, dtype=np.float32))
+        self._hg = self.operator.exact(g)
+        self._g = g.ravel()
+
+    def estimate(self, pred: torch.Tensor, sample: Sample) -> torch.Tensor:
+        if self._g is None or self._hg is None:
+            raise RuntimeError("control variate estimator used before set_cache")
+        g = torch.as_tensor(self._g[sample.col], dtype=pred.dtype, device=pred.device)
+        hg = torch.as_tensor(self._hg[sample.obs_ids], dtype=pred.dtype, device=pred.device)
+        return hg.unsqueeze(0) + _weighted_sum(pred - g, sample)
+
+
+def make_estimator(kind: str, operator: LinearOperator, *, K: int = 64,
+                   sampling: Sampling = "area", strata: np.ndarray | None = None,
+                   n_rep: int = 1, seed: int = 0) -> Estimator:
+    """An estimator by name: ``exact``, ``fixed``, ``resampled`` or ``control_variate``."""
+    if kind == "exact":
+        return ExactEstimator(operator)
+    if kind == "fixed":
+        return FixedEstimator(operator, K, sampling, strata, n_rep, seed)
+    if kind == "resampled":
+        return ResampledEstimator(operator, K, sampling, strata, n_rep)
+    if kind == "control_variate":
+        return ControlVariateEstimator(operator, K, sampling, strata, n_rep)
+    raise InputError(f"unknown estimator {kind!r}", variable="estimator",
+                     expected=" or ".join(ESTIMATORS))
+
+
+def squared_error(estimates: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """Per-row squared error ``(F̂ − μ)²``; with two replicates the unbiased product
+    ``(F̂1 − μ)(F̂2 − μ)``.
+
+    Parameters
+    ----------
+    estimates
+        (n_rep, n_obs) estimates [Tg month-1] from :meth:`Estimator.estimate`.
+    mu
+        (n_obs,) targets [Tg month-1].
+    """
+    if estimates.shape[0] == 1:
+        return (estimates[0] - mu) ** 2
+    if estimates.shape[0] == 2:
+        return (estimates[0] - mu) * (estimates[1] - mu)
+    raise ValueError(f"expected 1 or 2 replicates, got {estimates.shape[0]}")
