@@ -1,0 +1,249 @@
+"""Regional skill against the corrected inversion ensemble (or, in the twin world, the truth).
+
+Regional series are long tables ``region, time (YYYY-MM), nee_tgc`` [Tg month-1] of carbon,
+positive to the atmosphere, as written by :mod:`fluxbridge.upscaling` (``regional.csv``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from fluxbridge.aggregation import totals_frame
+from fluxbridge.errors import InputError
+
+log = logging.getLogger(__name__)
+
+OVERALL = "all"
+"""Name of the row that summarises every region."""
+
+REGIONAL_COLUMNS: tuple[str, ...] = (
+    "monthly_rmse", "annual_bias", "msc_corr", "msc_amplitude_ratio", "iav_corr",
+    "frac_in_spread", "n_months",
+)
+LONG_NAMES = {
+    "monthly_rmse": "root mean square error of monthly totals [Tg month-1]",
+    "annual_bias": "mean over complete years of model minus reference annual total [Tg yr-1]",
+    "msc_corr": "correlation of the mean seasonal cycles [1]",
+    "msc_amplitude_ratio": "peak-to-trough amplitude of the model's mean seasonal cycle over "
+                           "the reference's [1]",
+    "iav_corr": "correlation of annual-total anomalies (needs 3 complete years) [1]",
+    "frac_in_spread": "fraction of region-months within the reference spread [1]",
+    "n_months": "number of region-months compared [1]",
+}
+
+
+def _series(df: pd.DataFrame, value: str, what: str) -> pd.DataFrame:
+    missing = [c for c in ("region", "time", value) if c not in df.columns]
+    if missing:
+        raise InputError(f"{what} lacks columns {missing}", variable=", ".join(missing),
+                         expected=f"columns region, time (YYYY-MM), {value}")
+    out = df[["region", "time", value]].copy()
+    out["region"] = out["region"].astype(str)
+    try:
+        out["time"] = pd.to_datetime(out["time"].astype(str)).dt.to_period("M").dt.to_timestamp()
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{what}: cannot parse times ({exc})", variable="time",
+                         expected="YYYY-MM") from exc
+    out[value] = out[value].astype(float)
+    if out.duplicated(["region", "time"]).any():
+        raise InputError(f"{what} has duplicate (region, time) rows", variable="time",
+                         expected="one row per region and month")
+    return out
+
+
+def targets_frames(targets: xr.Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reference and spread tables from a canonical targets dataset.
+
+    Parameters
+    ----------
+    targets
+        Canonical targets dataset (:mod:`fluxbridge.schema`) with ``nee_mean`` and
+        ``nee_spread`` (region, time) [Tg month-1] and coordinate ``region_name``.
+
+    Returns
+    -------
+    reference, spread
+        ``region, time (YYYY-MM), nee_tgc`` and ``region, time, nee_spread`` [Tg month-1].
+    """
+    for name in ("nee_mean", "nee_spread"):
+        if name not in targets:
+            raise InputError("targets dataset lacks it", variable=name,
+                             expected="a canonical targets dataset (fluxbridge.schema)")
+    reference = totals_frame(targets["nee_mean"], "nee_tgc")
+    spread = totals_frame(targets["nee_spread"], "nee_spread")
+    return reference, spread
+
+
+def _annual(df: pd.DataFrame, value: str) -> pd.DataFrame:
+    """Annual totals [Tg yr-1] per region over years with twelve months."""
+    g = df.assign(year=df["time"].dt.year).groupby(["region", "year"])[value]
+    out = g.sum()[g.count() == 12]
+    return out.rename(value).reset_index()
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    if a.size < 3 or np.std(a) == 0 or np.std(b) == 0:
+        return np.nan
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def _region_scores(both: pd.DataFrame) -> dict[str, float]:
+    """Scores of one region from the merged table (time, model, reference[, spread])."""
+    err = both["model"] - both["reference"]
+    out = {"monthly_rmse": float(np.sqrt(np.mean(err**2)))}
+    annual = both.assign(year=both["time"].dt.year).groupby("year")
+    complete = annual.size() == 12
+    sums = annual[["model", "reference"]].sum()[complete]
+    out["annual_bias"] = float((sums["model"] - sums["reference"]).mean()) if len(sums) else np.nan
+    anomalies = sums - sums.mean()
+    out["iav_corr"] = _corr(anomalies["model"].to_numpy(), anomalies["reference"].to_numpy())
+    msc = both.groupby(both["time"].dt.month)[["model", "reference"]].mean()
+    out["msc_corr"] = _corr(msc["model"].to_numpy(), msc["reference"].to_numpy())
+    ref_amp = float(np.ptp(msc["reference"])) if len(msc) else np.nan
+    out["msc_amplitude_ratio"] = (float(np.ptp(msc["model"])) / ref_amp
+                                  if len(msc) and ref_amp > 0 else np.nan)
+    if "spread" in both and both["spread"].notna().any():
+        inside = (err.abs() <= both["spread"])[both["spread"].notna()]
+        out["frac_in_spread"] = float(inside.mean())
+    else:
+        out["frac_in_spread"] = np.nan
+    out["n_months"] = len(both)
+    return out
+
+
+def regional_metrics(
+    series: Mapping[str, pd.DataFrame],
+    reference: pd.DataFrame,
+    spread: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Regional skill of each model against a reference (inversion mean or truth).
+
+    Parameters
+    ----------
+    series
+        Model name → ``region, time (YYYY-MM), nee_tgc`` [Tg month-1].
+    reference
+        ``region, time, nee_tgc`` [Tg month-1], e.g. from :func:`targets_frames`.
+    spread
+        ``region, time, nee_spread`` [Tg month-1] (ensemble spread), or ``None``.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per (model, region) on the months both have, plus a row per model with region
+        ``"all"``: RMSE and in-spread fraction pooled over region-months, ``annual_bias`` of the
+        sum of the regions (over months where every region has values), and the mean over
+        regions of the correlations and amplitude ratio. Columns :data:`REGIONAL_COLUMNS`;
+        ``df.attrs["long_names"]`` gives their meaning and units.
+    """
+    ref = _series(reference, "nee_tgc", "reference").rename(columns={"nee_tgc": "reference"})
+    if spread is not None:
+        sp = _series(spread, "nee_spread", "spread").rename(columns={"nee_spread": "spread"})
+        ref = ref.merge(sp, on=["region", "time"], how="left")
+    rows = []
+    for model, df in series.items():
+        mod = _series(df, "nee_tgc", f"regional series of {model!r}")
+        both = mod.rename(columns={"nee_tgc": "model"}).merge(ref, on=["region", "time"])
+        both = both.dropna(subset=["model", "reference"])
+        if both.empty:
+            raise InputError(f"regional series of {model!r} shares no (region, month) with the "
+                             "reference", variable="region/time",
+                             expected="the same region names and overlapping months")
+        per_region = []
+        for region, part in both.groupby("region", sort=True):
+            per_region.append({"model": model, "region": region, **_region_scores(part)})
+        rows.extend(per_region)
+        pr = pd.DataFrame(per_region)
+        n_regions = both["region"].nunique()
+        full = both[both.groupby("time")["region"].transform("size") == n_regions]
+        total = full.groupby("time", as_index=False)[["model", "reference"]].sum()
+        summary = _region_scores(total.assign(spread=np.nan)) if len(total) else {}
+        err = both["model"] - both["reference"]
+        in_spread = (err.abs() <= both["spread"])[both["spread"].notna()] \
+            if "spread" in both else pd.Series(dtype=bool)
+        rows.append({
+            "model": model, "region": OVERALL,
+            "monthly_rmse": float(np.sqrt(np.mean(err**2))),
+            "annual_bias": summary.get("annual_bias", np.nan),
+            "msc_corr": float(pr["msc_corr"].mean()),
+            "msc_amplitude_ratio": float(pr["msc_amplitude_ratio"].mean()),
+            "iav_corr": float(pr["iav_corr"].mean()),
+            "frac_in_spread": float(in_spread.mean()) if len(in_spread) else np.nan,
+            "n_months": len(both),
+        })
+    out = pd.DataFrame(rows, columns=["model", "region", *REGIONAL_COLUMNS])
+    out.attrs["long_names"] = dict(LONG_NAMES)
+    return out
+
+
+def global_annual(series: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Annual totals summed over the regions of each series.
+
+    Parameters
+    ----------
+    series
+        Name → ``region, time (YYYY-MM), nee_tgc`` [Tg month-1]. The sum is global when the
+        regions cover the land.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``model, year, nee_pgc`` [Pg yr-1] of carbon, positive to the atmosphere, for years in
+        which every region of that series has twelve months.
+    """
+    rows = []
+    for model, df in series.items():
+        s = _series(df, "nee_tgc", f"regional series of {model!r}").dropna(subset=["nee_tgc"])
+        annual = _annual(s, "nee_tgc")
+        n_regions = s["region"].nunique()
+        per_year = annual.groupby("year").agg(n=("region", "size"), total=("nee_tgc", "sum"))
+        per_year = per_year[per_year["n"] == n_regions]
+        rows.extend({"model": model, "year": int(y), "nee_pgc": t / 1000.0}
+                    for y, t in per_year["total"].items())
+    out = pd.DataFrame(rows, columns=["model", "year", "nee_pgc"])
+    out.attrs["long_names"] = {"nee_pgc": "annual total net ecosystem exchange of carbon, "
+                                          "positive to the atmosphere [Pg yr-1]"}
+    return out
+
+
+def leave_region_out_scores(
+    heldout_series: pd.DataFrame,
+    reference: pd.DataFrame,
+    spread: pd.DataFrame | None = None,
+    *,
+    name: str = "leave_region_out",
+) -> pd.DataFrame:
+    """Score each region only from the run that withheld that region's constraint.
+
+    Parameters
+    ----------
+    heldout_series
+        ``region, time, nee_tgc`` [Tg month-1] assembled from runs that each held out one region.
+        With a column ``heldout`` (the region withheld in the run a row came from), rows of
+        other regions are dropped; without it each region's rows must already come from its own
+        held-out run.
+    reference, spread
+        As in :func:`regional_metrics`.
+    name
+        Model name in the result.
+
+    Returns
+    -------
+    pd.DataFrame
+        As :func:`regional_metrics`, for the one model ``name``.
+    """
+    df = heldout_series
+    if "heldout" in df.columns:
+        keep = df["region"].astype(str) == df["heldout"].astype(str)
+        log.info("leave-region-out: keeping %d of %d rows (each region from its held-out run)",
+                 int(keep.sum()), len(df))
+        df = df.loc[keep]
+        if df.empty:
+            raise InputError("no row's region equals its held-out region", variable="heldout",
+                             expected="for each region, rows from the run that withheld it")
+    return regional_metrics({name: df}, reference, spread)
