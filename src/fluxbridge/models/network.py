@@ -1,0 +1,89 @@
+"""The neural network that maps predictors to NEE."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "silu": nn.SiLU,
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+}
+
+
+class NEENet(nn.Module):
+    """Multilayer perceptron with an embedding of the IGBP vegetation class.
+
+    The network works in standardised units inside; the buffers ``y_mean`` and ``y_scale``
+    (set with :meth:`set_target_scaling` at fit time) map its output to NEE [g m-2 d-1],
+    positive to the atmosphere.
+
+    Parameters
+    ----------
+    n_features
+        Number of (normalised) input features.
+    n_classes
+        Number of IGBP classes (codes 0..n_classes-1; out-of-range codes are clipped).
+    width, depth
+        Hidden layer width and number of hidden layers.
+    activation
+        One of :data:`ACTIVATIONS`.
+    dropout
+        Dropout probability after each hidden layer.
+    embed_dim
+        Size of the vegetation class embedding (0: no embedding).
+    """
+
+    def __init__(self, n_features: int, n_classes: int = 17, width: int = 64, depth: int = 3,
+                 activation: str = "silu", dropout: float = 0.0, embed_dim: int = 4) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation {activation!r}: expected one of {sorted(ACTIVATIONS)}")
+        if n_features < 1 or depth < 1 or width < 1 or n_classes < 1:
+            raise ValueError("n_features, n_classes, width and depth must be positive")
+        self.arch = {"n_features": n_features, "n_classes": n_classes, "width": width,
+                     "depth": depth, "activation": activation, "dropout": dropout,
+                     "embed_dim": embed_dim}
+        self.n_classes = n_classes
+        self.embed = nn.Embedding(n_classes, embed_dim) if embed_dim > 0 else None
+        layers: list[nn.Module] = []
+        size = n_features + max(embed_dim, 0)
+        for _ in range(depth):
+            layers += [nn.Linear(size, width), ACTIVATIONS[activation]()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            size = width
+        layers.append(nn.Linear(size, 1))
+        self.mlp = nn.Sequential(*layers)
+        self.register_buffer("y_mean", torch.zeros((), dtype=torch.float32))
+        self.register_buffer("y_scale", torch.ones((), dtype=torch.float32))
+
+    def set_target_scaling(self, y_mean: float, y_scale: float) -> None:
+        """Set the output scaling: NEE = y_mean + y_scale * raw output [g m-2 d-1]."""
+        if not y_scale > 0:
+            raise ValueError(f"y_scale must be positive, got {y_scale}")
+        self.y_mean.fill_(float(y_mean))
+        self.y_scale.fill_(float(y_scale))
+
+    def forward(self, x: Tensor, igbp: Tensor) -> Tensor:
+        """NEE [g m-2 d-1] of each row.
+
+        Parameters
+        ----------
+        x
+            float32 (n, n_features), normalised features.
+        igbp
+            int64 (n,), IGBP class codes.
+
+        Returns
+        -------
+        Tensor
+            (n,) NEE [g m-2 d-1], positive to the atmosphere.
+        """
+        if self.embed is not None:
+            codes = igbp.long().clamp(0, self.n_classes - 1)
+            x = torch.cat([x, self.embed(codes)], dim=1)
+        return self.mlp(x).squeeze(-1) * self.y_scale + self.y_mean
