@@ -1,0 +1,268 @@
+"""Figures of the report; each function returns a matplotlib Figure.
+
+Figures are built on :class:`matplotlib.figure.Figure` directly, not through pyplot: no display
+or global figure registry is involved (nothing to close), and they render with Agg when saved.
+NEE is positive to the atmosphere (a source) throughout; uptake is negative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from matplotlib.figure import Figure
+
+from fluxbridge.errors import InputError
+from fluxbridge.evaluation.metrics import scale_tables, site_metrics
+
+_STYLE = {
+    "truth": {"color": "black", "lw": 2.0},
+    "site_only": {"color": "tab:blue"},
+    "dual": {"color": "tab:red"},
+    "rf": {"color": "tab:green", "ls": "--"},
+    "xgboost": {"color": "tab:purple", "ls": "--"},
+    "nn": {"color": "tab:orange"},
+}
+_MONTHS = np.arange(1, 13)
+
+
+def _grid(n: int, ncols: int = 4, size: tuple[float, float] = (3.2, 2.6)):
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols))
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def _monthly(df: pd.DataFrame, value: str = "nee_tgc") -> pd.DataFrame:
+    out = df[["region", "time", value]].copy()
+    out["region"] = out["region"].astype(str)
+    out["moy"] = pd.to_datetime(out["time"].astype(str)).dt.month
+    return out
+
+
+def nee_map(da: xr.DataArray, title: str, *, difference: bool = False,
+            robust: float = 98.0) -> Figure:
+    """Map of NEE (its time mean when ``da`` has a time dimension).
+
+    Parameters
+    ----------
+    da
+        NEE (lat, lon) or (time, lat, lon) [g m-2 d-1], positive to the atmosphere.
+    title
+        Figure title.
+    difference
+        The field is a difference of two models (e.g. dual minus site-only): another diverging
+        colormap. Both are centred at zero with symmetric limits.
+    robust
+        Percentile of |NEE| that sets the colour limits.
+    """
+    for dim in ("lat", "lon"):
+        if dim not in da.dims:
+            raise InputError("map field lacks a dimension", variable=dim,
+                             expected="a (lat, lon) or (time, lat, lon) field")
+    field = da.mean("time") if "time" in da.dims else da
+    field = field.transpose("lat", "lon")
+    values = np.asarray(field.values, dtype=float)
+    finite = np.abs(values[np.isfinite(values)])
+    vmax = float(np.percentile(finite, robust)) if finite.size else 1.0
+    vmax = vmax if vmax > 0 else 1.0
+    fig = Figure(figsize=(8, 4), layout="constrained")
+    ax = fig.subplots()
+    mesh = ax.pcolormesh(field["lon"].values, field["lat"].values, values,
+                         cmap="PuOr_r" if difference else "RdBu_r", vmin=-vmax, vmax=vmax,
+                         shading="nearest")
+    units = da.attrs.get("units", "g m-2 d-1")
+    fig.colorbar(mesh, ax=ax, label=f"NEE [{units}] (+ = source)", shrink=0.85)
+    ax.set(title=title, xlabel="longitude [°]", ylabel="latitude [°]", xlim=(-180, 180),
+           ylim=(-60, 90))
+    return fig
+
+
+def regional_cycles(
+    series: Mapping[str, pd.DataFrame],
+    *,
+    reference: pd.DataFrame | None = None,
+    spread: pd.DataFrame | None = None,
+    truth: pd.DataFrame | None = None,
+    ncols: int = 4,
+) -> Figure:
+    """Mean seasonal cycle of each region: truth, inversion mean ± spread and the models.
+
+    Parameters
+    ----------
+    series
+        Model name → ``region, time (YYYY-MM), nee_tgc`` [Tg month-1].
+    reference, spread
+        Inversion ensemble mean ``nee_tgc`` and spread ``nee_spread`` [Tg month-1], same layout.
+    truth
+        True regional totals (twin world), same layout as a series.
+    """
+    frames = {name: _monthly(df) for name, df in series.items()}
+    if truth is not None:
+        frames = {"truth": _monthly(truth), **frames}
+    ref = _monthly(reference) if reference is not None else None
+    sp = _monthly(spread, "nee_spread") if spread is not None else None
+    regions = sorted({r for f in frames.values() for r in f["region"].unique()}
+                     | (set(ref["region"]) if ref is not None else set()))
+    if not regions:
+        raise InputError("no regional series to plot", variable="series",
+                         expected="at least one non-empty table")
+    fig, axes = _grid(len(regions), ncols)
+    for ax, region in zip(axes, regions):
+        if ref is not None:
+            r = ref[ref["region"] == region].groupby("moy")["nee_tgc"].mean()
+            ax.plot(r.index, r.values, color="0.4", lw=1.5, label="inversion mean")
+            if sp is not None:
+                s = sp[sp["region"] == region].groupby("moy")["nee_spread"].mean()
+                s = s.reindex(r.index)
+                ax.fill_between(r.index, r - s, r + s, color="0.6", alpha=0.35,
+                                label="inversion spread")
+        for name, f in frames.items():
+            m = f[f["region"] == region].groupby("moy")["nee_tgc"].mean()
+            ax.plot(m.index, m.values, label=name, **_STYLE.get(name, {}))
+        ax.axhline(0, color="0.8", lw=0.8)
+        ax.set_title(region, fontsize=9)
+        ax.set_xticks([1, 4, 7, 10])
+    axes[0].set_ylabel("NEE [Tg month-1]")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Mean seasonal cycle of regional NEE (+ = source)")
+    return fig
+
+
+def site_scatter(predictions: pd.DataFrame, models: Sequence[str],
+                 scales: Sequence[str] = ("all", "across_site", "seasonal", "anomaly")) -> Figure:
+    """Predicted against observed NEE at each time scale (rows: models, columns: scales).
+
+    Parameters
+    ----------
+    predictions
+        Site predictions table (see :mod:`fluxbridge.evaluation.metrics`) [g m-2 d-1].
+    models
+        Prediction columns to plot.
+    scales
+        Time scales (columns of the figure).
+    """
+    tables = scale_tables(predictions, models)
+    skill = site_metrics(predictions, models, scales=scales).set_index(["model", "scale"])
+    fig = Figure(figsize=(3.0 * len(scales), 3.0 * len(models)), layout="constrained")
+    axes = fig.subplots(len(models), len(scales), squeeze=False)
+    for i, model in enumerate(models):
+        for j, scale in enumerate(scales):
+            ax = axes[i, j]
+            t = tables[scale]
+            ax.scatter(t["observed"], t[model], s=4 if len(t) > 500 else 10, alpha=0.4,
+                       color=_STYLE.get(model, {}).get("color", "tab:blue"), linewidths=0)
+            lim = [np.nanmin([t["observed"].min(), t[model].min()]),
+                   np.nanmax([t["observed"].max(), t[model].max()])]
+            ax.plot(lim, lim, color="0.3", lw=0.8)
+            s = skill.loc[(model, scale)]
+            ax.set_title(f"{model} · {scale}\nR²={s.r2:.2f} RMSE={s.rmse:.2f} n={s.n}",
+                         fontsize=8)
+            if i == len(models) - 1:
+                ax.set_xlabel("observed [g m-2 d-1]")
+            if j == 0:
+                ax.set_ylabel("predicted [g m-2 d-1]")
+    return fig
+
+
+def global_series(annual: pd.DataFrame, *, reference: pd.DataFrame | None = None) -> Figure:
+    """Global annual NEE of each model.
+
+    Parameters
+    ----------
+    annual
+        ``model, year, nee_pgc`` [Pg yr-1] (from :func:`fluxbridge.evaluation.regional.
+        global_annual`).
+    reference
+        Optional reference in the same layout (e.g. inversion mean or truth), drawn in black.
+    """
+    fig = Figure(figsize=(7, 3.5), layout="constrained")
+    ax = fig.subplots()
+    for is_reference, frame in ((True, reference), (False, annual)):
+        if frame is None:
+            continue
+        for model, part in frame.groupby("model", sort=False):
+            style = {"color": "black", "lw": 2.0} if is_reference else _STYLE.get(model, {})
+            ax.plot(part["year"], part["nee_pgc"], marker="o", label=model, **style)
+    ax.axhline(0, color="0.8", lw=0.8)
+    ax.set(xlabel="year", ylabel="NEE [Pg yr-1]", title="Global land NEE (+ = source)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def estimator_error(table: pd.DataFrame, value: str | None = None) -> Figure:
+    """Error of the sparse regional-total estimators against the number of sampled cells K.
+
+    Parameters
+    ----------
+    table
+        Columns ``estimator``, ``K`` and an error column (``rmse`` or ``std_sigma``, in units of
+        the ensemble spread σ or Tg month-1 as the caller states in ``table.attrs["units"]``).
+    value
+        Error column to plot (default: the first of ``rmse``, ``std_sigma``, ``error`` present).
+    """
+    if value is None:
+        value = next((c for c in ("rmse", "std_sigma", "error") if c in table.columns), None)
+    if value is None or not {"estimator", "K", value} <= set(table.columns):
+        raise InputError("estimator table lacks columns", variable="estimator, K, rmse",
+                         expected="columns estimator, K and an error column")
+    fig = Figure(figsize=(5.5, 4), layout="constrained")
+    ax = fig.subplots()
+    for name, part in table.groupby("estimator", sort=True):
+        part = part.sort_values("K")
+        ax.plot(part["K"], part[value], marker="o", label=str(name))
+    k = np.sort(table["K"].unique())
+    if k.size > 1 and (table[value] > 0).all():
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        first = table[table["K"] == k[0]][value].max()
+        ax.plot(k, first * np.sqrt(k[0] / k), color="0.6", ls=":", label="∝ K^-1/2")
+    units = table.attrs.get("units", "")
+    ax.set(xlabel="cells sampled per region K", ylabel=f"{value}" + (f" [{units}]" if units
+                                                                      else ""),
+           title="Regional-total estimator error")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def inversion_bands(targets: xr.Dataset, *, ncols: int = 3) -> Figure:
+    """Inversion ensemble of each region: members, mean and ± spread (the top-down reference).
+
+    Parameters
+    ----------
+    targets
+        Canonical targets dataset: ``nee`` (member, region, time), ``nee_mean`` and
+        ``nee_spread`` (region, time) [Tg month-1]; coordinate ``region_name``.
+    """
+    for name in ("nee_mean", "nee_spread"):
+        if name not in targets:
+            raise InputError("targets dataset lacks it", variable=name,
+                             expected="a canonical targets dataset (fluxbridge.schema)")
+    names = (targets["region_name"].values if "region_name" in targets.coords
+             else targets["region"].values)
+    fig, axes = _grid(targets.sizes["region"], ncols, size=(4.5, 2.8))
+    time = pd.DatetimeIndex(targets["time"].values)
+    members = targets["nee"] if "nee" in targets else None
+    for i, ax in enumerate(axes):
+        mean = targets["nee_mean"].isel(region=i).values
+        spread = targets["nee_spread"].isel(region=i).values
+        ax.fill_between(time, mean - spread, mean + spread, color="tab:blue", alpha=0.25,
+                        label="± spread")
+        if members is not None:
+            for j in range(members.sizes["member"]):
+                ax.plot(time, members.isel(region=i, member=j).values, color="0.5", lw=0.5,
+                        alpha=0.7, label="members" if j == 0 else None)
+        ax.plot(time, mean, color="tab:blue", lw=1.5, label="ensemble mean")
+        ax.axhline(0, color="0.8", lw=0.8)
+        ax.set_title(str(names[i]), fontsize=9)
+    units = targets["nee_mean"].attrs.get("units", "Tg month-1")
+    axes[0].set_ylabel(f"NEE [{units}]")
+    axes[0].legend(fontsize=7)
+    n = targets.sizes.get("member", 0)
+    fig.suptitle(f"Inversion ensemble by region ({n} members; + = source)")
+    return fig

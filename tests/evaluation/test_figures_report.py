@@ -1,0 +1,132 @@
+"""Figures and the self-contained report."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from matplotlib.figure import Figure
+
+from fluxbridge.errors import InputError
+from fluxbridge.evaluation import figures
+from fluxbridge.evaluation.regional import global_annual
+from fluxbridge.evaluation.report import ReportSection, to_jsonable, write_report
+
+TIMES = pd.date_range("2001-01-01", periods=24, freq="MS")
+
+
+def _series(scale: float) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame({
+        "region": r, "time": TIMES.strftime("%Y-%m"),
+        "nee_tgc": scale * (k + 1) * np.cos(2 * np.pi * TIMES.month / 12)})
+        for k, r in enumerate(["North", "Tropical", "South"])], ignore_index=True)
+
+
+def _targets() -> xr.Dataset:
+    rng = np.random.default_rng(0)
+    members = rng.normal(0, 5, (4, 3, TIMES.size)) + np.cos(2 * np.pi * TIMES.month / 12).values
+    da = xr.DataArray(members, dims=("member", "region", "time"),
+                      coords={"member": list("abcd"), "region": [1, 2, 3],
+                              "region_name": ("region", ["North", "Tropical", "South"]),
+                              "time": TIMES})
+    return xr.Dataset({"nee": da, "nee_mean": da.mean("member"), "nee_spread": da.std("member")})
+
+
+def _predictions() -> pd.DataFrame:
+    rng = np.random.default_rng(2)
+    rows = []
+    for i in range(4):
+        obs = rng.normal(i, 1, TIMES.size) + np.sin(TIMES.month.values)
+        rows.append(pd.DataFrame({"site": f"S{i}", "time": TIMES.strftime("%Y-%m"), "fold": i,
+                                  "igbp": "ENF", "observed": obs, "weight": 1.0,
+                                  "nn": obs + rng.normal(0, 0.3, obs.size), "rf": obs * 0.5}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_nee_map_symmetric_limits_and_time_mean():
+    lat, lon = np.arange(75.0, -60, -30), np.arange(-165.0, 180, 30)
+    data = np.ones((2, lat.size, lon.size))
+    data[1] *= 3.0  # mean 2 everywhere
+    data[0, 0, 0] = -40.0
+    da = xr.DataArray(data, dims=("time", "lat", "lon"), coords={"lat": lat, "lon": lon},
+                      attrs={"units": "g m-2 d-1"})
+    fig = figures.nee_map(da, "mean", robust=100)
+    mesh = fig.axes[0].collections[0]
+    vmin, vmax = mesh.get_clim()
+    assert vmin == -vmax
+    assert vmax == pytest.approx(np.abs(da.mean("time")).max())
+    assert figures.nee_map(da, "d", difference=True).axes[0].collections[0].cmap.name == "PuOr_r"
+    with pytest.raises(InputError, match="lat"):
+        figures.nee_map(da.rename(lat="y"), "bad")
+
+
+def test_regional_cycles_one_panel_per_region_with_every_curve():
+    ref = _series(10)
+    spread = ref.rename(columns={"nee_tgc": "nee_spread"}).assign(nee_spread=2.0)
+    fig = figures.regional_cycles({"site_only": _series(8), "dual": _series(11)},
+                                  reference=ref, spread=spread, truth=_series(10))
+    visible = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert sorted(ax.get_title() for ax in visible) == ["North", "South", "Tropical"]
+    labels = {line.get_label() for line in visible[0].get_lines()}
+    assert {"truth", "site_only", "dual", "inversion mean"} <= labels
+
+
+def test_site_scatter_grid_and_skill_in_titles():
+    fig = figures.site_scatter(_predictions(), ["nn", "rf"])
+    assert len(fig.axes) == 2 * 4
+    assert "nn · all" in fig.axes[0].get_title()
+
+
+def test_global_series_estimator_error_inversion_bands():
+    annual = global_annual({"dual": _series(10), "site_only": _series(5)})
+    fig = figures.global_series(annual, reference=annual[annual.model == "dual"])
+    assert len(fig.axes[0].get_lines()) >= 3
+    table = pd.DataFrame({"estimator": ["fixed"] * 3 + ["control_variate"] * 3,
+                          "K": [4, 16, 64] * 2, "rmse": [4.0, 2.0, 1.0, 0.4, 0.2, 0.1]})
+    fig = figures.estimator_error(table)
+    assert fig.axes[0].get_xscale() == "log"
+    with pytest.raises(InputError):
+        figures.estimator_error(table.drop(columns="rmse"))
+    fig = figures.inversion_bands(_targets())
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles == ["North", "Tropical", "South"]
+    assert len(fig.axes[0].get_lines()) == 4 + 2  # members, mean, zero line
+
+
+def test_to_jsonable_handles_frames_nan_and_numpy():
+    df = pd.DataFrame({"a": [1.0, np.nan], "b": ["x", "y"]})
+    out = to_jsonable({"t": df, "v": np.float32(2.5), "k": np.int64(3), "arr": np.array([1, 2])})
+    assert out == {"t": [{"a": 1.0, "b": "x"}, {"a": None, "b": "y"}], "v": 2.5, "k": 3,
+                   "arr": [1, 2]}
+
+
+def test_write_report_is_self_contained(tmp_path):
+    fig = figures.inversion_bands(_targets())
+    table = pd.DataFrame({"model": ["nn"], "r2": [0.5]})
+    sections = [ReportSection("Site <skill>", text="First.\n\nSecond & last.",
+                              figures=[("bands", fig)], tables=[("scores", table)])]
+    path = write_report(tmp_path / "rep", title="Test", sections=sections,
+                        metrics={"site": table, "x": float("nan")})
+    doc = path.read_text()
+    assert path.name == "report.html"
+    assert "Site &lt;skill&gt;" in doc and "Second &amp; last." in doc
+    assert not re.search(r'(src|href)="(?!data:)', doc)  # nothing external
+    assert "<script" not in doc
+    png = re.search(r'src="data:image/png;base64,([^"]+)"', doc).group(1)
+    assert base64.b64decode(png)[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert metrics == {"site": [{"model": "nn", "r2": 0.5}], "x": None}
+    assert not list((tmp_path / "rep").glob(".*tmp"))
+
+
+def test_figures_are_not_registered_with_pyplot():
+    import matplotlib.pyplot as plt
+
+    before = len(plt.get_fignums())
+    assert isinstance(figures.global_series(global_annual({"a": _series(1)})), Figure)
+    assert len(plt.get_fignums()) == before
