@@ -130,3 +130,28 @@ def test_figures_are_not_registered_with_pyplot():
     before = len(plt.get_fignums())
     assert isinstance(figures.global_series(global_annual({"a": _series(1)})), Figure)
     assert len(plt.get_fignums()) == before
+
+
+def test_section_builders_feed_the_report(tmp_path):
+    from fluxbridge.evaluation.report import (
+        inversion_section,
+        regional_section,
+        site_skill_section,
+    )
+
+    site, site_tables = site_skill_section(_predictions(), ["nn", "rf"])
+    assert set(site_tables["by_scale"].model) == {"nn", "rf"}
+    assert any("FLUXCOM" in cap for cap, _ in site.tables)
+    ref = _series(10)
+    spread = ref.rename(columns={"nee_tgc": "nee_spread"}).assign(nee_spread=2.0)
+    reg, reg_tables = regional_section({"dual": ref, "site_only": _series(5)}, reference=ref,
+                                       spread=spread, truth=ref)
+    vs = reg_tables["vs_truth"]
+    assert np.allclose(vs[vs.model == "dual"].monthly_rmse, 0.0)
+    inv = inversion_section(_targets())
+    assert "4 inversion members" in inv.text
+    path = write_report(tmp_path, title="t", sections=[site, reg, inv],
+                        metrics={"site": site_tables, "regional": reg_tables})
+    doc = path.read_text()
+    assert doc.count("<figure>") == 1 + 2 + 1
+    assert json.loads((tmp_path / "metrics.json").read_text())["regional"]["global_annual"]

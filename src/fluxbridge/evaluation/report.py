@@ -169,3 +169,129 @@ def write_report(
     with atomic_path(path) as tmp:
         tmp.write_text(document, encoding="utf-8")
     return path
+
+
+FLUXCOM_NEE_SKILL = pd.DataFrame({
+    "scale": ["all", "across_site", "seasonal", "anomaly"],
+    "published_r2": ["< 0.5", "> 0.7", "> 0.7", "low (near 0)"],
+})
+"""Published FLUXCOM site-level NEE skill (Tramontana et al. 2016, Biogeosciences 13:4291),
+qualitative, as summarised in the project's issue #6."""
+
+
+def site_skill_section(predictions: pd.DataFrame, models: Sequence[str], *,
+                       title: str = "Site-level skill (cross-validation)",
+                       by_igbp: bool = True) -> tuple[ReportSection, dict[str, pd.DataFrame]]:
+    """Report section of site-level skill by time scale, with the FLUXCOM reference.
+
+    Parameters
+    ----------
+    predictions
+        Out-of-fold site predictions table [g m-2 d-1] (see :mod:`.metrics`).
+    models
+        Prediction columns to score.
+    title
+        Section heading.
+    by_igbp
+        Add the table by vegetation class.
+
+    Returns
+    -------
+    section, tables
+        The section and its metric tables (``"by_scale"``, optionally ``"by_igbp"``) for
+        ``metrics.json``.
+    """
+    from fluxbridge.evaluation.figures import site_scatter
+    from fluxbridge.evaluation.metrics import site_metrics
+
+    by_scale = site_metrics(predictions, models)
+    wide = by_scale.pivot(index="scale", columns="model", values="r2").reset_index()
+    wide = wide.merge(FLUXCOM_NEE_SKILL, on="scale", how="left")
+    tables: dict[str, pd.DataFrame] = {"by_scale": by_scale}
+    shown: list[pd.DataFrame | Captioned] = [
+        ("R² (modelling efficiency) by time scale, next to the published FLUXCOM NEE skill", wide),
+        ("All scores by model and time scale (RMSE and bias in g m-2 d-1)", by_scale),
+    ]
+    if by_igbp and "igbp" in predictions.columns:
+        by_class = site_metrics(predictions, models, by="igbp", scales=("all", "seasonal"))
+        tables["by_igbp"] = by_class
+        shown.append(("Scores by IGBP vegetation class", by_class))
+    n_sites = predictions["site"].nunique()
+    text = (f"Out-of-fold predictions of {n_sites} sites, grouped by site (no site is in the "
+            "training and test data of one fold). Time scales as FLUXCOM: all records; "
+            "across-site (site means); mean seasonal cycle; anomalies from it; interannual "
+            "(annual anomalies). R² is 1 - SSE/SST.")
+    figure = ("Predicted against observed NEE by time scale", site_scatter(predictions, models))
+    return ReportSection(title, text=text, tables=shown, figures=[figure]), tables
+
+
+def regional_section(series: Mapping[str, pd.DataFrame], *, reference: pd.DataFrame,
+                     spread: pd.DataFrame | None = None, truth: pd.DataFrame | None = None,
+                     title: str = "Regional NEE") -> tuple[ReportSection, dict[str, pd.DataFrame]]:
+    """Report section comparing regional series with the inversions (and the truth if known).
+
+    Parameters
+    ----------
+    series
+        Model name → ``region, time, nee_tgc`` [Tg month-1].
+    reference, spread
+        Corrected inversion ensemble mean and spread [Tg month-1].
+    truth
+        True regional totals (twin world) [Tg month-1], or ``None``.
+
+    Returns
+    -------
+    section, tables
+        The section and its tables (``"vs_inversions"``, ``"vs_truth"``, ``"global_annual"``).
+    """
+    from fluxbridge.evaluation.figures import global_series, regional_cycles
+    from fluxbridge.evaluation.regional import global_annual, regional_metrics
+
+    tables = {"vs_inversions": regional_metrics(series, reference, spread)}
+    shown: list[pd.DataFrame | Captioned] = [
+        ("Against the corrected inversion ensemble (Tg month-1, Tg yr-1)",
+         tables["vs_inversions"])]
+    if truth is not None:
+        tables["vs_truth"] = regional_metrics(series, truth)
+        shown.append(("Against the true regional totals", tables["vs_truth"]))
+    annual = global_annual(series)
+    tables["global_annual"] = annual
+    named = {"inversion mean": reference, **({"truth": truth} if truth is not None else {})}
+    ref_annual = global_annual(named)
+    figs = [("Mean seasonal cycles by region",
+             regional_cycles(series, reference=reference, spread=spread, truth=truth)),
+            ("Annual totals summed over the regions", global_series(annual, reference=ref_annual))]
+    text = ("Regional monthly totals of each model against the inversion ensemble corrected to "
+            "NEE. frac_in_spread is the fraction of region-months within one ensemble spread.")
+    return ReportSection(title, text=text, tables=shown, figures=figs), tables
+
+
+def inversion_section(targets: Any, *, title: str = "Top-down reference: inversion ensemble"
+                      ) -> ReportSection:
+    """Report section showing the inversion ensemble by region (members, mean, spread).
+
+    Parameters
+    ----------
+    targets
+        Canonical targets dataset (:mod:`fluxbridge.schema`), e.g. latitude bands from the
+        real GCB or zonal inversion files.
+    """
+    from fluxbridge.evaluation.figures import inversion_bands
+
+    members = int(targets.sizes.get("member", 0))
+    names = (targets["region_name"].values if "region_name" in targets.coords
+             else targets["region"].values)
+    mean = targets["nee_mean"]
+    spread = targets["nee_spread"]
+    summary = pd.DataFrame({
+        "region": [str(n) for n in names],
+        "mean_tgc_per_month": mean.mean("time").values,
+        "mean_spread_tgc_per_month": spread.mean("time").values,
+    })
+    corrections = targets.attrs.get("corrections", "none recorded")
+    text = (f"{members} inversion members read as regional monthly totals; the ensemble mean is "
+            "the top-down reference and the spread (standard deviation across members) its "
+            f"uncertainty. Corrections applied: {corrections}.")
+    return ReportSection(title, text=text, tables=[("Time means by region", summary)],
+                         figures=[("Inversion members, mean and ± spread",
+                                   inversion_bands(targets))])
