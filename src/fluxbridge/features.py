@@ -42,7 +42,7 @@ def _units(name: str) -> str:
 
 def _sw_in_pot(lat: np.ndarray, time: pd.DatetimeIndex) -> np.ndarray:
     """Potential shortwave radiation [W m-2], shape (n_time, n_lat)."""
-    doy = np.asarray(time.dayofyear, dtype=float)
+    doy = np.asarray(time.day_of_year, dtype=float)
     return sw_in_pot_daily(np.asarray(lat, dtype=float)[None, :], doy[:, None])
 
 

@@ -103,7 +103,7 @@ class FittedModel:
         the trees (XGBoost); mask rows yourself where that is not wanted.
         """
         X_raw = np.asarray(X_raw, dtype=np.float32)
-        igbp = np.asarray(igbp, dtype=np.int64)
+        igbp = np.array(igbp, dtype=np.int64)  # a writable copy for torch.from_numpy
         if X_raw.ndim != 2 or X_raw.shape[1] != len(self.feature_names):
             raise InputError(f"feature array of shape {X_raw.shape}", variable="X",
                              expected=f"(n, {len(self.feature_names)}) columns "
