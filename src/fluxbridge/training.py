@@ -1,0 +1,673 @@
+"""Training with the dual constraint: site error plus the regional error of a sparse operator.
+
+    L = mean_i w_i (f(x_i) − y_i)² / s_y²  +  λ mean_(r,m) (F̂_rm − μ_rm)² / σ_rm²
+
+``s_y`` is the weighted standard deviation of training NEE, ``F̂`` an estimate of the regional
+monthly total from :mod:`fluxbridge.operators`, ``μ`` and ``σ = max(spread, floor)`` the
+inversion ensemble's mean and spread. λ = 0 is the site-only (FLUXCOM-style) model.
+
+Also here: site-grouped and spatially blocked folds, cross-validation of the network and the
+baselines on identical folds, ensembles, early stopping and per-epoch checkpoints that resume.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+from tqdm.auto import tqdm
+
+from fluxbridge.errors import FluxbridgeError, InputError
+from fluxbridge.features import GridFeatures, Normaliser
+from fluxbridge.models.artifact import FittedModel
+from fluxbridge.models.baselines import fit_random_forest, fit_xgboost
+from fluxbridge.models.network import NEENet
+from fluxbridge.operators import (
+    Estimator,
+    RegionalOperator,
+    make_estimator,
+    squared_error,
+)
+from fluxbridge.outputs import atomic_path, code_version
+
+log = logging.getLogger(__name__)
+
+RESERVED_COLUMNS = frozenset({"site", "time", "igbp", "igbp_code", "lat", "lon", "nee",
+                              "weight", "fold"})
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything that sets how a model is trained (the integrator maps YAML into it).
+
+    Network: ``width``, ``depth``, ``activation``, ``dropout``, ``embed_dim`` (see
+    :class:`fluxbridge.models.network.NEENet`); optimisation: ``lr``, ``weight_decay``
+    (AdamW), ``batch_size`` (site samples per step), ``epochs``, ``patience`` (epochs without
+    improvement of the validation loss), ``val_fraction`` (share of training sites held out for
+    early stopping in :func:`train_ensemble`), ``n_ensemble``, ``seed``, ``device``
+    (``"auto"``: CUDA when torch sees a GPU).
+
+    Constraint: ``lambda_regional`` (λ), ``estimator``, ``K`` (cell-days per region-month),
+    ``sampling``, ``refresh_every`` (epochs between control-variate cache refreshes),
+    ``obs_per_step`` (region-months per step), ``square`` (``"unbiased"`` uses two independent
+    half-samples), ``sigma_floor`` (σ floor as a fraction of the median spread) and
+    ``sigma_floor_tg`` (absolute floor [Tg month-1]; the larger floor wins).
+
+    Baselines: ``rf_*`` and ``xgb_*`` parameters. ``features``: predictor columns (None: those
+    of the grid, else every non-reserved column of the samples).
+    """
+
+    width: int = 64
+    depth: int = 3
+    activation: str = "silu"
+    dropout: float = 0.0
+    embed_dim: int = 4
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    batch_size: int = 2048
+    epochs: int = 30
+    patience: int = 6
+    val_fraction: float = 0.15
+    n_ensemble: int = 1
+    seed: int = 0
+    device: str = "auto"
+    lambda_regional: float = 0.0
+    estimator: Literal["exact", "fixed", "resampled", "control_variate"] = "control_variate"
+    K: int = 64
+    sampling: Literal["uniform", "area", "stratified"] = "area"
+    refresh_every: int = 2
+    obs_per_step: int = 32
+    square: Literal["plain", "unbiased"] = "unbiased"
+    sigma_floor: float = 0.5
+    sigma_floor_tg: float = 0.0
+    rf_n_estimators: int = 100
+    rf_min_samples_leaf: int = 5
+    xgb_n_estimators: int = 300
+    xgb_max_depth: int = 6
+    xgb_learning_rate: float = 0.05
+    features: tuple[str, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dictionary."""
+        d = dataclasses.asdict(self)
+        d["features"] = None if self.features is None else list(self.features)
+        return d
+
+
+class TrainingInterrupted(FluxbridgeError):
+    """Raised by :func:`train_network` when ``stop_after_epochs`` is reached (for resume tests
+    and time-boxed runs); the checkpoint of the last finished epoch is on disk."""
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def feature_columns(samples: pd.DataFrame, settings: TrainSettings,
+                    grid: GridFeatures | None = None) -> list[str]:
+    """The predictor columns used for training (see :class:`TrainSettings`)."""
+    if settings.features is not None:
+        names = list(settings.features)
+    elif grid is not None:
+        names = list(grid.feature_names)
+    else:
+        names = [c for c in samples.columns if c not in RESERVED_COLUMNS]
+    missing = [n for n in names if n not in samples.columns]
+    if missing or not names:
+        raise InputError("samples lack feature columns", variable=", ".join(missing) or "features",
+                         expected="one column per feature (see fluxbridge.features.site_samples)")
+    if grid is not None and list(grid.feature_names) != names:
+        raise InputError(f"grid features {grid.feature_names} differ from {names}",
+                         variable="features", expected="the same features in the same order")
+    return names
+
+
+def _check_samples(samples: pd.DataFrame) -> None:
+    for name in ("site", "nee", "weight", "igbp_code"):
+        if name not in samples.columns:
+            raise InputError("samples table lacks a column", variable=name,
+                             expected="the table of fluxbridge.features.site_samples")
+
+
+def _rows_of(samples: pd.DataFrame, sites: Sequence[str] | np.ndarray) -> np.ndarray:
+    mask = samples["site"].isin(list(np.asarray(sites).astype(str))).to_numpy()
+    return np.flatnonzero(mask & np.isfinite(samples["nee"].to_numpy(dtype=float)))
+
+
+class Trainer:
+    """State of one network's training: data on the device, model, optimiser, operator.
+
+    Built by :func:`train_network`; exposed for benchmarks that time single steps.
+
+    Parameters are those of :func:`train_network`.
+    """
+
+    def __init__(self, samples: pd.DataFrame, settings: TrainSettings, *,
+                 train_sites: Sequence[str] | np.ndarray,
+                 val_sites: Sequence[str] | np.ndarray | None = None,
+                 grid: GridFeatures | None = None, targets: xr.Dataset | None = None,
+                 regions: xr.Dataset | None = None) -> None:
+        _check_samples(samples)
+        self.settings = s = settings
+        self.device = _device(s.device)
+        self.features = feature_columns(samples, s, grid)
+        train_rows = _rows_of(samples, train_sites)
+        if train_rows.size == 0:
+            raise InputError("no sample with finite NEE at the training sites",
+                             variable="train_sites", expected="sites present in the samples")
+        self.normaliser = Normaliser.fit(samples.iloc[train_rows], self.features)
+        x, c, y, w = self._tensors(samples, train_rows)
+        self.x, self.c, self.y, self.w = x, c, y, w
+        wy = w.cpu().double()
+        yy = y.cpu().double()
+        y_mean = float((wy * yy).sum() / wy.sum().clamp_min(1e-12))
+        y_scale = float(torch.sqrt((wy * (yy - y_mean) ** 2).sum() / wy.sum().clamp_min(1e-12)))
+        self.s_y = y_scale if y_scale > 0 else 1.0
+        self.val = None
+        if val_sites is not None and len(val_sites):
+            val_rows = _rows_of(samples, val_sites)
+            if val_rows.size:
+                self.val = self._tensors(samples, val_rows)
+
+        torch.manual_seed(s.seed)
+        self.model = NEENet(len(self.features), width=s.width, depth=s.depth,
+                            activation=s.activation, dropout=s.dropout, embed_dim=s.embed_dim)
+        self.model.set_target_scaling(y_mean, self.s_y)
+        self.model.to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=s.lr,
+                                           weight_decay=s.weight_decay)
+        self.rng = np.random.default_rng(s.seed)
+        self.obs_rng = np.random.default_rng([s.seed, 1])
+        self.grid = grid
+        self.operator: RegionalOperator | None = None
+        self.estimator: Estimator | None = None
+        if s.lambda_regional > 0:
+            self._build_operator(grid, targets, regions)
+
+    def _tensors(self, samples: pd.DataFrame, rows: np.ndarray
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        df = samples.iloc[rows]
+        X = df[self.features].to_numpy(dtype=np.float32, na_value=np.nan)
+        return (torch.from_numpy(self.normaliser.transform(X)).to(self.device),
+                torch.as_tensor(df["igbp_code"].to_numpy(dtype=np.int64), device=self.device),
+                torch.as_tensor(df["nee"].to_numpy(dtype=np.float32), device=self.device),
+                torch.as_tensor(np.nan_to_num(df["weight"].to_numpy(dtype=np.float32)),
+                                device=self.device))
+
+    def _build_operator(self, grid: GridFeatures | None, targets: xr.Dataset | None,
+                        regions: xr.Dataset | None) -> None:
+        s = self.settings
+        for name, value in (("grid", grid), ("targets", targets), ("regions", regions)):
+            if value is None:
+                raise InputError(f"lambda_regional = {s.lambda_regional} needs {name}",
+                                 variable=name, expected="grid features, targets and regions "
+                                 "(or lambda_regional = 0 for a site-only model)")
+        assert grid is not None and targets is not None and regions is not None
+        self.operator = RegionalOperator(regions, grid.times, grid.lat_index, grid.lon_index)
+        matched = self.operator.match_targets(targets)
+        spread = matched["spread"].to_numpy(dtype=float)
+        floor = max(s.sigma_floor * float(np.median(spread)), s.sigma_floor_tg)
+        sigma = np.maximum(spread, floor)
+        if not np.all(sigma > 0):
+            raise InputError("zero inversion spread and no floor", variable="nee_spread",
+                             expected="a positive sigma_floor or sigma_floor_tg")
+        self.obs_ids = matched["obs"].to_numpy(dtype=np.int64)
+        self.mu = torch.as_tensor(matched["mu"].to_numpy(), dtype=torch.float32,
+                                  device=self.device)
+        self.sigma = torch.as_tensor(sigma, dtype=torch.float32, device=self.device)
+        n_rep = 2 if s.square == "unbiased" and s.estimator != "exact" else 1
+        self.estimator = make_estimator(s.estimator, self.operator, K=s.K, sampling=s.sampling,
+                                        strata=grid.igbp_code, n_rep=n_rep, seed=s.seed)
+        log.info("regional constraint: %d region-months, estimator %s, K = %d, sigma floor "
+                 "%.3g Tg", self.obs_ids.size, s.estimator, s.K, floor)
+
+    # -- losses -----------------------------------------------------------------------------
+    def site_loss(self, idx: torch.Tensor, data: tuple[torch.Tensor, ...] | None = None
+                  ) -> torch.Tensor:
+        """Weighted squared site error over rows ``idx``, in units of s_y²."""
+        x, c, y, w = data or (self.x, self.c, self.y, self.w)
+        pred = self.model(x[idx], c[idx])
+        return (w[idx] * (pred - y[idx]) ** 2).mean() / self.s_y**2
+
+    def predict_cells(self, time_idx: np.ndarray, cell_idx: np.ndarray) -> torch.Tensor:
+        """Model NEE [g m-2 d-1] at (time, cell) pairs of the grid (differentiable)."""
+        assert self.grid is not None
+        X, igbp = self.grid.take(time_idx, cell_idx)
+        x = torch.from_numpy(self.normaliser.transform(X)).to(self.device)
+        return self.model(x, torch.as_tensor(igbp, device=self.device))
+
+    def regional_loss(self) -> tuple[torch.Tensor, int]:
+        """Regional error of ``obs_per_step`` random region-months, in units of σ², and the
+        number of (cell, day) predictions it took."""
+        assert self.estimator is not None
+        s = self.settings
+        n = min(s.obs_per_step, self.obs_ids.size)
+        pick = self.obs_rng.choice(self.obs_ids.size, size=n, replace=False)
+        sample = self.estimator.draw(self.obs_ids[pick], self.obs_rng)
+        pred = self.predict_cells(sample.time_idx, sample.cell_idx)
+        est = self.estimator.estimate(pred, sample)
+        err = squared_error(est, self.mu[pick]) / self.sigma[pick] ** 2
+        return err.mean(), len(sample)
+
+    def refresh_cache(self) -> None:
+        """Recompute the control variate's cached full-grid prediction from the model."""
+        assert self.grid is not None and self.estimator is not None
+        self.estimator.set_cache(self.predict_grid())
+
+    def predict_grid(self, chunk_rows: int = 1 << 18) -> np.ndarray:
+        """The model over every (time, cell) of the grid, (n_time, n_cell) [g m-2 d-1]."""
+        assert self.grid is not None
+        g = self.grid
+        n_time, n_cell, n_feat = g.values.shape
+        out = np.empty((n_time, n_cell), dtype=np.float32)
+        per = max(1, chunk_rows // n_cell)
+        codes = torch.as_tensor(g.igbp_code, device=self.device)
+        was = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            for t0 in range(0, n_time, per):
+                t1 = min(n_time, t0 + per)
+                X = self.normaliser.transform(g.values[t0:t1].reshape(-1, n_feat))
+                pred = self.model(torch.from_numpy(X).to(self.device),
+                                  codes.repeat(t1 - t0))
+                out[t0:t1] = pred.reshape(t1 - t0, n_cell).cpu().numpy()
+        self.model.train(was)
+        return out
+
+    def step(self, idx: torch.Tensor) -> dict[str, float]:
+        """One optimiser step on site rows ``idx`` (plus the regional term when λ > 0)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.site_loss(idx)
+        out = {"site": float(loss.detach())}
+        if self.estimator is not None:
+            reg, _ = self.regional_loss()
+            loss = loss + self.settings.lambda_regional * reg
+            out["regional"] = float(reg.detach())
+        loss.backward()
+        self.optimizer.step()
+        return out
+
+    def epoch(self) -> dict[str, float]:
+        """One pass over the training rows in random batches; mean losses."""
+        self.model.train()
+        n = self.x.shape[0]
+        order = self.rng.permutation(n)
+        sums: dict[str, float] = {}
+        steps = 0
+        for start in range(0, n, self.settings.batch_size):
+            idx = torch.as_tensor(order[start:start + self.settings.batch_size],
+                                  device=self.device)
+            for k, v in self.step(idx).items():
+                sums[k] = sums.get(k, 0.0) + v
+            steps += 1
+        return {k: v / steps for k, v in sums.items()}
+
+    def val_loss(self) -> float | None:
+        """Site loss on the validation sites (None without validation sites)."""
+        if self.val is None:
+            return None
+        self.model.eval()
+        with torch.no_grad():
+            all_rows = torch.arange(self.val[0].shape[0], device=self.device)
+            value = float(self.site_loss(all_rows, self.val))
+        self.model.train()
+        return value
+
+    def fitted(self, state: dict[str, torch.Tensor], name: str, train_sites: Sequence[str],
+               provenance: dict[str, Any]) -> FittedModel:
+        """The trained network with the given state as a :class:`FittedModel`."""
+        model = copy.deepcopy(self.model).cpu()
+        model.load_state_dict(state)
+        model.eval()
+        return FittedModel(kind="nn", feature_names=self.features, normaliser=self.normaliser,
+                           estimator=model, config=self.settings.to_dict(),
+                           provenance={"code_version": code_version(),
+                                       "n_train_sites": len(train_sites), **provenance},
+                           name=name)
+
+
+def _fingerprint(settings: TrainSettings, train_sites: Sequence[str],
+                 val_sites: Sequence[str] | None) -> str:
+    payload = json.dumps([settings.to_dict(), sorted(map(str, train_sites)),
+                          sorted(map(str, val_sites or []))], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _save_checkpoint(path: Path, trainer: Trainer, state: dict[str, Any]) -> None:
+    payload = {
+        **state,
+        "model": _cpu_state(trainer.model),
+        "optimizer": trainer.optimizer.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "rng": json.dumps(trainer.rng.bit_generator.state),
+        "obs_rng": json.dumps(trainer.obs_rng.bit_generator.state),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _load_checkpoint(path: Path, trainer: Trainer, fingerprint: str) -> dict[str, Any]:
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if ckpt.get("fingerprint") != fingerprint:
+        raise InputError("checkpoint belongs to another configuration or site split",
+                         path=path, variable="checkpoint",
+                         expected="the same settings and sites, or an empty checkpoint_dir")
+    trainer.model.load_state_dict(ckpt["model"])
+    trainer.optimizer.load_state_dict(ckpt["optimizer"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    trainer.rng.bit_generator.state = json.loads(ckpt["rng"])
+    trainer.obs_rng.bit_generator.state = json.loads(ckpt["obs_rng"])
+    return ckpt
+
+
+def train_network(samples: pd.DataFrame, settings: TrainSettings, *,
+                  train_sites: Sequence[str] | np.ndarray,
+                  val_sites: Sequence[str] | np.ndarray | None = None,
+                  grid: GridFeatures | None = None, targets: xr.Dataset | None = None,
+                  regions: xr.Dataset | None = None, checkpoint_dir: str | Path | None = None,
+                  progress: bool = True, name: str = "nn",
+                  stop_after_epochs: int | None = None) -> FittedModel:
+    """Train one network with the site term and, when λ > 0, the regional term.
+
+    Parameters
+    ----------
+    samples
+        Site samples (:func:`fluxbridge.features.site_samples`): ``site``, features,
+        ``igbp_code``, ``nee`` [g m-2 d-1], ``weight`` [1].
+    settings
+        Training settings.
+    train_sites, val_sites
+        Sites to fit on and sites for early stopping (none: run all epochs, keep the last).
+    grid, targets, regions
+        Gridded features of the land cells, canonical targets (``nee_mean``, ``nee_spread``
+        [Tg month-1]) and regions; needed when ``settings.lambda_regional > 0``.
+    checkpoint_dir
+        Directory of the per-epoch checkpoint; a rerun with the same directory, settings and
+        sites resumes where the last run stopped and ends with the same weights.
+    progress
+        Show a progress bar over epochs.
+    name
+        Label of the returned model.
+    stop_after_epochs
+        Raise :class:`TrainingInterrupted` after this many epochs of this call.
+
+    Returns
+    -------
+    FittedModel
+        ``kind="nn"`` with the state of the best validation epoch (or the last one);
+        ``provenance`` holds the epochs run and the loss history.
+    """
+    s = settings
+    train_sites = list(np.asarray(train_sites).astype(str))
+    val_list = None if val_sites is None else list(np.asarray(val_sites).astype(str))
+    if s.device == "auto" and not torch.cuda.is_available():
+        torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    trainer = Trainer(samples, s, train_sites=train_sites, val_sites=val_list, grid=grid,
+                      targets=targets, regions=regions)
+    fingerprint = _fingerprint(s, train_sites, val_list)
+    path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME
+    state: dict[str, Any] = {"fingerprint": fingerprint, "epoch": 0, "best_val": float("inf"),
+                             "best_epoch": 0, "bad_epochs": 0, "done": False,
+                             "best_state": _cpu_state(trainer.model), "cache_state": None,
+                             "history": "[]"}
+    if path is not None and path.exists():
+        ckpt = _load_checkpoint(path, trainer, fingerprint)
+        state.update({k: ckpt[k] for k in state})
+        log.info("resuming %s from epoch %d (%s)", name, state["epoch"], path)
+        if state["cache_state"] is not None and trainer.estimator is not None:
+            current = _cpu_state(trainer.model)
+            trainer.model.load_state_dict(state["cache_state"])
+            trainer.refresh_cache()
+            trainer.model.load_state_dict(current)
+    history = json.loads(state["history"])
+    bar = tqdm(total=s.epochs, initial=state["epoch"], desc=f"train {name}", disable=not progress,
+               leave=False)
+    epochs_this_call = 0
+    while not state["done"] and state["epoch"] < s.epochs:
+        epoch = state["epoch"]
+        if trainer.estimator is not None and trainer.estimator.needs_cache() \
+                and epoch % s.refresh_every == 0:
+            trainer.refresh_cache()
+            state["cache_state"] = _cpu_state(trainer.model)
+        losses = trainer.epoch()
+        val = trainer.val_loss()
+        losses["val"] = val
+        history.append(losses)
+        state["epoch"] = epoch + 1
+        if val is None or val < state["best_val"]:
+            state["best_val"] = float("inf") if val is None else val
+            state["best_epoch"] = epoch + 1
+            state["best_state"] = _cpu_state(trainer.model)
+            state["bad_epochs"] = 0
+        else:
+            state["bad_epochs"] += 1
+        if state["bad_epochs"] >= s.patience or state["epoch"] >= s.epochs:
+            state["done"] = True
+        state["history"] = json.dumps(history)
+        if path is not None:
+            _save_checkpoint(path, trainer, state)
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items() if v is not None})
+        epochs_this_call += 1
+        if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs \
+                and not state["done"]:
+            bar.close()
+            raise TrainingInterrupted(f"stopped after {epochs_this_call} epochs as asked")
+    bar.close()
+    return trainer.fitted(state["best_state"], name, train_sites, {
+        "seed": s.seed, "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
+        "val_sites": val_list or [], "history": history,
+    })
+
+
+def split_validation(train_sites: Sequence[str] | np.ndarray, fraction: float, seed: int
+                     ) -> tuple[list[str], list[str]]:
+    """Random ``fraction`` of sites held out for early stopping (none when fewer than 5 sites).
+
+    Returns
+    -------
+    fit_sites, val_sites
+    """
+    sites = np.unique(np.asarray(train_sites).astype(str))
+    n_val = round(fraction * sites.size) if sites.size >= 5 else 0
+    if n_val == 0:
+        return list(sites), []
+    val = np.random.default_rng([seed, 7]).choice(sites, size=max(1, n_val), replace=False)
+    return [x for x in sites if x not in set(val)], sorted(val)
+
+
+def train_ensemble(samples: pd.DataFrame, settings: TrainSettings, *,
+                   train_sites: Sequence[str] | np.ndarray, grid: GridFeatures | None = None,
+                   targets: xr.Dataset | None = None, regions: xr.Dataset | None = None,
+                   checkpoint_dir: str | Path | None = None, progress: bool = True,
+                   name: str = "nn") -> list[FittedModel]:
+    """``settings.n_ensemble`` networks with seeds ``seed + i``, each early-stopped on its own
+    random ``val_fraction`` of the training sites; checkpoints in ``checkpoint_dir/member{i}``.
+    """
+    members = []
+    for i in range(settings.n_ensemble):
+        member = dataclasses.replace(settings, seed=settings.seed + i)
+        fit_sites, val_sites = split_validation(train_sites, settings.val_fraction, member.seed)
+        members.append(train_network(
+            samples, member, train_sites=fit_sites, val_sites=val_sites, grid=grid,
+            targets=targets, regions=regions, progress=progress, name=name,
+            checkpoint_dir=None if checkpoint_dir is None
+            else Path(checkpoint_dir) / f"member{i}"))
+    return members
+
+
+def train_baseline(kind: str, samples: pd.DataFrame, settings: TrainSettings, *,
+                   train_sites: Sequence[str] | np.ndarray, name: str | None = None
+                   ) -> FittedModel:
+    """A FLUXCOM-style baseline (``"rf"`` or ``"xgboost"``) on the training sites' samples."""
+    _check_samples(samples)
+    features = feature_columns(samples, settings)
+    rows = _rows_of(samples, train_sites)
+    if rows.size == 0:
+        raise InputError("no sample with finite NEE at the training sites",
+                         variable="train_sites", expected="sites present in the samples")
+    df = samples.iloc[rows]
+    X = df[features].to_numpy(dtype=np.float32, na_value=np.nan)
+    y = df["nee"].to_numpy(dtype=np.float64)
+    w = np.nan_to_num(df["weight"].to_numpy(dtype=np.float64))
+    igbp = df["igbp_code"].to_numpy(dtype=np.int64)
+    s = settings
+    if kind == "rf":
+        est = fit_random_forest(X, y, w, igbp, seed=s.seed, n_estimators=s.rf_n_estimators,
+                                min_samples_leaf=s.rf_min_samples_leaf)
+    elif kind == "xgboost":
+        est = fit_xgboost(X, y, w, igbp, seed=s.seed, n_estimators=s.xgb_n_estimators,
+                          max_depth=s.xgb_max_depth, learning_rate=s.xgb_learning_rate)
+    else:
+        raise InputError(f"unknown baseline {kind!r}", variable="kind",
+                         expected="'rf' or 'xgboost'")
+    return FittedModel(kind=kind, feature_names=features, normaliser=None, estimator=est,
+                       config=s.to_dict(), name=name or kind,
+                       provenance={"code_version": code_version(), "seed": s.seed,
+                                   "n_train_sites": int(df["site"].nunique())})
+
+
+def make_folds(samples: pd.DataFrame, k: int, kind: Literal["site", "spatial"] = "site",
+               seed: int = 0, block_deg: float = 10.0) -> pd.Series:
+    """Assign every site to one of ``k`` folds.
+
+    Parameters
+    ----------
+    samples
+        Table with ``site`` (and ``lat``, ``lon`` [degree] for spatial folds).
+    k
+        Number of folds.
+    kind
+        ``"site"``: sites shuffled and dealt round-robin (leave-site-out);
+        ``"spatial"``: ``block_deg`` × ``block_deg`` latitude-longitude blocks shuffled and dealt
+        round-robin, every site in its block's fold (neighbours never straddle train and test).
+    seed
+        Seed of the shuffle.
+    block_deg
+        Block size [degree] of spatial folds.
+
+    Returns
+    -------
+    pd.Series
+        Fold (0..k-1) indexed by site, named ``fold``.
+    """
+    sites = samples.drop_duplicates("site").set_index("site")
+    n = len(sites)
+    if k < 2:
+        raise InputError(f"k = {k} folds", variable="folds", expected="at least 2")
+    rng = np.random.default_rng(seed)
+    if kind == "site":
+        if n < k:
+            raise InputError(f"{n} sites for {k} folds", variable="folds",
+                             expected=f"at most {n} folds")
+        fold = np.empty(n, dtype=np.int64)
+        fold[rng.permutation(n)] = np.arange(n) % k
+    elif kind == "spatial":
+        for col in ("lat", "lon"):
+            if col not in sites.columns:
+                raise InputError("samples lack site coordinates", variable=col,
+                                 expected="lat and lon columns for spatial folds")
+        block = (np.floor(sites["lat"].to_numpy() / block_deg).astype(np.int64) * 10_000
+                 + np.floor(sites["lon"].to_numpy() / block_deg).astype(np.int64))
+        blocks, inverse = np.unique(block, return_inverse=True)
+        if blocks.size < k:
+            raise InputError(f"{blocks.size} spatial blocks of {block_deg} degrees for {k} "
+                             "folds", variable="folds",
+                             expected="fewer folds or smaller blocks")
+        block_fold = np.empty(blocks.size, dtype=np.int64)
+        block_fold[rng.permutation(blocks.size)] = np.arange(blocks.size) % k
+        fold = block_fold[inverse]
+    else:
+        raise InputError(f"unknown fold kind {kind!r}", variable="split",
+                         expected="'site' or 'spatial'")
+    return pd.Series(fold, index=pd.Index(sites.index.astype(str), name="site"), name="fold")
+
+
+def cross_validate(samples: pd.DataFrame, settings: TrainSettings, *,
+                   kinds: Sequence[str] = ("nn", "rf", "xgboost"),
+                   folds: pd.Series | None = None, k: int = 5,
+                   grid: GridFeatures | None = None, targets: xr.Dataset | None = None,
+                   regions: xr.Dataset | None = None, checkpoint_dir: str | Path | None = None,
+                   progress: bool = True) -> pd.DataFrame:
+    """Out-of-fold predictions of the network and the baselines, all on the same folds.
+
+    Parameters
+    ----------
+    samples
+        Site samples (:func:`fluxbridge.features.site_samples`).
+    settings
+        Training settings (λ > 0 trains the network with the regional term; needs ``grid``,
+        ``targets`` and ``regions``).
+    kinds
+        ``"nn"`` (an ensemble of ``settings.n_ensemble``, averaged), ``"rf"``, ``"xgboost"``.
+    folds
+        Fold per site (:func:`make_folds`); by default ``make_folds(samples, k, "site", seed)``.
+    checkpoint_dir
+        Network checkpoints go to ``checkpoint_dir/fold{f}/member{i}``.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per sample with finite NEE: ``site``, ``time``, ``fold``, ``igbp``,
+        ``observed`` [g m-2 d-1], ``weight`` [1] and one column per kind [g m-2 d-1].
+    """
+    _check_samples(samples)
+    folds = make_folds(samples, k, "site", settings.seed) if folds is None else folds
+    data = samples[np.isfinite(samples["nee"].to_numpy(dtype=float))].reset_index(drop=True)
+    site = data["site"].astype(str)
+    missing = sorted(set(site) - set(folds.index.astype(str)))
+    if missing:
+        raise InputError(f"no fold for sites {missing[:5]}", variable="folds",
+                         expected="a fold for every site (see make_folds)")
+    fold_of = site.map(folds.rename(index=str)).to_numpy(dtype=np.int64)
+    out = pd.DataFrame({"site": site, "time": data["time"] if "time" in data else pd.NaT,
+                        "fold": fold_of,
+                        "igbp": data["igbp"] if "igbp" in data else data["igbp_code"],
+                        "observed": data["nee"].to_numpy(dtype=float),
+                        "weight": data["weight"].to_numpy(dtype=float)})
+    for kind in kinds:
+        out[kind] = np.nan
+    for f in tqdm(np.unique(folds.to_numpy()), desc="cross-validation", disable=not progress):
+        train_sites = sorted(folds.index[folds.to_numpy() != f].astype(str))
+        test = fold_of == f
+        if not test.any():
+            continue
+        test_df = data[test]
+        for kind in kinds:
+            if kind == "nn":
+                members = train_ensemble(
+                    samples, settings, train_sites=train_sites, grid=grid, targets=targets,
+                    regions=regions, progress=progress, name=f"nn_fold{f}",
+                    checkpoint_dir=None if checkpoint_dir is None
+                    else Path(checkpoint_dir) / f"fold{f}")
+                pred = np.mean([m.predict_frame(test_df) for m in members], axis=0)
+            else:
+                pred = train_baseline(kind, samples, settings,
+                                      train_sites=train_sites).predict_frame(test_df)
+            out.loc[test, kind] = pred
+        log.info("fold %s: %d test sites, %d samples", f, int(site[test].nunique()),
+                 int(test.sum()))
+    out.attrs["units"] = {"observed": "g m-2 d-1", "weight": "1",
+                          **{kind: "g m-2 d-1" for kind in kinds}}
+    out.attrs["long_name"] = "out-of-fold NEE predictions, positive to the atmosphere"
+    return out

@@ -1,0 +1,223 @@
+"""Observation operator and its estimators: exactness, unbiasedness, control-variate identity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from fluxbridge.aggregation import regional_totals
+from fluxbridge.errors import InputError
+from fluxbridge.operators import (
+    ControlVariateEstimator,
+    ExactEstimator,
+    FixedEstimator,
+    RegionalOperator,
+    ResampledEstimator,
+    make_estimator,
+    squared_error,
+)
+from fluxbridge.regions import builtin_regions
+
+N_DRAWS = 300
+
+
+@pytest.fixture(scope="module")
+def regions() -> xr.Dataset:
+    return builtin_regions("transcom_like", 10.0)
+
+
+@pytest.fixture(scope="module")
+def times() -> pd.DatetimeIndex:
+    return pd.date_range("2001-01-01", "2001-12-31", freq="D")
+
+
+@pytest.fixture(scope="module")
+def op(regions, times) -> RegionalOperator:
+    return RegionalOperator(regions, times)
+
+
+@pytest.fixture(scope="module")
+def field(op) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    seasonal = np.sin(np.arange(op.n_time) / 58.0)[:, None]
+    return 1.0 + seasonal * rng.normal(1, 0.5, op.n_cell)[None, :] + rng.normal(
+        0, 0.7, (op.n_time, op.n_cell))
+
+
+@pytest.fixture(scope="module")
+def strata(op) -> np.ndarray:
+    return np.random.default_rng(2).integers(1, 5, op.n_cell)
+
+
+def _estimates(est, field: np.ndarray, rng: np.random.Generator, obs=None) -> np.ndarray:
+    obs = np.arange(est.operator.n_obs) if obs is None else obs
+    sample = est.draw(obs, rng)
+    pred = torch.as_tensor(field.ravel()[sample.col])
+    return est.estimate(pred, sample).numpy()
+
+
+def test_exact_equals_regional_totals(op, regions, times, field):
+    full = np.zeros((times.size, *regions["region"].shape))
+    full[:, op.lat_index, op.lon_index] = field
+    da = xr.DataArray(full, dims=("time", "lat", "lon"),
+                      coords={"time": times, "lat": regions["lat"], "lon": regions["lon"]})
+    reference = regional_totals(da, regions)
+    ours = op.to_dataarray(op.exact(field))
+    ours, reference = xr.align(ours, reference, join="exact")
+    np.testing.assert_allclose(ours.values, reference.values, rtol=1e-10)
+    assert ours.attrs["units"] == "Tg month-1"
+
+
+def test_exact_estimator_equals_full_sum(op, field):
+    est = ExactEstimator(op)
+    obs = np.array([3, 0, 17])
+    np.testing.assert_allclose(_estimates(est, field, None, obs)[0], op.exact(field)[obs],
+                               rtol=1e-10)
+
+
+def test_constant_flux_integrates_to_area_times_days(op, regions):
+    totals = op.to_dataarray(op.exact(np.full((op.n_time, op.n_cell), 2.0)))
+    land = (regions["cell_area"] * regions["land_fraction"]).where(regions["region"] == 11)
+    days = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+    expected = 2.0 * float(land.sum()) * days / 1e12
+    np.testing.assert_allclose(totals.sel(region=11).values, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("sampling", ["uniform", "area", "stratified"])
+def test_horvitz_thompson_unbiased(op, field, strata, sampling):
+    est = ResampledEstimator(op, K=8, sampling=sampling, strata=strata)
+    rng = np.random.default_rng(3)
+    draws = np.stack([_estimates(est, field, rng)[0] for _ in range(N_DRAWS)])
+    exact = op.exact(field)
+    se = draws.std(axis=0, ddof=1) / np.sqrt(N_DRAWS)
+    z = (draws.mean(axis=0) - exact) / se
+    assert np.all(np.abs(z) < 5), np.abs(z).max()
+    assert np.all(draws.std(axis=0) > 0)  # really random
+
+
+def test_fixed_keeps_its_draw_and_is_unbiased_over_draws(op, field):
+    est = FixedEstimator(op, K=8, seed=5)
+    rng = np.random.default_rng(0)
+    a, b = _estimates(est, field, rng), _estimates(est, field, rng)
+    np.testing.assert_array_equal(a, b)
+    sub = _estimates(est, field, rng, obs=np.array([7, 2]))
+    np.testing.assert_array_equal(sub[0], a[0][[7, 2]])
+    over_seeds = np.stack([_estimates(FixedEstimator(op, K=8, seed=s), field, rng)[0]
+                           for s in range(100)])
+    se = over_seeds.std(axis=0, ddof=1) / 10
+    assert np.all(np.abs(over_seeds.mean(axis=0) - op.exact(field)) < 5 * se)
+
+
+def test_control_variate_exact_when_model_equals_cache(op, field):
+    est = ControlVariateEstimator(op, K=4, sampling="uniform")
+    est.set_cache(field)
+    got = _estimates(est, field.astype(np.float32), np.random.default_rng(4))[0]
+    np.testing.assert_allclose(got, op.exact(field.astype(np.float32)), rtol=1e-5)
+
+
+def test_control_variate_unbiased_and_less_variable(op, field):
+    rng = np.random.default_rng(5)
+    cache = field + rng.normal(0, 0.1, field.shape)  # a slightly stale model
+    cv = ControlVariateEstimator(op, K=8)
+    cv.set_cache(cache)
+    plain = ResampledEstimator(op, K=8)
+    cv_draws = np.stack([_estimates(cv, field, rng)[0] for _ in range(N_DRAWS)])
+    ht_draws = np.stack([_estimates(plain, field, rng)[0] for _ in range(N_DRAWS)])
+    exact = op.exact(field)
+    se = cv_draws.std(axis=0, ddof=1) / np.sqrt(N_DRAWS)
+    assert np.all(np.abs(cv_draws.mean(axis=0) - exact) < 5 * se + 1e-6 * np.abs(exact))
+    assert np.median(cv_draws.std(axis=0) / ht_draws.std(axis=0)) < 0.5
+
+
+def test_gradient_of_sparse_estimate_is_unbiased(op, field):
+    rng = np.random.default_rng(6)
+    x = torch.as_tensor(np.stack([field, np.sqrt(np.abs(field))], axis=-1).reshape(-1, 2))
+    theta = torch.tensor([0.7, -0.3], dtype=torch.float64, requires_grad=True)
+    coef = torch.as_tensor(rng.normal(size=op.n_obs))
+    obs = np.arange(op.n_obs)
+
+    def grad(est) -> np.ndarray:
+        sample = est.draw(obs, rng)
+        f = torch.tanh(x[sample.col] @ theta)
+        (g,) = torch.autograd.grad((est.estimate(f, sample)[0] * coef).sum(), theta)
+        return g.numpy()
+
+    exact = grad(ExactEstimator(op))
+    draws = np.stack([grad(ResampledEstimator(op, K=8)) for _ in range(N_DRAWS)])
+    se = draws.std(axis=0, ddof=1) / np.sqrt(N_DRAWS)
+    assert np.all(np.abs(draws.mean(axis=0) - exact) < 5 * se)
+
+
+def test_unbiased_square_against_plain_square(op, field):
+    rng = np.random.default_rng(7)
+    obs = np.arange(12)
+    exact = op.exact(field)[obs]
+    mu = torch.as_tensor(exact + 5.0)
+    truth = (exact - mu.numpy()) ** 2
+    two = ResampledEstimator(op, K=4, n_rep=2)
+    one = ResampledEstimator(op, K=2)  # same draws per replicate as each half above
+    unbiased = np.stack([squared_error(torch.as_tensor(_estimates(two, field, rng, obs)), mu)
+                         .numpy() for _ in range(2000)])
+    plain = np.stack([squared_error(torch.as_tensor(_estimates(one, field, rng, obs)), mu)
+                      .numpy() for _ in range(2000)])
+    se_u = unbiased.std(axis=0, ddof=1) / np.sqrt(2000)
+    assert np.all(np.abs(unbiased.mean(axis=0) - truth) < 5 * se_u)
+    # the plain square overshoots by the estimate's variance
+    se_p = plain.std(axis=0, ddof=1) / np.sqrt(2000)
+    assert np.mean(plain.mean(axis=0) - truth > 3 * se_p) > 0.5
+
+
+def test_sample_sizes_and_replicates(op, strata):
+    rng = np.random.default_rng(8)
+    obs = np.array([1, 5, 9])
+    for sampling in ("uniform", "area"):
+        sample = make_estimator("resampled", op, K=16, sampling=sampling, n_rep=2).draw(obs, rng)
+        assert len(sample) == 16 * obs.size
+        assert np.bincount(sample.rep).tolist() == [8 * obs.size] * 2
+    strat = make_estimator("resampled", op, K=16, sampling="stratified", strata=strata)
+    sample = strat.draw(obs, rng)
+    assert np.all(np.bincount(sample.obs) >= 16 - 4)
+    # every draw lies in its own row
+    assert np.all(op.matrix[obs[sample.obs], sample.col].A1 > 0)
+
+
+def test_partial_months_and_monthly_times(regions):
+    t = pd.date_range("2001-01-15", "2001-04-30", freq="D")
+    op = RegionalOperator(regions, t)
+    months = pd.DatetimeIndex(op.obs_index["time"]).month
+    assert set(months) == {2, 3, 4}
+    monthly = RegionalOperator(regions, pd.date_range("2001-01-01", periods=3, freq="MS"))
+    daily = RegionalOperator(regions, pd.date_range("2001-01-01", "2001-03-31", freq="D"))
+    np.testing.assert_allclose(monthly.exact(np.ones((3, monthly.n_cell))),
+                               daily.exact(np.ones((daily.n_time, daily.n_cell))), rtol=1e-12)
+
+
+def test_match_targets_skips_months_outside_and_nan(op):
+    idx = op.obs_index.drop_duplicates("region")
+    t = pd.date_range("2000-11-01", "2001-02-01", freq="MS")
+    mean = np.ones((len(idx), t.size))
+    mean[0, 3] = np.nan
+    targets = xr.Dataset(
+        {"nee_mean": (("region", "time"), mean, {"units": "Tg month-1"}),
+         "nee_spread": (("region", "time"), np.ones_like(mean), {"units": "Tg month-1"})},
+        coords={"region": idx["region"].to_numpy(), "time": t})
+    matched = op.match_targets(targets)
+    times = pd.DatetimeIndex(op.obs_index["time"].to_numpy()[matched["obs"]])
+    assert set(times.month) == {1, 2}
+    assert len(matched) == 2 * len(idx) - 1
+
+
+def test_bad_input_raises(op, regions):
+    with pytest.raises(InputError, match="field"):
+        op.exact(np.zeros((3, 3)))
+    with pytest.raises(InputError, match="estimator"):
+        make_estimator("magic", op)
+    with pytest.raises(InputError, match="strata"):
+        ResampledEstimator(op, K=4, sampling="stratified")
+    with pytest.raises(InputError, match="nee_spread"):
+        op.match_targets(xr.Dataset({"nee_mean": (("region",), [1.0])}))
+    with pytest.raises(InputError, match="time"):
+        RegionalOperator(regions, pd.date_range("2001-01-01", periods=4, freq="7D"))
