@@ -1,0 +1,617 @@
+"""Upscaling: apply trained models to gridded predictors chunk by chunk, on dask.
+
+The grid is cut into chunks of whole calendar months (``time_chunk`` days at most, one month at
+least) by latitude bands (at most ``max_chunk_cells`` cells). One function,
+:func:`predict_chunk`, turns a chunk of predictors into NEE, its monthly means and its regional and
+global totals; it runs in a loop (``scheduler="synchronous"``), on threads (``"threads"``) or on a
+dask.distributed cluster (a LocalCluster by default, or the scheduler at a given address).
+
+Each finished chunk is written atomically to ``{out_dir}/{name}/.chunks/``; a rerun after a kill
+skips the chunks found there. The products are assembled from the chunk files only when all are
+done, each under a temporary name renamed on completion, and ``upscale.json`` is written last:
+
+    {out_dir}/{name}/nee.nc          daily NEE [g m-2 d-1] (+ nee_spread), CF-1.8
+    {out_dir}/{name}/nee_monthly.nc  monthly means, time = month start
+    {out_dir}/{name}/regional.nc     regional monthly totals [Tg month-1] (+ members, spread)
+    {out_dir}/{name}/regional.csv    region, time (YYYY-MM), nee_tgc [, nee_tgc_spread]
+    {out_dir}/{name}/global.nc       global annual totals [Pg yr-1]
+    {out_dir}/{name}/global.csv      year, nee_pgc [, nee_pgc_spread]
+    {out_dir}/{name}/upscale.json    the result (paths, members, chunks): present = complete
+
+With ``fmt="zarr"`` the two grids are Zarr stores (``nee.zarr``, ``nee_monthly.zarr``).
+Peak memory is set by the chunk size, not by the grid size or the record length.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import hashlib
+import json
+import logging
+import shutil
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import dask
+import numpy as np
+import pandas as pd
+import xarray as xr
+from tqdm.auto import tqdm
+
+from fluxbridge import cf
+from fluxbridge.aggregation import region_weights, time_step_days, totals_frame
+from fluxbridge.constants import G_PER_PG, G_PER_TG
+from fluxbridge.errors import InputError
+from fluxbridge.outputs import atomic_path, provenance_attrs, write_csv, write_json, write_netcdf
+from fluxbridge.regions import region_names
+from fluxbridge.schema import check_predictors, check_regions
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "upscale.json"
+CHUNK_DIR = ".chunks"
+
+
+class Model(Protocol):
+    """What upscaling needs of a model (``fluxbridge.models.artifact.FittedModel`` has it)."""
+
+    name: str
+    feature_names: Sequence[str]
+
+    def predict_dataset(self, ds: xr.Dataset) -> xr.DataArray:
+        """NEE (time, lat, lon) [g m-2 d-1] from a chunk of canonical predictors."""
+        ...
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One unit of work: a block of whole months by a band of latitudes (index slices)."""
+
+    block: int
+    band: int
+    time: slice
+    lat: slice
+
+    @property
+    def filename(self) -> str:
+        """Name of the chunk's file in the chunk directory."""
+        return f"chunk_t{self.block:05d}_y{self.band:04d}.nc"
+
+
+@dataclass
+class UpscaleResult:
+    """Paths and facts of one model's upscaled products."""
+
+    name: str
+    grid: Path
+    grid_monthly: Path
+    regional_csv: Path
+    regional_nc: Path
+    global_csv: Path
+    global_nc: Path
+    members: int
+    chunks: int
+    land_samples: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (paths as strings)."""
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> UpscaleResult:
+        """Inverse of :meth:`to_dict`."""
+        paths = {"grid", "grid_monthly", "regional_csv", "regional_nc", "global_csv", "global_nc"}
+        return cls(**{k: (Path(v) if k in paths else v) for k, v in d.items()})
+
+
+# -- planning ---------------------------------------------------------------------------------
+def plan_chunks(time: pd.DatetimeIndex | np.ndarray, n_lat: int, n_lon: int,
+                time_chunk: int = 31, max_chunk_cells: int = 2_000_000) -> list[Chunk]:
+    """Cut (time, lat, lon) into chunks of whole calendar months by latitude bands.
+
+    Parameters
+    ----------
+    time
+        Time coordinate (increasing).
+    n_lat, n_lon
+        Grid size [cells].
+    time_chunk
+        Most time steps per chunk [days for daily data]; a chunk holds at least one month.
+    max_chunk_cells
+        Most (time x lat x lon) cells per chunk; sets the latitude band height.
+
+    Returns
+    -------
+    list of Chunk
+        Covering every (time, lat) index exactly once, block-major.
+    """
+    t = pd.DatetimeIndex(time)
+    if t.size == 0 or (t.size > 1 and not np.all(np.diff(t.values) > np.timedelta64(0))):
+        raise InputError("time coordinate is empty or not strictly increasing",
+                         variable="time", expected="increasing times")
+    month = t.year * 12 + t.month
+    starts = np.flatnonzero(np.r_[True, month[1:] != month[:-1]])
+    ends = np.r_[starts[1:], t.size]
+    blocks: list[tuple[int, int]] = []
+    for s, e in zip(starts, ends, strict=True):
+        if blocks and e - blocks[-1][0] <= time_chunk:
+            blocks[-1] = (blocks[-1][0], int(e))
+        else:
+            blocks.append((int(s), int(e)))
+    chunks = []
+    for b, (s, e) in enumerate(blocks):
+        rows = int(max(1, min(n_lat, max_chunk_cells // max(1, (e - s) * n_lon))))
+        for j, y0 in enumerate(range(0, n_lat, rows)):
+            chunks.append(Chunk(b, j, slice(s, e), slice(y0, min(n_lat, y0 + rows))))
+    return chunks
+
+
+def _step_days(time: pd.DatetimeIndex) -> np.ndarray:
+    """Days represented by each time step (1 for daily data, days in month for monthly)."""
+    step = time_step_days(time) if time.size > 1 else 1.0
+    if step < 1.5:
+        return np.ones(time.size)
+    if 27 <= step <= 32:
+        return time.days_in_month.to_numpy(dtype=float)
+    raise InputError(f"time step of {step:.1f} days is neither daily nor monthly",
+                     variable="time", expected="daily or monthly predictors")
+
+
+# -- the chunk function -----------------------------------------------------------------------
+def predict_chunk(members: Sequence[Model], block: xr.Dataset, weights: xr.DataArray,
+                  land_area: xr.DataArray, step_days: np.ndarray) -> xr.Dataset:
+    """NEE of every member on one chunk, reduced to what the products need.
+
+    Parameters
+    ----------
+    members
+        Models (one, or the members of an ensemble).
+    block
+        Canonical predictors of the chunk (time, lat, lon), loaded or lazy.
+    weights
+        Region area weights (region, lat, lon) [m2] of the chunk's latitudes
+        (:func:`fluxbridge.aggregation.region_weights`).
+    land_area
+        Cell area times land fraction (lat, lon) [m2].
+    step_days
+        Days each time step stands for [d].
+
+    Returns
+    -------
+    xr.Dataset
+        ``nee`` and ``nee_spread`` (time, lat, lon) and ``nee_monthly``, ``nee_monthly_spread``
+        (month, lat, lon) [g m-2 d-1] over members (spread = standard deviation, ddof 1, NaN for a
+        single member); ``regional_g`` (member, region, month) [g] and ``global_g``
+        (member, month) [g] of carbon.
+    """
+    fields = np.stack([
+        np.asarray(m.predict_dataset(block).transpose("time", "lat", "lon").values,
+                   dtype=np.float32)
+        for m in members
+    ])
+    n_m, n_t, n_y, n_x = fields.shape
+    time = pd.DatetimeIndex(block["time"].values)
+    months = time.to_period("M")
+    month_start = months.unique().to_timestamp()
+    codes = pd.Index(months.unique()).get_indexer(months)
+
+    monthly = np.empty((n_m, month_start.size, n_y, n_x), dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN water cells
+        for k in range(month_start.size):
+            monthly[:, k] = np.nanmean(fields[:, codes == k], axis=1)
+
+    filled = np.nan_to_num(fields, nan=0.0).reshape(n_m, n_t, n_y * n_x)
+    w = np.asarray(weights.transpose("region", "lat", "lon"), dtype=np.float64)
+    per_time_region = filled @ w.reshape(w.shape[0], -1).T  # (member, time, region) g d-1
+    per_time_global = filled @ np.asarray(land_area, dtype=np.float64).ravel()  # (member, time)
+    onehot = (codes[:, None] == np.arange(month_start.size)[None, :]) * step_days[:, None]
+    regional = np.einsum("mtr,tk->mrk", per_time_region, onehot)
+    global_ = per_time_global @ onehot
+
+    spread = _spread(fields)
+    spread_m = _spread(monthly)
+    coords = {"lat": block["lat"].values, "lon": block["lon"].values}
+    dims, mdims = ("time", "lat", "lon"), ("month", "lat", "lon")
+    return xr.Dataset(
+        {
+            "nee": (dims, fields.mean(axis=0)),
+            "nee_spread": (dims, spread),
+            "nee_monthly": (mdims, monthly.mean(axis=0)),
+            "nee_monthly_spread": (mdims, spread_m),
+            "regional_g": (("member", "region", "month"), regional, {"units": "g"}),
+            "global_g": (("member", "month"), global_, {"units": "g"}),
+        },
+        coords={**coords, "time": time.values, "month": month_start.values,
+                "region": weights["region"].values},
+    )
+
+
+def _spread(stack: np.ndarray) -> np.ndarray:
+    if stack.shape[0] < 2:
+        return np.full(stack.shape[1:], np.nan, dtype=np.float32)
+    return stack.std(axis=0, ddof=1).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class _Block:
+    """A chunk's (lazy) predictors, wrapped so that schedulers ship it as is."""
+
+    data: xr.Dataset
+
+
+def _run_chunk(members: Sequence[Model], block: _Block, weights: xr.DataArray,
+               land_area: xr.DataArray, step_days: np.ndarray, path: str) -> str:
+    """Load one chunk's predictors, predict, write the chunk file atomically; returns its path."""
+    data = block.data.load(scheduler="synchronous")
+    out = predict_chunk(members, data, weights, land_area, step_days)
+    write_netcdf(out, path)
+    return path
+
+
+# -- execution --------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _client(scheduler: str | None, n_workers: int) -> Iterator[Any]:
+    """A dask.distributed client: the given address or a LocalCluster, closed on exit."""
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler is None:
+        with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            yield client
+    else:
+        with Client(scheduler) as client:
+            yield client
+
+
+def _execute(jobs: list[tuple[Chunk, dict[str, Any]]], members: Sequence[Model],
+             scheduler: str | None, n_workers: int, bar: Any) -> None:
+    """Run :func:`_run_chunk` for every job on the chosen scheduler."""
+    if not jobs:
+        return
+    if scheduler == "synchronous":
+        for _, kw in jobs:
+            _run_chunk(members, **kw)
+            bar.update()
+        return
+    if scheduler == "threads":
+        with concurrent.futures.ThreadPoolExecutor(max_workers=n_workers) as pool:
+            futures = [pool.submit(_run_chunk, members, **kw) for _, kw in jobs]
+            for fut in concurrent.futures.as_completed(futures):
+                fut.result()
+                bar.update()
+        return
+    from dask.distributed import as_completed
+
+    with _client(scheduler, n_workers) as client:
+        log.info("upscaling on dask.distributed at %s", client.scheduler.address)
+        shipped = client.scatter(list(members), broadcast=True)
+        futures = [client.submit(_run_chunk, shipped, pure=False, **kw) for _, kw in jobs]
+        for fut in as_completed(futures):
+            fut.result()
+            bar.update()
+
+
+# -- assembly ---------------------------------------------------------------------------------
+def _open_chunks(paths: list[list[Path]], variables: list[str],
+                 stack: contextlib.ExitStack) -> xr.Dataset:
+    """The chunk files' fields as one lazy dataset (one dask chunk per file)."""
+    rows = []
+    for row in paths:
+        parts = [stack.enter_context(xr.open_dataset(p, chunks={}))[variables] for p in row]
+        rows.append(xr.concat(parts, dim="lat", data_vars="minimal", coords="minimal",
+                              compat="override", join="exact"))
+    dim = "month" if any(v.startswith("nee_monthly") for v in variables) else "time"
+    return xr.concat(rows, dim=dim, data_vars="minimal", coords="minimal", compat="override",
+                     join="exact")
+
+
+def _totals(paths: list[list[Path]]) -> tuple[np.ndarray, np.ndarray, pd.DatetimeIndex]:
+    """Regional (member, region, month) and global (member, month) totals [g], months."""
+    regional, global_, months = [], [], []
+    for row in paths:
+        reg = glo = None
+        for p in row:
+            with xr.open_dataset(p) as ds:
+                r, g = ds["regional_g"].values, ds["global_g"].values
+                reg = r if reg is None else reg + r
+                glo = g if glo is None else glo + g
+                month = ds["month"].values
+        regional.append(reg)
+        global_.append(glo)
+        months.append(month)
+    return (np.concatenate(regional, axis=-1), np.concatenate(global_, axis=-1),
+            pd.DatetimeIndex(np.concatenate(months)))
+
+
+def _mean_spread(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    return x.mean(axis=0), (x.std(axis=0, ddof=1) if x.shape[0] > 1 else None)
+
+
+def _write_grid(ds: xr.Dataset, path: Path, fmt: str, chunk_rows: int) -> None:
+    enc = cf.encoding(ds, chunk_rows, fmt)  # type: ignore[arg-type]
+    with dask.config.set(scheduler="synchronous"):
+        if fmt == "netcdf":
+            write_netcdf(ds, path, encoding=enc, engine="netcdf4")
+        else:
+            with atomic_path(path) as tmp:
+                ds.to_zarr(tmp, encoding=enc, mode="w", consolidated=True)
+
+
+def _regional_outputs(regional_g: np.ndarray, months: pd.DatetimeIndex, regions: xr.Dataset,
+                      attrs: dict[str, str], csv: Path, nc: Path) -> None:
+    names = region_names(regions)
+    ids = np.array(sorted(names), dtype=int)
+    tgc = regional_g / G_PER_TG
+    mean, spread = _mean_spread(tgc)
+    units, what = "Tg month-1", "regional total of net ecosystem exchange of carbon per month, " \
+                                "positive to the atmosphere"
+    coords = {"region": ids, "region_name": ("region", [names[i] for i in ids]),
+              "time": months.values}
+    ds = xr.Dataset(coords=coords)
+    ds["nee_tgc"] = (("region", "time"), mean, {"units": units, "long_name": what})
+    if spread is not None:
+        ds["nee_tgc_spread"] = (("region", "time"), spread, {
+            "units": units, "long_name": "standard deviation across ensemble members of the "
+                                         + what})
+        ds["nee_tgc_member"] = (("member", "region", "time"), tgc, {
+            "units": units, "long_name": what + ", each ensemble member"})
+    ds["region"].attrs = {"long_name": "region id", **{k: v for k, v in
+                          regions["region"].attrs.items() if k.startswith("flag")}}
+    ds["time"].attrs = {"long_name": "month start", "standard_name": "time"}
+    ds.attrs = {**cf.GLOBAL_ATTRS, **attrs, "title": "fluxbridge regional NEE totals"}
+    write_netcdf(ds, nc, encoding={"time": {"units": cf.TIME_UNITS, "calendar": cf.CALENDAR}})
+    df = totals_frame(ds["nee_tgc"])
+    if spread is not None:
+        df["nee_tgc_spread"] = totals_frame(ds["nee_tgc_spread"], "s")["s"].to_numpy()
+    write_csv(df, csv)
+
+
+def _global_outputs(global_g: np.ndarray, months: pd.DatetimeIndex, attrs: dict[str, str],
+                    csv: Path, nc: Path) -> None:
+    years = np.unique(months.year)
+    yearly = np.stack([global_g[:, months.year == y].sum(axis=1) for y in years], axis=1)
+    pgc = yearly / G_PER_PG
+    mean, spread = _mean_spread(pgc)
+    what = "global land net ecosystem exchange of carbon per year, positive to the atmosphere"
+    ds = xr.Dataset(coords={"year": ("year", years.astype(np.int32), {"long_name": "year"})})
+    ds["nee_pgc"] = ("year", mean, {"units": "Pg yr-1", "long_name": what,
+                                    "comment": "sum over the months present in the record"})
+    if spread is not None:
+        ds["nee_pgc_spread"] = ("year", spread, {"units": "Pg yr-1", "long_name":
+                                                 "standard deviation across ensemble members of "
+                                                 "the " + what})
+    ds.attrs = {**cf.GLOBAL_ATTRS, **attrs, "title": "fluxbridge global NEE totals"}
+    write_netcdf(ds, nc)
+    df = pd.DataFrame({"year": years.astype(int), "nee_pgc": mean})
+    if spread is not None:
+        df["nee_pgc_spread"] = spread
+    write_csv(df, csv)
+
+
+# -- the workflow -----------------------------------------------------------------------------
+def open_predictors(paths: str | Path | Sequence[str | Path]) -> xr.Dataset:
+    """Open canonical predictors lazily (dask) from NetCDF files or a Zarr store.
+
+    Parameters
+    ----------
+    paths
+        One or more NetCDF files (combined by coordinates) or one ``.zarr`` directory, already on
+        the canonical grid (see :mod:`fluxbridge.grid`).
+    """
+    items = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+    missing = [p for p in items if not p.exists()]
+    if missing:
+        raise InputError("predictor file not found", path=missing[0],
+                         expected="existing NetCDF files or a Zarr store")
+    if len(items) == 1 and items[0].suffix == ".zarr":
+        return xr.open_zarr(items[0])
+    return xr.open_mfdataset(items, chunks={}, combine="by_coords")
+
+
+def _members(model: Any) -> list[Model]:
+    members = list(model) if isinstance(model, list | tuple) else [model]
+    for m in members:
+        if not callable(getattr(m, "predict_dataset", None)):
+            raise InputError(f"{type(m).__name__} has no predict_dataset method",
+                             variable="models", expected="FittedModel objects or lists of them")
+    if not members:
+        raise InputError("an ensemble without members", variable="models",
+                         expected="at least one FittedModel")
+    return members
+
+
+def _run_key(members: Sequence[Model], predictors: xr.Dataset, chunks: list[Chunk]) -> str:
+    desc = {
+        "members": [[getattr(m, "name", ""), list(getattr(m, "feature_names", []))]
+                    for m in members],
+        "time": [str(predictors["time"].values[0]), str(predictors["time"].values[-1]),
+                 int(predictors.sizes["time"])],
+        "lat": [float(predictors["lat"][0]), float(predictors["lat"][-1]),
+                int(predictors.sizes["lat"])],
+        "lon": [float(predictors["lon"][0]), float(predictors["lon"][-1]),
+                int(predictors.sizes["lon"])],
+        "chunks": [[c.time.start, c.time.stop, c.lat.start, c.lat.stop] for c in chunks],
+    }
+    return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _prepare_chunk_dir(chunk_dir: Path, key: str) -> None:
+    """Keep finished chunks of the same run; discard those of a different one."""
+    stamp = chunk_dir / "run_key"
+    if chunk_dir.exists() and (not stamp.exists() or stamp.read_text().strip() != key):
+        log.warning("discarding chunks of a different run in %s", chunk_dir)
+        shutil.rmtree(chunk_dir)
+    chunk_dir.mkdir(parents=True, exist_ok=True)
+    if not stamp.exists():
+        stamp.write_text(key + "\n")
+
+
+def upscale(
+    models: Mapping[str, Model | Sequence[Model]],
+    predictors: xr.Dataset | str | Path | Sequence[str | Path],
+    regions: xr.Dataset,
+    out_dir: str | Path,
+    *,
+    scheduler: str | None = None,
+    n_workers: int = 1,
+    time_chunk: int = 31,
+    max_chunk_cells: int = 2_000_000,
+    provenance: Mapping[str, Any] | None = None,
+    fmt: Literal["netcdf", "zarr"] = "netcdf",
+    progress: bool = True,
+    overwrite: bool = False,
+) -> dict[str, UpscaleResult]:
+    """Gridded NEE, monthly means, regional and global totals of each model or ensemble.
+
+    Parameters
+    ----------
+    models
+        Name to a model or a list of ensemble members (each with ``predict_dataset``).
+    predictors
+        Canonical predictors (time, lat, lon) with static ``land_cover`` (lat, lon), lazy
+        (dask-backed) or in memory, or paths for :func:`open_predictors`.
+    regions
+        Canonical regions dataset on the same grid.
+    out_dir
+        Directory; each model's products go to ``out_dir/name/``.
+    scheduler
+        None: a dask LocalCluster of ``n_workers`` processes; an address (``"tcp://..."``): an
+        existing dask.distributed scheduler; ``"synchronous"`` or ``"threads"`` (``n_workers``
+        threads): in this process, for tests and small grids.
+    n_workers
+        Workers of the LocalCluster or threads.
+    time_chunk
+        Most time steps [days] per chunk; chunks hold whole months.
+    max_chunk_cells
+        Most (time x lat x lon) cells per chunk; bounds the memory of a worker.
+    provenance
+        ``config`` (dict), ``inputs`` (paths) and any further items (e.g. ``corrections``),
+        recorded in the products' attributes.
+    fmt
+        ``"netcdf"`` or ``"zarr"`` for the gridded products.
+    progress
+        Show a progress bar over chunks.
+    overwrite
+        Replace complete products; without it they raise :class:`InputError`.
+
+    Returns
+    -------
+    dict of str to UpscaleResult
+        One result per model name.
+    """
+    if fmt not in ("netcdf", "zarr"):
+        raise InputError(f"unknown format {fmt!r}", variable="fmt", expected="netcdf or zarr")
+    if time_chunk < 1 or max_chunk_cells < 1 or n_workers < 1:
+        raise InputError("time_chunk, max_chunk_cells and n_workers must be positive",
+                         variable="upscaling", expected="positive integers")
+    prov = dict(provenance or {})
+    inputs = [str(p) for p in prov.pop("inputs", [])]
+    if not isinstance(predictors, xr.Dataset):
+        paths = [predictors] if isinstance(predictors, str | Path) else list(predictors)
+        inputs += [str(p) for p in paths]
+        predictors = open_predictors(paths)
+    check_regions(regions)
+    check_predictors(predictors, regions)
+    predictors = predictors.transpose("time", "lat", "lon", ...)
+    attrs = provenance_attrs(inputs, prov.pop("config", None), **prov)
+
+    results = {}
+    for name, model in models.items():
+        results[name] = _upscale_one(
+            name, _members(model), predictors, regions, Path(out_dir) / name, attrs=attrs,
+            scheduler=scheduler, n_workers=n_workers, time_chunk=time_chunk,
+            max_chunk_cells=max_chunk_cells, fmt=fmt, progress=progress, overwrite=overwrite)
+    return results
+
+
+def _upscale_one(name: str, members: list[Model], predictors: xr.Dataset, regions: xr.Dataset,
+                 out: Path, *, attrs: dict[str, str], scheduler: str | None, n_workers: int,
+                 time_chunk: int, max_chunk_cells: int, fmt: str, progress: bool,
+                 overwrite: bool) -> UpscaleResult:
+    manifest = out / MANIFEST
+    if manifest.exists() and not overwrite:
+        raise InputError("upscaled products already exist", path=manifest,
+                         expected="a new output directory, or overwrite=True to replace them")
+    chunk_dir = out / CHUNK_DIR
+    if overwrite:
+        for p in (manifest, chunk_dir):
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+
+    time = pd.DatetimeIndex(predictors["time"].values)
+    n_lat, n_lon = predictors.sizes["lat"], predictors.sizes["lon"]
+    chunks = plan_chunks(time, n_lat, n_lon, time_chunk, max_chunk_cells)
+    step_days = _step_days(time)
+    _prepare_chunk_dir(chunk_dir, _run_key(members, predictors, chunks))
+
+    land_area = (regions["cell_area"] * regions["land_fraction"]).fillna(0.0)
+    jobs = []
+    for c in chunks:
+        path = chunk_dir / c.filename
+        if path.exists():
+            continue
+        block = predictors.isel(time=c.time, lat=c.lat)
+        if any(v.chunks is not None for v in block.data_vars.values()):
+            (block,) = dask.optimize(block)
+        jobs.append((c, {
+            "block": _Block(block),
+            "weights": region_weights(regions.isel(lat=c.lat)),
+            "land_area": land_area.isel(lat=c.lat),
+            "step_days": step_days[c.time],
+            "path": str(path),
+        }))
+    log.info("%s: %d members, %d chunks (%d to do)", name, len(members), len(chunks), len(jobs))
+    with tqdm(total=len(chunks), initial=len(chunks) - len(jobs), disable=not progress,
+              desc=f"upscale {name}", unit="chunk") as bar:
+        _execute(jobs, members, scheduler, n_workers, bar)
+
+    result = _assemble(name, members, chunks, chunk_dir, regions, out, attrs, fmt)
+    land = np.asarray(predictors["land_cover"] > 0) if "land_cover" in predictors else \
+        np.asarray(regions["land_fraction"] > 0)
+    result.land_samples = int(land.sum()) * time.size
+    write_json(result.to_dict(), manifest)
+    shutil.rmtree(chunk_dir, ignore_errors=True)
+    return result
+
+
+def _assemble(name: str, members: list[Model], chunks: list[Chunk], chunk_dir: Path,
+              regions: xr.Dataset, out: Path, attrs: dict[str, str], fmt: str) -> UpscaleResult:
+    """Write the products from the chunk files, each atomically; the grid stays lazy."""
+    n_blocks = max(c.block for c in chunks) + 1
+    paths: list[list[Path]] = [[] for _ in range(n_blocks)]
+    for c in chunks:
+        paths[c.block].append(chunk_dir / c.filename)
+    rows = max(c.lat.stop - c.lat.start for c in chunks)
+    ensemble = len(members) > 1
+    attrs = {**attrs, "model_name": name, "ensemble_members": str(len(members))}
+    suffix = ".nc" if fmt == "netcdf" else ".zarr"
+
+    with contextlib.ExitStack() as stack:
+        daily = _open_chunks(paths, ["nee", "nee_spread"], stack)
+        monthly = _open_chunks(paths, ["nee_monthly", "nee_monthly_spread"], stack)
+        monthly = monthly.rename({"month": "time", "nee_monthly": "nee",
+                                  "nee_monthly_spread": "nee_spread"})
+        for ds, period, stem in ((daily, "day", "nee"), (monthly, "month", "nee_monthly")):
+            grid = cf.gridded_dataset(ds["nee"], ds["nee_spread"] if ensemble else None,
+                                      regions["cell_area"], regions["land_fraction"],
+                                      period, attrs, n_members=len(members))
+            _write_grid(grid, out / f"{stem}{suffix}", fmt, rows)
+
+    regional_g, global_g, months = _totals(paths)
+    _regional_outputs(regional_g, months, regions, attrs, out / "regional.csv",
+                      out / "regional.nc")
+    _global_outputs(global_g, months, attrs, out / "global.csv", out / "global.nc")
+    return UpscaleResult(
+        name=name, grid=out / f"nee{suffix}", grid_monthly=out / f"nee_monthly{suffix}",
+        regional_csv=out / "regional.csv", regional_nc=out / "regional.nc",
+        global_csv=out / "global.csv", global_nc=out / "global.nc",
+        members=len(members), chunks=len(chunks), land_samples=0)
+
