@@ -232,3 +232,46 @@ def test_feature_matrix_order_and_validity(world):
     np.testing.assert_array_equal(valid, expected)
     with pytest.raises(InputError, match="land_cover"):
         feature_matrix(pred.drop_vars("land_cover"), ("ta",))
+
+
+def test_grid_features_only_regions(world):
+    pred, regions, _ = world
+    regions = regions.copy()
+    regions["region"][2, :] = 0
+    full = GridFeatures.from_dataset(pred, regions, ("ta",))
+    inside = GridFeatures.from_dataset(pred, regions, ("ta",), only_regions=True)
+    assert (inside.region != 0).all()
+    assert inside.n_cell == int((full.region != 0).sum()) < full.n_cell
+    assert set(inside.cell_ids) <= set(full.cell_ids)
+
+
+def test_real_site_list_maps_to_own_land_cell(real_data):
+    """All FLUXNET2015 sites: IGBP classes known, each site in its own cell when it has land."""
+    table = pd.read_csv(real_data / "sites" / "fluxnet2015_site_list.csv")
+    grid = make_grid(10.0)
+    lat, lon = grid["lat"].values, grid["lon"].values
+    from fluxbridge.grid import land_fraction
+
+    frac = land_fraction(lat, lon, subsamples=8).values
+    time = pd.date_range("2010-07-01", periods=2, freq="D")
+    pred = xr.Dataset(coords={"time": time, "lat": lat, "lon": lon})
+    cell_value = np.arange(lat.size * lon.size, dtype=np.float32).reshape(lat.size, lon.size)
+    pred["ndvi"] = (("time", "lat", "lon"), np.broadcast_to(cell_value, (2, *cell_value.shape)),
+                    attrs("ndvi"))
+    pred["land_cover"] = (("lat", "lon"), np.where(frac > 0, 10, 0), attrs("land_cover"))
+    n = len(table)
+    sites = xr.Dataset(coords={"site": table["id"].to_numpy(dtype=str), "time": time,
+                               "lat": ("site", table["latitude"].to_numpy(float)),
+                               "lon": ("site", table["longitude"].to_numpy(float)),
+                               "igbp": ("site", table["IGBP"].to_numpy(dtype=str))})
+    sites["nee"] = (("site", "time"), np.ones((n, 2)), attrs("nee"))
+    sites["nee_weight"] = (("site", "time"), np.ones((n, 2)), attrs("nee_weight"))
+    df = site_samples(sites, pred, features=("ndvi",))
+    assert len(df) == 2 * n
+    own_lat = np.floor((90 - table["latitude"].to_numpy()) / 10).astype(int)
+    own_lon = np.floor((table["longitude"].to_numpy() + 180) / 10).astype(int) % lon.size
+    own_has_land = frac[own_lat, own_lon] > 0
+    assert own_has_land.mean() > 0.95
+    first = df.groupby("site", sort=False)["ndvi"].first().reindex(sites["site"].values)
+    np.testing.assert_array_equal(first.to_numpy()[own_has_land],
+                                  cell_value[own_lat, own_lon][own_has_land])

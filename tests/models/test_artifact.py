@@ -161,3 +161,13 @@ def test_network_needs_normaliser_and_known_kind():
         FittedModel("nn", FEATS, None, NEENet(3))
     with pytest.raises(InputError, match="kind"):
         FittedModel("svm", FEATS, None, object())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible to torch")
+def test_network_predicts_the_same_on_gpu_and_cpu():
+    model = _model("nn")
+    df = _samples(500, seed=7)
+    X = df[FEATS].to_numpy(dtype=np.float32, na_value=np.nan)
+    igbp = df["igbp_code"].to_numpy()
+    np.testing.assert_allclose(model.predict_arrays(X, igbp, device="cuda"),
+                               model.predict_arrays(X, igbp, device="cpu"), rtol=1e-4, atol=1e-5)
