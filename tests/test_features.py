@@ -211,6 +211,18 @@ def test_grid_features_take_exact_values(world):
     np.testing.assert_array_equal(igbp, lc[ilat, ilon])
 
 
+def test_grid_features_valid_matches_feature_matrix(world):
+    pred, regions, _ = world
+    pred = pred.copy()
+    pred["ndvi"][1, 2, 4] = np.nan
+    feats = ("ta", "ndvi")
+    gf = GridFeatures.from_dataset(pred, regions, feats)
+    _, _, valid = feature_matrix(pred, feats)
+    grid_valid = valid.reshape(pred.sizes["time"], -1)[:, gf.cell_ids]
+    np.testing.assert_array_equal(gf.valid(), grid_valid)
+    assert not gf.valid().all()
+
+
 def test_grid_features_refuses_other_grid(world):
     pred, regions, _ = world
     with pytest.raises(InputError):

@@ -440,6 +440,15 @@ class GridFeatures:
         """Number of land cells."""
         return int(self.lat_index.size)
 
+    def valid(self) -> np.ndarray:
+        """bool (n_time, n_cell): every feature finite.
+
+        :meth:`FittedModel.predict_dataset` gives NaN where this is False (and the upscaled
+        totals count those cell-days as zero), while predicting from :meth:`take` imputes the
+        training mean; mask with this to integrate exactly the same cell-days.
+        """
+        return np.isfinite(self.values).all(axis=2)
+
     def take(self, time_idx: np.ndarray, cell_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Features and classes of (time, cell) pairs.
 
