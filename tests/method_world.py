@@ -50,14 +50,14 @@ def make_world(resolution: float = 10.0, n_sites: int = 30, seed: int = 0,
     ilat, ilon = np.nonzero((region > 0) & (frac > 0))
     lat = regions["lat"].values[ilat]
     times = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
-    doy = times.dayofyear.to_numpy()[:, None]
+    doy = times.day_of_year.to_numpy()[:, None]
     season = np.cos(2 * np.pi * (doy - 200) / 365.0) * np.sign(lat)[None, :]
     ta = 25 - 0.4 * np.abs(lat)[None, :] + 10 * season + rng.normal(0, 2, (times.size, lat.size))
     sw = 200 + 100 * season - 1.5 * np.abs(lat)[None, :] + rng.normal(0, 20, ta.shape)
     ndvi = np.clip(0.5 + 0.2 * season + rng.normal(0, 0.05, ta.shape), 0, 1)
     values = np.stack([ta, sw, ndvi], axis=-1).astype(np.float32)
-    igbp = np.where(np.abs(lat) > 50, 1, np.where(np.abs(lat) > 25, 10, 2)).astype(np.int64)
     cell_region = region[ilat, ilon].astype(np.int64)
+    igbp = cell_region.copy()  # one vegetation class per region (codes 1..11)
     region_offset = rng.normal(0, OFFSET_SCALE, cell_region.max() + 1)
     offset = region_offset[cell_region]
     base = values.astype(np.float64) @ COEF + INTERCEPT

@@ -203,10 +203,10 @@ class Trainer:
         df = samples.iloc[rows]
         X = df[self.features].to_numpy(dtype=np.float32, na_value=np.nan)
         return (torch.from_numpy(self.normaliser.transform(X)).to(self.device),
-                torch.as_tensor(df["igbp_code"].to_numpy(dtype=np.int64), device=self.device),
-                torch.as_tensor(df["nee"].to_numpy(dtype=np.float32), device=self.device),
-                torch.as_tensor(np.nan_to_num(df["weight"].to_numpy(dtype=np.float32)),
-                                device=self.device))
+                torch.tensor(df["igbp_code"].to_numpy(dtype=np.int64), device=self.device),
+                torch.tensor(df["nee"].to_numpy(dtype=np.float32), device=self.device),
+                torch.tensor(np.nan_to_num(df["weight"].to_numpy(dtype=np.float32)),
+                             device=self.device))
 
     def _build_operator(self, grid: GridFeatures | None, targets: xr.Dataset | None,
                         regions: xr.Dataset | None) -> None:
@@ -226,9 +226,9 @@ class Trainer:
             raise InputError("zero inversion spread and no floor", variable="nee_spread",
                              expected="a positive sigma_floor or sigma_floor_tg")
         self.obs_ids = matched["obs"].to_numpy(dtype=np.int64)
-        self.mu = torch.as_tensor(matched["mu"].to_numpy(), dtype=torch.float32,
+        self.mu = torch.tensor(matched["mu"].to_numpy(), dtype=torch.float32,
                                   device=self.device)
-        self.sigma = torch.as_tensor(sigma, dtype=torch.float32, device=self.device)
+        self.sigma = torch.tensor(sigma, dtype=torch.float32, device=self.device)
         n_rep = 2 if s.square == "unbiased" and s.estimator != "exact" else 1
         self.estimator = make_estimator(s.estimator, self.operator, K=s.K, sampling=s.sampling,
                                         strata=grid.igbp_code, n_rep=n_rep, seed=s.seed)

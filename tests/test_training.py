@@ -1,0 +1,191 @@
+"""Training: the regional term helps, λ = 0 changes nothing, resume, folds, identical CV folds."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from method_world import World, make_world
+
+from fluxbridge import training
+from fluxbridge.errors import InputError
+from fluxbridge.training import (
+    TrainingInterrupted,
+    TrainSettings,
+    cross_validate,
+    make_folds,
+    train_baseline,
+    train_ensemble,
+    train_network,
+)
+
+SMALL = TrainSettings(width=16, depth=2, embed_dim=3, epochs=12, batch_size=512, lr=5e-3,
+                      patience=100, K=16, obs_per_step=16, device="cpu")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return make_world()
+
+
+@pytest.fixture(scope="module")
+def sites(world) -> list[str]:
+    return sorted(world.samples["site"].unique())
+
+
+def _regional_rmse(world: World, model) -> float:
+    X = world.grid.values.reshape(-1, world.grid.values.shape[-1])
+    codes = np.tile(world.grid.igbp_code, world.grid.values.shape[0])
+    pred = model.predict_arrays(X, codes, device="cpu").reshape(world.truth.shape)
+    diff = world.operator.exact(pred) - world.operator.exact(world.truth)
+    return float(np.sqrt(np.mean(diff**2)))
+
+
+def _weights(model) -> dict[str, torch.Tensor]:
+    return model.estimator.state_dict()
+
+
+def _fit(world, sites, settings, **kw):
+    return train_network(world.samples, settings, train_sites=sites, grid=world.grid,
+                         targets=world.targets, regions=world.regions, progress=False, **kw)
+
+
+@pytest.mark.parametrize("estimator", ["control_variate", "resampled"])
+def test_regional_term_reduces_regional_error(world, sites, estimator):
+    site_only = _fit(world, sites, SMALL)
+    dual = _fit(world, sites, dataclasses.replace(SMALL, lambda_regional=1.0,
+                                                  estimator=estimator))
+    assert _regional_rmse(world, dual) < 0.5 * _regional_rmse(world, site_only)
+
+
+def test_lambda_zero_changes_nothing(world, sites):
+    with_operator = _fit(world, sites, dataclasses.replace(SMALL, epochs=3))
+    without = train_network(world.samples, dataclasses.replace(SMALL, epochs=3),
+                            train_sites=sites, progress=False)
+    for key, value in _weights(with_operator).items():
+        torch.testing.assert_close(value, _weights(without)[key], rtol=0, atol=0)
+
+
+def test_resume_after_interruption_gives_same_weights(world, sites, tmp_path):
+    settings = dataclasses.replace(SMALL, epochs=5, lambda_regional=1.0, refresh_every=2,
+                                   estimator="control_variate", dropout=0.1)
+    fit, val = sites[:-5], sites[-5:]
+    reference = _fit(world, fit, settings, val_sites=val)
+    with pytest.raises(TrainingInterrupted):
+        _fit(world, fit, settings, val_sites=val, checkpoint_dir=tmp_path, stop_after_epochs=3)
+    assert (tmp_path / training.CHECKPOINT_NAME).exists()
+    resumed = _fit(world, fit, settings, val_sites=val, checkpoint_dir=tmp_path)
+    assert resumed.provenance["epochs_run"] == 5
+    for key, value in _weights(reference).items():
+        torch.testing.assert_close(value, _weights(resumed)[key], rtol=0, atol=0)
+    # a finished run is not retrained, and a different configuration is refused
+    again = _fit(world, fit, settings, val_sites=val, checkpoint_dir=tmp_path)
+    torch.testing.assert_close(_weights(again), _weights(resumed), rtol=0, atol=0)
+    with pytest.raises(InputError, match="checkpoint"):
+        _fit(world, fit, dataclasses.replace(settings, lr=1e-4), val_sites=val,
+             checkpoint_dir=tmp_path)
+
+
+def test_early_stopping_keeps_best_epoch(world, sites):
+    settings = dataclasses.replace(SMALL, epochs=6, patience=1, lr=0.3)
+    model = _fit(world, sites[:-5], settings, val_sites=sites[-5:])
+    history = model.provenance["history"]
+    vals = [h["val"] for h in history]
+    assert model.provenance["best_epoch"] == int(np.argmin(vals)) + 1
+    assert len(history) <= settings.epochs
+
+
+def test_regional_term_needs_its_inputs(world, sites):
+    with pytest.raises(InputError, match="targets"):
+        train_network(world.samples, dataclasses.replace(SMALL, lambda_regional=1.0),
+                      train_sites=sites, grid=world.grid, regions=world.regions,
+                      progress=False)
+
+
+def test_normaliser_uses_training_sites_only(world, sites):
+    model = train_network(world.samples, dataclasses.replace(SMALL, epochs=1),
+                          train_sites=sites[:5], progress=False)
+    rows = world.samples[world.samples["site"].isin(sites[:5])]
+    np.testing.assert_allclose(model.normaliser.mean, rows[list(model.feature_names)].mean(),
+                               rtol=1e-5)
+
+
+def test_ensemble_members_differ_by_seed(world, sites):
+    members = train_ensemble(world.samples, dataclasses.replace(SMALL, epochs=1, n_ensemble=2),
+                             train_sites=sites, progress=False)
+    assert [m.provenance["seed"] for m in members] == [0, 1]
+    a, b = (_weights(m) for m in members)
+    assert any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
+    assert all(len(m.provenance["val_sites"]) > 0 for m in members)
+
+
+def test_site_folds_partition_sites(world):
+    folds = make_folds(world.samples, 5, "site", seed=1)
+    assert sorted(folds.index) == sorted(world.samples["site"].unique())
+    assert set(folds) == set(range(5))
+    counts = folds.value_counts()
+    assert counts.max() - counts.min() <= 1
+    assert make_folds(world.samples, 5, "site", seed=2).tolist() != folds.tolist()
+
+
+def test_spatial_folds_keep_blocks_together(world):
+    folds = make_folds(world.samples, 3, "spatial", seed=0, block_deg=30.0)
+    meta = world.samples.drop_duplicates("site").set_index("site")
+    block = (np.floor(meta["lat"] / 30).astype(int).astype(str) + "/"
+             + np.floor(meta["lon"] / 30).astype(int).astype(str))
+    per_block = pd.DataFrame({"block": block, "fold": folds.loc[meta.index]})
+    assert per_block.groupby("block")["fold"].nunique().max() == 1
+    with pytest.raises(InputError, match="blocks"):
+        make_folds(world.samples, 50, "spatial", block_deg=90.0)
+
+
+def test_cross_validation_uses_identical_folds(world, monkeypatch):
+    seen: dict[tuple[str, int], set[str]] = {}
+    real_network, real_baseline = training.train_network, training.train_baseline
+
+    def spy_network(samples, settings, *, train_sites, val_sites=None, name="nn", **kw):
+        fold = int(name.removeprefix("nn_fold"))
+        seen[("nn", fold)] = set(train_sites) | set(val_sites or [])
+        return real_network(samples, settings, train_sites=train_sites, val_sites=val_sites,
+                            name=name, **kw)
+
+    def spy_baseline(kind, samples, settings, *, train_sites, **kw):
+        fold = len([k for k in seen if k[0] == kind])
+        seen[(kind, fold)] = set(train_sites)
+        return real_baseline(kind, samples, settings, train_sites=train_sites, **kw)
+
+    monkeypatch.setattr(training, "train_network", spy_network)
+    monkeypatch.setattr(training, "train_baseline", spy_baseline)
+    folds = make_folds(world.samples, 3, "site", seed=0)
+    settings = dataclasses.replace(SMALL, epochs=1, rf_n_estimators=5, xgb_n_estimators=5)
+    out = cross_validate(world.samples, settings, kinds=("nn", "rf", "xgboost"), folds=folds,
+                         progress=False)
+    for f in range(3):
+        held_out = set(folds.index[folds == f])
+        assert seen[("nn", f)] == seen[("rf", f)] == seen[("xgboost", f)]
+        assert not seen[("nn", f)] & held_out
+        assert seen[("nn", f)] | held_out == set(folds.index)
+    assert out[["nn", "rf", "xgboost"]].notna().all().all()
+    assert (out["fold"].to_numpy() == folds.loc[out["site"]].to_numpy()).all()
+    assert len(out) == int(np.isfinite(world.samples["nee"]).sum())
+
+
+def test_baseline_predicts_site_nee(world, sites):
+    model = train_baseline("xgboost", world.samples,
+                           dataclasses.replace(SMALL, xgb_n_estimators=30), train_sites=sites)
+    pred = model.predict_frame(world.samples)
+    r = np.corrcoef(pred, world.samples["nee"])[0, 1]
+    assert r > 0.8
+    with pytest.raises(InputError, match="baseline"):
+        train_baseline("svm", world.samples, SMALL, train_sites=sites)
