@@ -79,7 +79,7 @@ class Chunk:
     @property
     def filename(self) -> str:
         """Name of the chunk's file in the chunk directory."""
-        return f"chunk_t{self.block:05d}_y{self.band:04d}.nc"
+        return f"chunk_t{self.block:05d}_y{self.band:04d}.npz"
 
 
 @dataclass
@@ -123,7 +123,8 @@ def plan_chunks(time: pd.DatetimeIndex | np.ndarray, n_lat: int, n_lon: int,
     time_chunk
         Most time steps per chunk [days for daily data]; a chunk holds at least one month.
     max_chunk_cells
-        Most (time x lat x lon) cells per chunk; sets the latitude band height.
+        Most (time x lat x lon) cells per chunk; sets the latitude band height, the same
+        for every block.
 
     Returns
     -------
@@ -143,9 +144,10 @@ def plan_chunks(time: pd.DatetimeIndex | np.ndarray, n_lat: int, n_lon: int,
             blocks[-1] = (blocks[-1][0], int(e))
         else:
             blocks.append((int(s), int(e)))
+    longest = max(e - s for s, e in blocks)
+    rows = int(max(1, min(n_lat, max_chunk_cells // max(1, longest * n_lon))))
     chunks = []
     for b, (s, e) in enumerate(blocks):
-        rows = int(max(1, min(n_lat, max_chunk_cells // max(1, (e - s) * n_lon))))
         for j, y0 in enumerate(range(0, n_lat, rows)):
             chunks.append(Chunk(b, j, slice(s, e), slice(y0, min(n_lat, y0 + rows))))
     return chunks
@@ -250,7 +252,9 @@ def _run_chunk(members: Sequence[Model], block: _Block, weights: xr.DataArray,
     """Load one chunk's predictors, predict, write the chunk file atomically; returns its path."""
     data = block.data.load(scheduler="synchronous")
     out = predict_chunk(members, data, weights, land_area, step_days)
-    write_netcdf(out, path)
+    # NumPy files, not NetCDF: HDF5 is not thread safe, and these files are internal
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        np.savez(fh, **{k: v.values for k, v in out.data_vars.items()})
     return path
 
 
@@ -298,35 +302,33 @@ def _execute(jobs: list[tuple[Chunk, dict[str, Any]]], members: Sequence[Model],
 
 
 # -- assembly ---------------------------------------------------------------------------------
-def _open_chunks(paths: list[list[Path]], variables: list[str],
-                 stack: contextlib.ExitStack) -> xr.Dataset:
-    """The chunk files' fields as one lazy dataset (one dask chunk per file)."""
+def _load_chunk(path: Path, name: str) -> np.ndarray:
+    with np.load(path, allow_pickle=False) as f:
+        return f[name]
+
+
+def _lazy_grid(paths: list[list[Path]], chunks: list[Chunk], name: str, n_times: list[int],
+               n_lon: int) -> dask.array.Array:
+    """One variable of the chunk files as a lazy (time or month, lat, lon) array."""
+    import dask.array as da
+
     rows = []
-    for row in paths:
-        parts = [stack.enter_context(xr.open_dataset(p, chunks={}))[variables] for p in row]
-        rows.append(xr.concat(parts, dim="lat", data_vars="minimal", coords="minimal",
-                              compat="override", join="exact"))
-    dim = "month" if any(v.startswith("nee_monthly") for v in variables) else "time"
-    return xr.concat(rows, dim=dim, data_vars="minimal", coords="minimal", compat="override",
-                     join="exact")
+    for b, row in enumerate(paths):
+        parts = [da.from_delayed(dask.delayed(_load_chunk)(p, name),
+                                 shape=(n_times[b], c.lat.stop - c.lat.start, n_lon),
+                                 dtype=np.float32)
+                 for p, c in zip(row, [c for c in chunks if c.block == b], strict=True)]
+        rows.append(da.concatenate(parts, axis=1))
+    return da.concatenate(rows, axis=0)
 
 
-def _totals(paths: list[list[Path]]) -> tuple[np.ndarray, np.ndarray, pd.DatetimeIndex]:
-    """Regional (member, region, month) and global (member, month) totals [g], months."""
-    regional, global_, months = [], [], []
+def _totals(paths: list[list[Path]]) -> tuple[np.ndarray, np.ndarray]:
+    """Regional (member, region, month) and global (member, month) totals [g]."""
+    regional, global_ = [], []
     for row in paths:
-        reg = glo = None
-        for p in row:
-            with xr.open_dataset(p) as ds:
-                r, g = ds["regional_g"].values, ds["global_g"].values
-                reg = r if reg is None else reg + r
-                glo = g if glo is None else glo + g
-                month = ds["month"].values
-        regional.append(reg)
-        global_.append(glo)
-        months.append(month)
-    return (np.concatenate(regional, axis=-1), np.concatenate(global_, axis=-1),
-            pd.DatetimeIndex(np.concatenate(months)))
+        regional.append(sum(_load_chunk(p, "regional_g") for p in row))
+        global_.append(sum(_load_chunk(p, "global_g") for p in row))
+    return np.concatenate(regional, axis=-1), np.concatenate(global_, axis=-1)
 
 
 def _mean_spread(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -411,7 +413,8 @@ def open_predictors(paths: str | Path | Sequence[str | Path]) -> xr.Dataset:
                          expected="existing NetCDF files or a Zarr store")
     if len(items) == 1 and items[0].suffix == ".zarr":
         return xr.open_zarr(items[0])
-    return xr.open_mfdataset(items, chunks={}, combine="by_coords")
+    return xr.open_mfdataset(items, chunks={}, combine="by_coords", data_vars="minimal",
+                             coords="minimal", compat="override")
 
 
 def _members(model: Any) -> list[Model]:
@@ -573,7 +576,8 @@ def _upscale_one(name: str, members: list[Model], predictors: xr.Dataset, region
               desc=f"upscale {name}", unit="chunk") as bar:
         _execute(jobs, members, scheduler, n_workers, bar)
 
-    result = _assemble(name, members, chunks, chunk_dir, regions, out, attrs, fmt)
+    result = _assemble(name, members, chunks, chunk_dir, predictors, regions, out, attrs,
+                       fmt)
     land = np.asarray(predictors["land_cover"] > 0) if "land_cover" in predictors else \
         np.asarray(regions["land_fraction"] > 0)
     result.land_samples = int(land.sum()) * time.size
@@ -583,29 +587,37 @@ def _upscale_one(name: str, members: list[Model], predictors: xr.Dataset, region
 
 
 def _assemble(name: str, members: list[Model], chunks: list[Chunk], chunk_dir: Path,
-              regions: xr.Dataset, out: Path, attrs: dict[str, str], fmt: str) -> UpscaleResult:
+              predictors: xr.Dataset, regions: xr.Dataset, out: Path, attrs: dict[str, str],
+              fmt: str) -> UpscaleResult:
     """Write the products from the chunk files, each atomically; the grid stays lazy."""
     n_blocks = max(c.block for c in chunks) + 1
     paths: list[list[Path]] = [[] for _ in range(n_blocks)]
     for c in chunks:
         paths[c.block].append(chunk_dir / c.filename)
+    time = pd.DatetimeIndex(predictors["time"].values)
+    block_times = [time[next(c.time for c in chunks if c.block == b)] for b in range(n_blocks)]
+    block_months = [t.to_period("M").unique().to_timestamp() for t in block_times]
+    months = pd.DatetimeIndex(np.concatenate([m.values for m in block_months]))
     rows = max(c.lat.stop - c.lat.start for c in chunks)
+    n_lon = predictors.sizes["lon"]
     ensemble = len(members) > 1
     attrs = {**attrs, "model_name": name, "ensemble_members": str(len(members))}
     suffix = ".nc" if fmt == "netcdf" else ".zarr"
 
-    with contextlib.ExitStack() as stack:
-        daily = _open_chunks(paths, ["nee", "nee_spread"], stack)
-        monthly = _open_chunks(paths, ["nee_monthly", "nee_monthly_spread"], stack)
-        monthly = monthly.rename({"month": "time", "nee_monthly": "nee",
-                                  "nee_monthly_spread": "nee_spread"})
-        for ds, period, stem in ((daily, "day", "nee"), (monthly, "month", "nee_monthly")):
-            grid = cf.gridded_dataset(ds["nee"], ds["nee_spread"] if ensemble else None,
-                                      regions["cell_area"], regions["land_fraction"],
-                                      period, attrs, n_members=len(members))
-            _write_grid(grid, out / f"{stem}{suffix}", fmt, rows)
+    for stem, period, axis, sizes in (("nee", "day", time, [t.size for t in block_times]),
+                                      ("nee_monthly", "month", months,
+                                       [m.size for m in block_months])):
+        coords = {"time": axis.values, "lat": predictors["lat"].values,
+                  "lon": predictors["lon"].values}
+        fields = [xr.DataArray(_lazy_grid(paths, chunks, var, sizes, n_lon),
+                               dims=("time", "lat", "lon"), coords=coords)
+                  for var in (stem, stem + "_spread")]
+        grid = cf.gridded_dataset(fields[0], fields[1] if ensemble else None,
+                                  regions["cell_area"], regions["land_fraction"],
+                                  period, attrs, n_members=len(members))
+        _write_grid(grid, out / f"{stem}{suffix}", fmt, rows)
 
-    regional_g, global_g, months = _totals(paths)
+    regional_g, global_g = _totals(paths)
     _regional_outputs(regional_g, months, regions, attrs, out / "regional.csv",
                       out / "regional.nc")
     _global_outputs(global_g, months, attrs, out / "global.csv", out / "global.nc")
@@ -614,4 +626,3 @@ def _assemble(name: str, members: list[Model], chunks: list[Chunk], chunk_dir: P
         regional_csv=out / "regional.csv", regional_nc=out / "regional.nc",
         global_csv=out / "global.csv", global_nc=out / "global.nc",
         members=len(members), chunks=len(chunks), land_samples=0)
-
