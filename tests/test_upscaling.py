@@ -269,3 +269,30 @@ def test_compliance_checker_command_line(single):
     run = subprocess.run([str(exe), "--test=cf:1.8", str(single.grid)], capture_output=True,
                          text=True, check=False, timeout=120)
     assert run.returncode == 0, run.stdout
+
+
+def test_real_fitted_model_saved_and_loaded(predictors, regions, tmp_path):
+    torch = pytest.importorskip("torch")
+    from fluxbridge.features import FEATURES, Normaliser
+    from fluxbridge.models.artifact import FittedModel, load_model
+    from fluxbridge.models.network import NEENet
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(1)
+    full = predictors.copy()
+    shape = predictors["ta"].shape
+    for name in FEATURES:
+        if name not in full and name != "sw_in_pot":
+            full[name] = (("time", "lat", "lon"), rng.normal(size=shape).astype("float32"),
+                          {"units": "1", "long_name": name})
+    n = len(FEATURES)
+    model = FittedModel(kind="nn", feature_names=list(FEATURES),
+                        normaliser=Normaliser(list(FEATURES), np.zeros(n), np.ones(n)),
+                        estimator=NEENet(n, width=8, depth=2), name="nn")
+    loaded = load_model(model.save(tmp_path / "nn.pt"))
+    res = _run({"nn": [loaded]}, full, regions, tmp_path / "out")["nn"]
+    expected = model.predict_dataset(full.load())
+    with xr.open_dataset(res.grid) as ds:
+        np.testing.assert_allclose(ds["nee"].values, expected.values, rtol=1e-5, atol=1e-6)
+        assert np.isnan(ds["nee"].values[:, predictors["land_cover"].values == 0]).all()
