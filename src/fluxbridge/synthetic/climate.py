@@ -49,16 +49,17 @@ class DailyClimate:
 def _seasonal_terms(geo: Geography, doy: np.ndarray, enso: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Climatological temperature [degC] and precipitation [mm d-1] (time, lat, lon)."""
-    phi = geo.lat2d[None]
+    phi = geo.lat2d[None].astype(np.float32)
     s = np.abs(np.sin(np.deg2rad(phi)))
     cont = geo.continentality[None]
+    ice = geo.ice[None].astype(np.float32)
     d = doy[:, None, None].astype(np.float32)
     tropic = np.exp(-((phi / 20.0) ** 2))
 
-    t_mean = 27.0 - 40.0 * s**2 - 5.0 * cont * s - 15.0 * geo.ice[None]
+    t_mean = 27.0 - 40.0 * s**2 - 5.0 * cont * s - 15.0 * ice
     amp = 1.5 + 17.0 * s**1.2 * (0.35 + 0.65 * cont)
     season = -np.sign(phi) * np.cos(2 * np.pi * (d - 20.0) / 365.25)
-    ta = t_mean + amp * season + 0.5 * enso[:, None, None] * tropic
+    ta = t_mean + amp * season + np.float32(0.5) * enso[:, None, None] * tropic
 
     itcz = (6.0 + 8.0 * cont) * np.sin(2 * np.pi * (d - 110.0) / 365.25)
     trop = 9.0 * np.exp(-(((phi - itcz) / 12.0) ** 2))
@@ -105,7 +106,7 @@ class ClimateGenerator:
         doy = (dates - dates.astype("datetime64[Y]")).astype(int) + 1
         enso = self.enso[day_offset:day_offset + n]
         ta, p_clim = _seasonal_terms(geo, doy, enso)
-        s = np.abs(np.sin(np.deg2rad(geo.lat2d)))
+        s = np.abs(np.sin(np.deg2rad(geo.lat2d))).astype(np.float32)
         zt = self.noise_t.next(n)
         zp = self.noise_p.next(n)
         zh = 0.6 * zp + 0.8 * self.noise_h.next(n)

@@ -71,8 +71,10 @@ class SmoothNoise:
             self.state = coarse[-1]
         else:
             coarse = innov
-        fine = np.einsum("ia,tab,jb->tij", self.wlat, coarse, self.wlon, optimize=True)
-        return (fine * self.norm).astype(np.float32)
+        f32 = np.float32
+        fine = np.einsum("ia,tab,jb->tij", self.wlat.astype(f32), coarse.astype(f32),
+                         self.wlon.astype(f32), optimize=True)
+        return fine * self.norm
 
 
 @dataclass

@@ -46,6 +46,8 @@ def site_bias_proxy(geo: Geography, sites: pd.DataFrame, mean_nee: np.ndarray,
     flat_nee = mean_nee.ravel()
     by_region = {}
     proxy_total = 0.0
+    legacy_bias = 0.0
+    overall_site_legacy = float(np.nanmean(legacy.ravel()[sites["cell"].to_numpy()]))
     overall_site_mean = float(np.nanmean(flat_nee[sites["cell"].to_numpy()]))
     for rid, name in geo.names.items():
         inside = (region == rid) & np.isfinite(mean_nee)
@@ -64,6 +66,10 @@ def site_bias_proxy(geo: Geography, sites: pd.DataFrame, mean_nee: np.ndarray,
         }
         use = overall_site_mean if site_mean is None else site_mean
         proxy_total += use * area[inside].sum() * 365.25 / G_PER_PG
+        site_legacy = by_region[name]["site_mean_legacy"]
+        use = overall_site_legacy if site_legacy is None else site_legacy
+        legacy_bias += (use - by_region[name]["land_mean_legacy"]) * area[inside].sum() \
+            * 365.25 / G_PER_PG
     valid = np.isfinite(mean_nee)
     return {
         "units": "gC m-2 d-1 (period mean); totals PgC yr-1",
@@ -75,6 +81,10 @@ def site_bias_proxy(geo: Geography, sites: pd.DataFrame, mean_nee: np.ndarray,
             if v["site_mean_nee"] is not None and v["site_mean_nee"] < v["land_mean_nee"])),
         "n_regions_with_sites": int(sum(1 for v in by_region.values() if v["n_sites"])),
         "site_extrapolated_global_pgc_yr": round(proxy_total, 3),
+        "legacy_blind_bias_pgc_yr": round(legacy_bias, 3),
+        "note": "site_extrapolated: each region's tower-cell mean NEE times its land area; "
+                "legacy_blind_bias: the global error of a model that learned everything but "
+                "the hidden legacy (tower-cell mean legacy minus land mean, times land area)",
     }
 
 

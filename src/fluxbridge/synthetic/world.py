@@ -236,7 +236,8 @@ def _build(root: Path, cfg: WorldConfig, progress: bool) -> None:
     properties = props.world_properties(
         geo=geo, codes=codes, legacy=legacy, sites=sites, annual=annual,
         truth_regional=truth_regional, corrections=corrections, member_nee=member_nee,
-        mean_nee=np.nanmean(mon["nee"], axis=0), n_years=cfg.n_years)
+        mean_nee=np.where(geo.land, np.nan_to_num(mon["nee"]).mean(axis=0), np.nan),
+        n_years=cfg.n_years)
     _write_manifest(root, cfg, files, properties, sites, years)
     bar.update(1)
     bar.close()
