@@ -36,6 +36,7 @@ from fluxbridge.models.network import NEENet
 from fluxbridge.operators import (
     Estimator,
     RegionalOperator,
+    Sample,
     make_estimator,
     squared_error,
 )
@@ -243,25 +244,31 @@ class Trainer:
         pred = self.model(x[idx], c[idx])
         return (w[idx] * (pred - y[idx]) ** 2).mean() / self.s_y**2
 
-    def predict_cells(self, time_idx: np.ndarray, cell_idx: np.ndarray) -> torch.Tensor:
-        """Model NEE [g m-2 d-1] at (time, cell) pairs of the grid (differentiable)."""
+    def cell_inputs(self, time_idx: np.ndarray, cell_idx: np.ndarray
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised features and classes of (time, cell) pairs of the grid, on the device."""
         assert self.grid is not None
         X, igbp = self.grid.take(time_idx, cell_idx)
-        x = torch.from_numpy(self.normaliser.transform(X)).to(self.device)
-        return self.model(x, torch.as_tensor(igbp, device=self.device))
+        return (torch.from_numpy(self.normaliser.transform(X)).to(self.device),
+                torch.as_tensor(igbp, device=self.device))
 
-    def regional_loss(self) -> tuple[torch.Tensor, int]:
-        """Regional error of ``obs_per_step`` random region-months, in units of σ², and the
-        number of (cell, day) predictions it took."""
+    def predict_cells(self, time_idx: np.ndarray, cell_idx: np.ndarray) -> torch.Tensor:
+        """Model NEE [g m-2 d-1] at (time, cell) pairs of the grid (differentiable)."""
+        return self.model(*self.cell_inputs(time_idx, cell_idx))
+
+    def draw(self) -> tuple[np.ndarray, Sample]:
+        """``obs_per_step`` random region-months (positions among the targets) and their draw."""
         assert self.estimator is not None
-        s = self.settings
-        n = min(s.obs_per_step, self.obs_ids.size)
+        n = min(self.settings.obs_per_step, self.obs_ids.size)
         pick = self.obs_rng.choice(self.obs_ids.size, size=n, replace=False)
-        sample = self.estimator.draw(self.obs_ids[pick], self.obs_rng)
-        pred = self.predict_cells(sample.time_idx, sample.cell_idx)
+        return pick, self.estimator.draw(self.obs_ids[pick], self.obs_rng)
+
+    def regional_error(self, pred: torch.Tensor, pick: np.ndarray, sample: Sample
+                       ) -> torch.Tensor:
+        """Mean regional error in units of σ² from predictions at the draws of ``sample``."""
+        assert self.estimator is not None
         est = self.estimator.estimate(pred, sample)
-        err = squared_error(est, self.mu[pick]) / self.sigma[pick] ** 2
-        return err.mean(), len(sample)
+        return (squared_error(est, self.mu[pick]) / self.sigma[pick] ** 2).mean()
 
     def refresh_cache(self) -> None:
         """Recompute the control variate's cached full-grid prediction from the model."""
@@ -289,14 +296,26 @@ class Trainer:
         return out
 
     def step(self, idx: torch.Tensor) -> dict[str, float]:
-        """One optimiser step on site rows ``idx`` (plus the regional term when λ > 0)."""
+        """One optimiser step on site rows ``idx`` (plus the regional term when λ > 0).
+
+        Site rows and the operator's draws go through the network in one forward pass.
+        """
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.site_loss(idx)
-        out = {"site": float(loss.detach())}
-        if self.estimator is not None:
-            reg, _ = self.regional_loss()
-            loss = loss + self.settings.lambda_regional * reg
+        x, c, y, w = self.x[idx], self.c[idx], self.y[idx], self.w[idx]
+        out: dict[str, float] = {}
+        if self.estimator is None:
+            pred = self.model(x, c)
+        else:
+            pick, sample = self.draw()
+            xs, cs = self.cell_inputs(sample.time_idx, sample.cell_idx)
+            both = self.model(torch.cat([x, xs]), torch.cat([c, cs]))
+            pred = both[: x.shape[0]]
+            reg = self.regional_error(both[x.shape[0]:], pick, sample)
             out["regional"] = float(reg.detach())
+        loss = (w * (pred - y) ** 2).mean() / self.s_y**2
+        out["site"] = float(loss.detach())
+        if self.estimator is not None:
+            loss = loss + self.settings.lambda_regional * reg
         loss.backward()
         self.optimizer.step()
         return out
