@@ -17,7 +17,7 @@ from fluxbridge.errors import ConfigError, InputError
 from fluxbridge.synthetic import WorldConfig, load_world_config, synthesize
 from fluxbridge.synthetic.config import world_template_text
 
-TINY = {"resolution_deg": 10.0, "n_years": 2, "n_sites": 20, "n_members": 3,
+TINY = {"resolution_deg": 5.0, "n_years": 2, "n_sites": 20, "n_members": 3,
         "site_years_min": 1, "site_years_max": 2, "start_year": 2012}
 ROLES = ("sites", "site_table", "meteorology", "remote_sensing", "inversions", "corrections",
          "regions", "truth_grid", "truth_regional")

@@ -92,7 +92,7 @@ def write_era5_year(path: Path, dates: np.ndarray, fields: dict[str, np.ndarray]
 
 
 def composite_starts(year: int, days: int) -> np.ndarray:
-    """Start dates (datetime64[D]) of the MODIS composites of ``year``, every ``days`` from Jan 1."""
+    """Start dates (datetime64[D]) of the MODIS composites of ``year``, every ``days``."""
     start = np.datetime64(f"{year}-01-01")
     n = int(np.ceil(365 / days))
     return start + np.arange(n) * days
