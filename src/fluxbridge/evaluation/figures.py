@@ -161,7 +161,7 @@ def site_scatter(predictions: pd.DataFrame, models: Sequence[str],
                    np.nanmax([t["observed"].max(), t[model].max()])]
             ax.plot(lim, lim, color="0.3", lw=0.8)
             s = skill.loc[(model, scale)]
-            ax.set_title(f"{model} · {scale}\nR²={s.r2:.2f} RMSE={s.rmse:.2f} n={s.n}",
+            ax.set_title(f"{model} · {scale}\nR²={s.r2:.2f} RMSE={s.rmse:.2f} n={int(s.n)}",
                          fontsize=8)
             if i == len(models) - 1:
                 ax.set_xlabel("observed [g m-2 d-1]")
