@@ -111,7 +111,7 @@ class UpscaleResult:
 
 # -- planning ---------------------------------------------------------------------------------
 def plan_chunks(time: pd.DatetimeIndex | np.ndarray, n_lat: int, n_lon: int,
-                time_chunk: int = 31, max_chunk_cells: int = 2_000_000) -> list[Chunk]:
+                time_chunk: int = 31, max_chunk_cells: int = 1_000_000) -> list[Chunk]:
     """Cut (time, lat, lon) into chunks of whole calendar months by latitude bands.
 
     Parameters
@@ -250,7 +250,9 @@ class _Block:
 def _run_chunk(members: Sequence[Model], block: _Block, weights: xr.DataArray,
                land_area: xr.DataArray, step_days: np.ndarray, path: str) -> str:
     """Load one chunk's predictors, predict, write the chunk file atomically; returns its path."""
-    data = block.data.load(scheduler="synchronous")
+    data = block.data.copy()
+    for name in data.variables:  # one variable at a time bounds the memory of the read
+        data[name] = data[name].load(scheduler="synchronous")
     out = predict_chunk(members, data, weights, land_area, step_days)
     # NumPy files, not NetCDF: HDF5 is not thread safe, and these files are internal
     with atomic_path(path) as tmp, tmp.open("wb") as fh:
@@ -429,10 +431,23 @@ def _members(model: Any) -> list[Model]:
     return members
 
 
+def _fingerprint(model: Model) -> str:
+    """Digest of a network's weights, so that a retrained model does not reuse old chunks."""
+    state = getattr(getattr(model, "estimator", None), "state_dict", None)
+    if not callable(state):
+        return ""
+    h = hashlib.sha256()
+    for name, tensor in sorted(state().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def _run_key(members: Sequence[Model], predictors: xr.Dataset, chunks: list[Chunk]) -> str:
+    """Identity of a run: a rerun with the same key may reuse finished chunks."""
     desc = {
-        "members": [[getattr(m, "name", ""), list(getattr(m, "feature_names", []))]
-                    for m in members],
+        "members": [[getattr(m, "name", ""), list(getattr(m, "feature_names", [])),
+                     _fingerprint(m)] for m in members],
         "time": [str(predictors["time"].values[0]), str(predictors["time"].values[-1]),
                  int(predictors.sizes["time"])],
         "lat": [float(predictors["lat"][0]), float(predictors["lat"][-1]),
@@ -464,7 +479,7 @@ def upscale(
     scheduler: str | None = None,
     n_workers: int = 1,
     time_chunk: int = 31,
-    max_chunk_cells: int = 2_000_000,
+    max_chunk_cells: int = 1_000_000,
     provenance: Mapping[str, Any] | None = None,
     fmt: Literal["netcdf", "zarr"] = "netcdf",
     progress: bool = True,
