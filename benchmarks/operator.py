@@ -1,0 +1,254 @@
+"""Benchmark of the sparse observation operator: accuracy of each estimator and cost of a step.
+
+Setting (twin-world-like, built synthetically here so that it runs anywhere):
+
+* grid at 2 degrees and 0.5 degrees, one year daily, built-in TransCom-like regions, land cells
+  of the real land mask; ten gridded features with seasonal cycles by latitude plus noise;
+* the model field ``f`` (n_time, n_cell) = a smooth nonlinear function of the features
+  [g m-2 d-1]; the control-variate cache ``g`` = the same function with its coefficients moved
+  by 5 % (a model a few epochs older);
+* inversion spread σ_rm = 0.15 |F_rm| + 0.05 median |F| [Tg month-1] with F the exact totals.
+
+Accuracy: for K in {4, 16, 64, 256, 1024} cell-days per region-month, R independent draws of
+every region-month; ``bias_sigma`` = rms over region-months of the mean error / σ,
+``std_sigma`` = rms over region-months of the standard deviation over draws / σ. The fixed
+estimator keeps one draw for the whole training: its step-to-step std is 0 and its bias is the
+rms error of that one draw / σ.
+
+Cost: wall time of one optimiser step (batch of 2048 site samples, MLP 64x3, AdamW) without
+the regional term (``site_only``) and with it (``obs_per_step`` region-months). The control
+variate's time includes its cache refresh amortised over ``refresh_every`` (2) epochs of
+``STEPS_PER_EPOCH`` (100, the demo: ~200k samples / 2048) steps. ``ratio_to_site_only`` compares
+the fastest of interleaved steps (the machine is shared; the minimum is least load-biased).
+``cells_fraction`` = share of the step's region-months' land cell-days at which the model is
+evaluated (exact = 1; the control variate's cache refresh excluded). Exact steps at 0.5 degrees
+are timed on fewer region-months and scaled linearly (their memory would exceed the budget
+otherwise); the row says so in ``note``.
+
+Run from the repository root: ``python -m benchmarks.operator [--quick]`` (as a script its name
+would shadow the standard library's ``operator``); writes ``benchmarks/results/operator.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fluxbridge.features import GridFeatures
+from fluxbridge.operators import RegionalOperator, make_estimator
+from fluxbridge.regions import builtin_regions
+from fluxbridge.training import Trainer, TrainSettings
+
+KS = (4, 16, 64, 256, 1024)
+ESTIMATORS = ("fixed", "resampled", "control_variate")
+N_FEATURES = 10
+STEPS_PER_EPOCH = 100
+REFRESH_EVERY = 2
+OBS_PER_STEP = 32
+OUT = Path(__file__).resolve().parent / "results" / "operator.json"
+
+
+def build(resolution: float, year: int = 2001, seed: int = 0):
+    """Grid features, model field f, stale cache g, regions and targets."""
+    rng = np.random.default_rng(seed)
+    regions = builtin_regions("transcom_like", resolution)
+    region = regions["region"].values
+    frac = regions["land_fraction"].values
+    ilat, ilon = np.nonzero((region > 0) & (frac > 0))
+    lat = regions["lat"].values[ilat].astype(np.float32)
+    times = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
+    n_t, n_c = times.size, ilat.size
+    doy = times.day_of_year.to_numpy().astype(np.float32)[:, None]
+    season = (np.cos(2 * np.pi * (doy - 200) / 365.0) * np.sign(lat)[None, :]).astype(np.float32)
+    values = np.empty((n_t, n_c, N_FEATURES), dtype=np.float32)
+    cell_noise = rng.normal(0, 1, (N_FEATURES, n_c)).astype(np.float32)
+    for j in range(N_FEATURES):
+        amp = np.float32(1.0 + j / 3)
+        values[:, :, j] = amp * season * (1 + 0.3 * cell_noise[j])[None, :] \
+            - 0.02 * j * np.abs(lat)[None, :]
+        values[:, :, j] += rng.standard_normal((n_t, n_c), dtype=np.float32) * 0.3
+    igbp = (region[ilat, ilon] % 16 + 1).astype(np.int64)
+    coef = rng.normal(0, 1, N_FEATURES) / np.sqrt(N_FEATURES)
+
+    def field(c: np.ndarray) -> np.ndarray:
+        z = np.zeros((n_t, n_c), dtype=np.float32)
+        for j in range(N_FEATURES):
+            z += np.float32(c[j]) * values[:, :, j]
+        return (2.0 * np.tanh(z) - 0.3).astype(np.float32)  # g m-2 d-1
+
+    f = field(coef)
+    g = field(coef * (1 + 0.05 * rng.standard_normal(N_FEATURES)))
+    n_lon = regions.sizes["lon"]
+    grid = GridFeatures(values=values, igbp_code=igbp, lat_index=ilat.astype(np.int64),
+                        lon_index=ilon.astype(np.int64),
+                        cell_ids=(ilat * n_lon + ilon).astype(np.int64), times=times,
+                        feature_names=[f"x{j}" for j in range(N_FEATURES)],
+                        region=region[ilat, ilon].astype(np.int64),
+                        cell_area=regions["cell_area"].values[ilat, ilon],
+                        land_fraction=frac[ilat, ilon], n_lat=regions.sizes["lat"], n_lon=n_lon)
+    return grid, f, g, regions
+
+
+def site_samples(grid: GridFeatures, f: np.ndarray, n_sites: int = 100, seed: int = 1
+                 ) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    cells = rng.choice(grid.n_cell, n_sites, replace=False)
+    t = np.arange(grid.times.size)
+    tt, cc = np.meshgrid(t, cells, indexing="ij")
+    tt, cc = tt.ravel(), cc.ravel()
+    X, igbp = grid.take(tt, cc)
+    df = pd.DataFrame(X, columns=grid.feature_names)
+    df.insert(0, "site", pd.array([f"S{c}" for c in cc], dtype="str"))
+    df["igbp_code"] = igbp
+    df["nee"] = f[tt, cc] + rng.normal(0, 0.3, tt.size)
+    df["weight"] = 1.0
+    return df
+
+
+def accuracy(op, grid, f, g, sigma, exact, K, kind, reps, rng):
+    obs = np.arange(op.n_obs)
+    est = make_estimator(kind, op, K=K, sampling="area", strata=grid.igbp_code, seed=K)
+    if kind == "control_variate":
+        est.set_cache(g)
+    flat = f.ravel()
+    n_draws = 1 if kind == "fixed" else reps
+    draws = np.empty((n_draws, op.n_obs))
+    touched = []
+    for r in range(n_draws):
+        sample = est.draw(obs, rng)
+        pred = torch.from_numpy(flat[sample.col].astype(np.float64))
+        draws[r] = est.estimate(pred, sample)[0].numpy()
+        touched.append(len(sample))
+    err = (draws - exact[None, :]) / sigma[None, :]
+    if kind == "fixed":
+        bias, std = float(np.sqrt(np.mean(err[0] ** 2))), 0.0
+    else:
+        bias = float(np.sqrt(np.mean(err.mean(axis=0) ** 2)))
+        std = float(np.sqrt(np.mean(err.std(axis=0, ddof=1) ** 2)))
+    return bias, std
+
+
+def time_steps(base: Trainer, trainer: Trainer, n_steps: int, rng) -> tuple[float, float]:
+    """Fastest seconds of a site-only step and of a constrained step, interleaved so that both
+    see the same load of a shared machine."""
+    n = base.x.shape[0]
+    times: dict[int, list[float]] = {0: [], 1: []}
+    for i in range(n_steps + 2):
+        for k, t in enumerate((base, trainer)):
+            idx = torch.as_tensor(rng.choice(n, 2048, replace=False))
+            t0 = time.perf_counter()
+            t.step(idx)
+            if i >= 2:  # warm-up steps are not timed
+                times[k].append(time.perf_counter() - t0)
+    return float(np.min(times[0])), float(np.min(times[1]))
+
+
+def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list[dict]:
+    t0 = time.perf_counter()
+    grid, f, g, regions = build(resolution)
+    samples = site_samples(grid, f)
+    settings = TrainSettings(lambda_regional=1.0, estimator="exact", obs_per_step=OBS_PER_STEP,
+                             square="plain", device="cpu", batch_size=2048)
+    base = Trainer(samples, dataclasses.replace(settings, lambda_regional=0.0),
+                   train_sites=samples["site"].unique())
+    op = RegionalOperator(regions, grid.times, grid.lat_index, grid.lon_index)
+    exact = op.exact(f)
+    sigma = 0.15 * np.abs(exact) + 0.05 * np.median(np.abs(exact))
+    targets = op.to_dataarray(exact).to_dataset(name="nee_mean")
+    targets["nee_spread"] = op.to_dataarray(sigma)
+    trainer = Trainer(samples, settings, train_sites=samples["site"].unique(), grid=grid,
+                      targets=targets, regions=regions)
+    print(f"grid {resolution} deg: {grid.n_cell} land cells x {grid.times.size} days, "
+          f"{op.n_obs} region-months, built in {time.perf_counter() - t0:.1f} s", flush=True)
+    rng = np.random.default_rng(0)
+    rows_per_obs = op.row_sizes(trainer.obs_ids).mean()
+    rows: list[dict] = []
+
+    def row(estimator, K=None, frac=None, bias=None, std=None, step=None, **extra):
+        rows.append({"grid_deg": resolution, "estimator": estimator, "K": K,
+                     "cells_fraction": frac, "bias_sigma": bias, "std_sigma": std,
+                     "step_seconds": step, **extra})
+
+    site_times: list[float] = []
+    # exact: timed on exact_obs region-months, scaled to OBS_PER_STEP
+    trainer.estimator = make_estimator("exact", op)
+    trainer.settings = dataclasses.replace(settings, obs_per_step=exact_obs)
+    t_site, t_exact = time_steps(base, trainer, max(2, n_steps // 5), rng)
+    site_times.append(t_site)
+    scale = OBS_PER_STEP / exact_obs
+    note = None if exact_obs == OBS_PER_STEP else \
+        f"timed with {exact_obs} region-months per step, regional part scaled x{scale:g}"
+    t_exact = t_site + (t_exact - t_site) * scale
+    row("exact", frac=1.0, bias=0.0, std=0.0, step=t_exact, ratio_to_site_only=t_exact / t_site,
+        note=note)
+    trainer.settings = settings
+    for kind in ESTIMATORS:
+        for K in KS:
+            bias, std = accuracy(op, grid, f, g, sigma, exact, K, kind, reps, rng)
+            trainer.estimator = make_estimator(kind, op, K=K, sampling="area",
+                                               strata=grid.igbp_code, seed=K)
+            extra = {}
+            refresh = 0.0
+            if kind == "control_variate":
+                t1 = time.perf_counter()
+                trainer.refresh_cache()
+                refresh = time.perf_counter() - t1
+                extra = {"refresh_seconds": refresh}
+            t_site, step = time_steps(base, trainer, n_steps, rng)
+            site_times.append(t_site)
+            step += refresh / (STEPS_PER_EPOCH * REFRESH_EVERY)
+            row(kind, K=K, frac=float(min(1.0, K / rows_per_obs)), bias=bias, std=std,
+                step=step, ratio_to_site_only=step / t_site, **extra)
+    row("site_only", frac=0.0, step=float(np.median(site_times)), ratio_to_site_only=1.0)
+    del trainer, base, grid, f, g
+    gc.collect()
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    head = f"{'grid':>5} {'estimator':>16} {'K':>5} {'cells%':>8} {'bias/σ':>8} {'std/σ':>8} " \
+           f"{'step ms':>9} {'×site':>6}"
+    print(head)
+    def fmt(v, spec):
+        return format(v, spec) if v is not None else "-"
+
+    for r in rows:
+        print(f"{r['grid_deg']:>5} {r['estimator']:>16} {fmt(r['K'], '>5')} "
+              f"{fmt(None if r['cells_fraction'] is None else 100 * r['cells_fraction'], '>8.3f')}"
+              f" {fmt(r['bias_sigma'], '>8.4f')} {fmt(r['std_sigma'], '>8.4f')} "
+              f"{fmt(1e3 * r['step_seconds'], '>9.1f')} "
+              f"{r['ratio_to_site_only']:>6.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2-degree grid only, fewer draws")
+    args = parser.parse_args()
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    rows = run_grid(2.0, reps=30 if args.quick else 60, n_steps=10 if args.quick else 20,
+                    exact_obs=OBS_PER_STEP)
+    if not args.quick:
+        rows += run_grid(0.5, reps=30, n_steps=15, exact_obs=2)
+    print_table(rows)
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    print(f"peak memory {peak_gb:.2f} GB")
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"sigma": "0.15 |F_rm| + 0.05 median |F| [Tg month-1]", "obs_per_step": OBS_PER_STEP,
+            "sampling": "area", "batch_size": 2048, "network": "MLP 64x3 silu",
+            "threads": torch.get_num_threads(), "peak_memory_gb": peak_gb,
+            "steps_per_epoch_for_refresh": STEPS_PER_EPOCH, "refresh_every": REFRESH_EVERY}
+    OUT.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    print(f"written {OUT}")
+
+
+if __name__ == "__main__":
+    main()
