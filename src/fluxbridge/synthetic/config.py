@@ -47,7 +47,7 @@ class WorldConfig(BaseModel):
     site_years_max: int = Field(5, ge=1)
     site_density: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_SITE_DENSITY))
     site_legacy_avoidance: float = Field(
-        0.5, gt=0, description="scale [gC m-2 d-1] of exp(-L/scale) in the tower placement")
+        0.33, gt=0, description="scale [gC m-2 d-1] of exp(-L/scale) in the tower placement")
     legacy_strength: float = Field(1.0, ge=0, description="multiplier of the hidden legacy field")
     mature_sink_fraction: float = Field(
         0.05, ge=-0.5, le=0.5, description="annual (GPP - RECO) / GPP before the legacy")
