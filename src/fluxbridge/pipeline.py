@@ -1,0 +1,242 @@
+"""The experiment workflow: world → samples → cross-validation → models → upscaling → report.
+
+Each step writes its outputs atomically and records itself in ``run.json``; a rerun after a
+kill skips finished steps, and training resumes from its per-epoch checkpoints. A finished run
+directory is never overwritten without ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from fluxbridge.config import ExperimentConfig, load_config, parse_config
+from fluxbridge.errors import ConfigError
+from fluxbridge.outputs import code_version, write_json
+
+log = logging.getLogger(__name__)
+
+SITE_ONLY, DUAL, RF, XGB = "site_only", "dual", "rf", "xgboost"
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    out_dir: Path
+    manifest: Path
+    report: Path
+    headline: pd.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """The headline table and where the report is, as printable text."""
+        with pd.option_context("display.width", 160, "display.max_columns", 20):
+            table = self.headline.to_string(float_format=lambda v: f"{v:.3f}")
+        return (f"{table}\n\nsteps (s): "
+                + ", ".join(f"{k} {v:.0f}" for k, v in self.timings.items())
+                + f"\nmanifest: {self.manifest}\nreport: {self.report}")
+
+
+class RunState:
+    """The ``run.json`` record of a run directory: finished steps, version, inputs."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / "run.json"
+        self.data: dict[str, Any] = (json.loads(self.path.read_text()) if self.path.exists()
+                                     else {"status": "running", "steps": {}})
+
+    @property
+    def complete(self) -> bool:
+        return self.data.get("status") == "complete"
+
+    def done(self, step: str) -> bool:
+        return step in self.data["steps"]
+
+    def mark(self, step: str, seconds: float, **info: Any) -> None:
+        self.data["steps"][step] = {"seconds": round(seconds, 2), **info}
+        self.save()
+
+    def save(self) -> None:
+        write_json(self.data, self.path)
+
+
+def _as_config(config: str | Path | ExperimentConfig) -> ExperimentConfig:
+    return config if isinstance(config, ExperimentConfig) else load_config(config)
+
+
+def prepare_run(cfg: ExperimentConfig, overwrite: bool = False) -> RunState:
+    """Check inputs before any work, set up the run directory, store the resolved config.
+
+    Raises
+    ------
+    ConfigError
+        If the run directory holds a finished run (and ``overwrite`` is false), or if the
+        configuration points at files that do not exist.
+    """
+    out = cfg.out_dir
+    if (out / "run.json").exists():
+        state = RunState(out)
+        if state.complete and not overwrite:
+            raise ConfigError("run directory holds a finished run; pass --overwrite to replace it",
+                              path=out)
+        if overwrite:
+            shutil.rmtree(out)
+    if not cfg.world.manifest.exists() and not cfg.world.synthesize:
+        raise ConfigError("world manifest not found and world.synthesize is false",
+                          path=cfg.world.manifest, variable="world.manifest",
+                          expected="an existing manifest.json")
+    if cfg.world.config is not None and not cfg.world.config.is_file():
+        raise ConfigError("world configuration not found", path=cfg.world.config,
+                          variable="world.config", expected="an existing YAML file")
+    out.mkdir(parents=True, exist_ok=True)
+    state = RunState(out)
+    state.data.update(fluxbridge_version=code_version(), name=cfg.name)
+    state.save()
+    (out / "config.resolved.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    return state
+
+
+def _timed(state: RunState, timings: dict[str, float], step: str,
+           func: Callable[[], Any], **info: Any) -> Any:
+    t0 = time.perf_counter()
+    result = func()
+    seconds = time.perf_counter() - t0
+    timings[step] = seconds
+    state.mark(step, seconds, **info)
+    log.info("step %s finished in %.1f s", step, seconds)
+    return result
+
+
+def ensure_world(cfg: ExperimentConfig, progress: bool = True) -> Path:
+    """The world's manifest path, synthesising the twin world first when needed."""
+    manifest = cfg.world.manifest
+    if manifest.exists():
+        return manifest
+    from fluxbridge.synthetic import synthesize
+
+    return synthesize(manifest.parent, config=cfg.world.config, seed=cfg.world.seed,
+                      overwrite=True, progress=progress)
+
+
+def train_settings(cfg: ExperimentConfig, lambda_regional: float) -> Any:
+    """Map the experiment configuration to the training settings of :mod:`fluxbridge.training`."""
+    from fluxbridge.training import TrainSettings
+
+    n, c, b = cfg.network, cfg.constraint, cfg.baselines
+    return TrainSettings(
+        width=n.width, depth=n.depth, activation=n.activation, dropout=n.dropout,
+        embed_dim=n.embed_dim, lr=n.lr, weight_decay=n.weight_decay, batch_size=n.batch_size,
+        epochs=n.epochs, patience=n.patience, n_ensemble=n.n_ensemble, device=n.device,
+        lambda_regional=lambda_regional, estimator=c.estimator, K=c.K, sampling=c.sampling,
+        refresh_every=c.refresh_every, obs_per_step=c.obs_per_step, square=c.square,
+        sigma_floor=c.sigma_floor, seed=cfg.seed,
+        rf_n_estimators=b.rf_n_estimators, rf_min_samples_leaf=b.rf_min_samples_leaf,
+        xgb_n_estimators=b.xgb_n_estimators, xgb_max_depth=b.xgb_max_depth,
+        xgb_learning_rate=b.xgb_learning_rate, features=tuple(cfg.features),
+    )
+
+
+def baseline_kinds(cfg: ExperimentConfig) -> list[str]:
+    """The baseline learners an experiment runs."""
+    return ([RF] if cfg.baselines.random_forest else []) + (
+        [XGB] if cfg.baselines.xgboost else [])
+
+
+def run_experiment(config: str | Path | ExperimentConfig, overwrite: bool = False,
+                   progress: bool = True) -> RunResult:
+    """Run every step of an experiment; resumes a killed run from its finished steps.
+
+    Parameters
+    ----------
+    config
+        Path of the experiment YAML, or a validated configuration.
+    overwrite
+        Replace a finished run in the same directory.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    RunResult
+        Paths of the manifest and report, the headline table and step timings.
+    """
+    cfg = _as_config(config)
+    progress = progress and cfg.progress
+    state = prepare_run(cfg, overwrite=overwrite)
+    from fluxbridge.experiment import Experiment
+
+    exp = Experiment(cfg, state, progress=progress)
+    result = exp.run()
+    state.data["status"] = "complete"
+    state.save()
+    return result
+
+
+def demo_config(out: str | Path) -> ExperimentConfig:
+    """The configuration of ``make demo``: the twin-world experiment in ``out``."""
+    return parse_config({"name": "demo", "out_dir": str(Path(out).resolve())})
+
+
+def run_demo(out: str | Path = "runs/demo", overwrite: bool = False,
+             progress: bool = True) -> RunResult:
+    """Run the twin-world demo experiment into ``out`` (see :func:`run_experiment`)."""
+    return run_experiment(demo_config(out), overwrite=overwrite, progress=progress)
+
+
+def _seeded(seed: int) -> None:
+    import random
+
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - libraries that still read the global state
+    torch.manual_seed(seed)
+
+
+def train_step(config: str | Path | ExperimentConfig, overwrite: bool = False,
+               progress: bool = True) -> Path:
+    """Train the models of an experiment (and its cross-validation); returns the models dir."""
+    cfg = _as_config(config)
+    state = prepare_run(cfg, overwrite=overwrite)
+    from fluxbridge.experiment import Experiment
+
+    exp = Experiment(cfg, state, progress=progress and cfg.progress)
+    exp.train()
+    return exp.models_dir
+
+
+def upscale_step(config: str | Path | ExperimentConfig, scheduler: str | None = None,
+                 overwrite: bool = False, progress: bool = True) -> Path:
+    """Upscale the trained models of an experiment; returns the directory of gridded NEE."""
+    cfg = _as_config(config)
+    if scheduler is not None:
+        cfg = cfg.model_copy(update={"upscaling": cfg.upscaling.model_copy(
+            update={"scheduler": scheduler})})
+    state = prepare_run(cfg, overwrite=overwrite)
+    from fluxbridge.experiment import Experiment
+
+    exp = Experiment(cfg, state, progress=progress and cfg.progress)
+    exp.upscale()
+    return exp.upscaled_dir
+
+
+def evaluate_step(config: str | Path | ExperimentConfig, overwrite: bool = False) -> Path:
+    """Evaluate an experiment's upscaled models and write the report; returns its path."""
+    cfg = _as_config(config)
+    state = prepare_run(cfg, overwrite=overwrite)
+    from fluxbridge.experiment import Experiment
+
+    exp = Experiment(cfg, state, progress=cfg.progress)
+    return exp.evaluate().report
+
