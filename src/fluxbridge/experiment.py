@@ -201,13 +201,192 @@ class Experiment:
     def evaluate(self) -> RunResult:
         """Score every model, draw the figures, write the report and the run manifest."""
         results = self.upscale()
-        from fluxbridge.evaluation.experiment import evaluate_experiment
+        return self._step("evaluate", lambda: self._evaluate(results))
 
-        return self._step("evaluate", lambda: evaluate_experiment(self, results))
+    def _evaluate(self, results: dict[str, Any]) -> RunResult:
+        from fluxbridge.evaluation import figures
+        from fluxbridge.evaluation.regional import global_annual, regional_metrics, targets_frames
+        from fluxbridge.evaluation.report import (
+            ReportSection,
+            inversion_section,
+            regional_section,
+            site_skill_section,
+            write_report,
+        )
+        from fluxbridge.pipeline import RunResult
+
+        names = self.model_names
+        headline_section = ReportSection("Headline")
+        predictions = self.cross_validate()
+        series = {n: pd.read_csv(results[n].regional_csv) for n in names}
+        truth = self.world.truth_regional
+        reference, spread = targets_frames(self.world.targets)
+
+        site_sec, site_tables = site_skill_section(predictions, names)
+        reg_sec, reg_tables = regional_section(series, reference=reference, spread=spread,
+                                               truth=truth)
+        vs_truth = regional_metrics(series, truth, spread)
+        vs_inversions = regional_metrics(series, reference, spread)
+        annual = global_annual({**series, "truth": truth, "inversions": reference})
+
+        maps = self._maps(results)
+        sections = [
+            ReportSection("The question", text=_QUESTION),
+            headline_section,
+            site_sec, reg_sec,
+            ReportSection("Global annual NEE", figures=[
+                ("Global annual NEE of each model, the truth and the inversion mean [PgC/yr]",
+                 figures.global_series(annual))], tables=[("Global annual totals", annual)]),
+            ReportSection("Maps", figures=maps),
+            inversion_section(self.world.targets),
+        ]
+        estimator_table = self._estimator_error(results)
+        sections.append(ReportSection(
+            "Sparse operator: estimator error against K",
+            text="Error of each estimator of the regional monthly totals of the dual model's "
+                 "field, in units of the inversion spread σ, over repeated draws; the "
+                 "control variate uses the site-only field as its cache.",
+            figures=[("Estimator error against K", figures.estimator_error(estimator_table))],
+            tables=[("Estimator error", estimator_table)]))
+
+        site_scales = site_tables["by_scale"]
+        headline = headline_table(site_scales, vs_truth, annual, names)
+        headline_section.tables = [("Site R² by time scale (cross-validation), regional error "
+                                    "against the truth, global NEE [PgC/yr]", headline)]
+        headline_section.text = _headline_text(headline)
+        metrics = {
+            "headline": headline,
+            "site": site_tables,
+            "regional_vs_truth": vs_truth,
+            "regional_vs_inversions": vs_inversions,
+            "regional_tables": reg_tables,
+            "global_annual": annual,
+            "estimator_error": estimator_table,
+            "timings_s": self.timings,
+        }
+        report = write_report(self.out, title=f"fluxbridge — {self.cfg.name}",
+                              sections=sections, metrics=metrics)
+        manifest = self._write_manifest(results, report)
+        return RunResult(self.out, manifest, report, headline, dict(self.timings))
+
+    def _maps(self, results: dict[str, Any]) -> list[Any]:
+        import xarray as xr
+
+        from fluxbridge.evaluation import figures
+
+        def mean_map(name: str) -> xr.DataArray:
+            with xr.open_dataset(results[name].grid_monthly) as ds:
+                return ds["nee"].mean("time").load()
+
+        site_only, dual = mean_map(SITE_ONLY), mean_map(DUAL)
+        truth = self.world.truth_grid.mean("time").load()
+        return [
+            ("Mean NEE of the dual model [gC m-2 d-1]", figures.nee_map(dual, "dual")),
+            ("Dual minus site-only [gC m-2 d-1]",
+             figures.nee_map(dual - site_only, "dual − site-only", difference=True)),
+            ("Truth minus site-only [gC m-2 d-1]: what the constraint should add",
+             figures.nee_map(truth - site_only, "truth − site-only", difference=True)),
+        ]
+
+    def _estimator_error(self, results: dict[str, Any]) -> pd.DataFrame:
+        """Estimator error against K on the dual model's field (cache: the site-only field)."""
+        import xarray as xr
+
+        from fluxbridge.evaluation.estimators import estimator_error_table
+        from fluxbridge.operators import RegionalOperator
+
+        grid = self.grid
+
+        def field(name: str) -> np.ndarray:
+            with xr.open_dataset(results[name].grid) as ds:
+                values = ds["nee"].values[:, grid.lat_index, grid.lon_index]
+            return np.nan_to_num(values.astype(np.float64))
+
+        op = RegionalOperator(self.world.regions, grid.times, grid.lat_index, grid.lon_index)
+        matched = op.match_targets(self.world.targets)
+        sigma = np.full(op.n_obs, np.nan)
+        sigma[matched["obs"]] = matched["spread"]
+        sigma = np.fmax(np.nan_to_num(sigma, nan=np.nanmedian(sigma)),
+                        self.cfg.constraint.sigma_floor * np.nanmedian(sigma))
+        return estimator_error_table(op, field(DUAL), field(SITE_ONLY), sigma,
+                                     seed=self.cfg.seed, strata=grid.igbp_code)
+
+    def _write_manifest(self, results: dict[str, Any], report: Path) -> Path:
+        def rel(p: Path) -> str:
+            return str(Path(p).resolve().relative_to(self.out)) if Path(p).resolve().is_relative_to(
+                self.out) else str(Path(p).resolve())
+
+        manifest = {
+            "name": self.cfg.name,
+            "world": rel(self.manifest_path),
+            "models": {n: {"grid": rel(results[n].grid), "grid_monthly": rel(
+                results[n].grid_monthly), "regional": rel(results[n].regional_csv),
+                "global": rel(results[n].global_csv), "artifact": rel(
+                    self.models_dir / f"{n}.pt")} for n in self.model_names},
+            "cv_predictions": rel(self.cv_dir / "predictions.csv"),
+            "metrics": rel(self.out / "metrics.json"),
+            "report": rel(report),
+            "config": "config.resolved.yaml",
+            "units": {"grid": "g m-2 d-1 (carbon, positive to the atmosphere)",
+                      "regional": "Tg month-1 of carbon"},
+        }
+        return write_json(manifest, self.out / "manifest.json")
 
     def run(self) -> RunResult:
         """All steps."""
         return self.evaluate()
+
+
+_QUESTION = (
+    "Against the site-only model (λ = 0), does the inversion constraint (dual model, λ > 0) "
+    "improve regional NEE while keeping site-level skill and seasonality? Site skill comes from "
+    "leave-site-out cross-validation on identical folds for every model; regional skill from "
+    "the upscaled products against the truth (twin world) and the corrected inversion ensemble."
+)
+
+
+def headline_table(site_scales: pd.DataFrame, vs_truth: pd.DataFrame, annual: pd.DataFrame,
+                   names: list[str]) -> pd.DataFrame:
+    """One row per model: site R² by time scale, regional error and global NEE against truth.
+
+    Columns: ``r2_<scale>``; ``regional_monthly_rmse_tgc`` and ``regional_annual_bias_tgc``
+    (mean absolute annual bias over regions [Tg yr-1]); ``global_nee_pgc`` and
+    ``truth_global_nee_pgc`` (mean over years [Pg yr-1]).
+    """
+    r2 = site_scales.pivot(index="model", columns="scale", values="r2").add_prefix("r2_")
+    per_region = vs_truth[vs_truth["region"] != "all"]
+    overall = vs_truth[vs_truth["region"] == "all"].set_index("model")
+    reg = pd.DataFrame({
+        "regional_monthly_rmse_tgc": overall["monthly_rmse"],
+        "regional_mean_abs_annual_bias_tgc": per_region.assign(
+            a=per_region["annual_bias"].abs()).groupby("model")["a"].mean(),
+    })
+    glob = annual.groupby("model")["nee_pgc"].mean()
+    out = r2.join(reg, how="outer")
+    out["global_nee_pgc"] = glob.reindex(out.index)
+    out["truth_global_nee_pgc"] = float(glob.get("truth", np.nan))
+    out["inversion_global_nee_pgc"] = float(glob.get("inversions", np.nan))
+    return out.reindex([n for n in names if n in out.index]).rename_axis("model").reset_index()
+
+
+def _headline_text(headline: pd.DataFrame) -> str:
+    h = headline.set_index("model")
+    if SITE_ONLY not in h.index or DUAL not in h.index:
+        return ""
+    so, du = h.loc[SITE_ONLY], h.loc[DUAL]
+
+    def change(col: str) -> str:
+        a, b = so[col], du[col]
+        return f"{a:.1f} → {b:.1f} ({100 * (b - a) / abs(a):+.0f} %)" if a else "n/a"
+
+    return (
+        "Dual against site-only: regional monthly RMSE "
+        f"{change('regional_monthly_rmse_tgc')} TgC/month; mean absolute regional annual bias "
+        f"{change('regional_mean_abs_annual_bias_tgc')} TgC/yr; global NEE "
+        f"{so['global_nee_pgc']:.2f} → {du['global_nee_pgc']:.2f} PgC/yr against the truth's "
+        f"{so['truth_global_nee_pgc']:.2f}; site R² (all data) {so.get('r2_all', np.nan):.3f} → "
+        f"{du.get('r2_all', np.nan):.3f}."
+    )
 
 
 def _save_models(model: Any, path: Path, name: str) -> None:
@@ -220,5 +399,3 @@ def _save_models(model: Any, path: Path, name: str) -> None:
         model.name = name
         model.save(path)
 
-
-__all__ = ["Experiment", "write_json"]
