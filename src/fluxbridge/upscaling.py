@@ -400,7 +400,7 @@ def _global_outputs(global_g: np.ndarray, months: pd.DatetimeIndex, attrs: dict[
 
 # -- the workflow -----------------------------------------------------------------------------
 def open_predictors(paths: str | Path | Sequence[str | Path]) -> xr.Dataset:
-    """Open canonical predictors lazily (dask) from NetCDF files or a Zarr store.
+    """Open canonical predictors lazily from NetCDF files (dask for several) or a Zarr store.
 
     Parameters
     ----------
@@ -415,6 +415,8 @@ def open_predictors(paths: str | Path | Sequence[str | Path]) -> xr.Dataset:
                          expected="existing NetCDF files or a Zarr store")
     if len(items) == 1 and items[0].suffix == ".zarr":
         return xr.open_zarr(items[0])
+    if len(items) == 1:  # lazily indexed: each chunk reads exactly its hyperslab
+        return xr.open_dataset(items[0])
     return xr.open_mfdataset(items, chunks={}, combine="by_coords", data_vars="minimal",
                              coords="minimal", compat="override")
 
