@@ -68,7 +68,6 @@ def flops_per_sample(model) -> int:
 
 def write_world(grid_deg: float, days: int, work: Path) -> Path:
     """Predictors (NetCDF, one file) and regions of a global grid; returns the directory."""
-    import pandas as pd
     import xarray as xr
 
     from fluxbridge.regions import builtin_regions
@@ -83,7 +82,6 @@ def write_world(grid_deg: float, days: int, work: Path) -> Path:
     lat, lon = regions["lat"].values, regions["lon"].values
     land = regions["land_fraction"].values > 0.5
     cover = np.where(land, rng.integers(1, 17, size=land.shape), 0).astype(np.int16)
-    times = pd.date_range("2021-01-01", periods=days, freq="D")
     import netCDF4
 
     with netCDF4.Dataset(d / "predictors.tmp.nc", "w") as nc:
@@ -99,7 +97,7 @@ def write_world(grid_deg: float, days: int, work: Path) -> Path:
         lc[:] = cover
         lc.units = "1"
         out = {}
-        for name, (mu, sd) in SCALE.items():
+        for name in SCALE:
             out[name] = nc.createVariable(name, "f4", ("time", "lat", "lon"),
                                           chunksizes=(1, lat.size, lon.size))
             out[name].units = "1"
@@ -164,7 +162,8 @@ def measured(mode: str, world: Path, out: Path) -> dict:
     """Run a mode in a child process, sampling the resident memory of its process tree."""
     import psutil
 
-    cmd = [sys.executable, "-P", __file__, "--child", mode, "--world", str(world), "--out", str(out)]
+    cmd = [sys.executable, "-P", __file__, "--child", mode, "--world", str(world),
+           "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     parent = psutil.Process(proc.pid)
     peak = 0
