@@ -1,0 +1,251 @@
+"""MODIS products aggregated to a regular grid (CMG-like NetCDF), and point extractions.
+
+Gridded: MOD13 vegetation indices (NDVI, EVI, NIR reflectance; SummaryQA), MOD11 land surface
+temperature (LST_Day/Night; QC), MCD12 land cover (IGBP classes). Scale factors and fill values
+are honoured in both conventions: CF (``value = raw × scale_factor + add_offset``) and the MODIS
+HDF one (``value = (raw − add_offset) / scale_factor``, recognised by a scale factor ≥ 1 on
+reflectance-like bands). Composites are gap-filled in time and interpolated to daily values;
+optionally the mean seasonal cycle replaces them (FLUXCOM RS+METEO).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from fluxbridge.errors import InputError
+from fluxbridge.grid import check_same_grid, to_canonical_grid
+from fluxbridge.vocabulary import IGBP_CLASSES
+from fluxbridge.vocabulary import attrs as var_attrs
+
+log = logging.getLogger(__name__)
+
+# source name -> canonical name, for every spelling of the gridded products
+BANDS: dict[str, str] = {
+    "NDVI": "ndvi", "CMG_0.05_Deg_16_days_NDVI": "ndvi",
+    "EVI": "evi", "CMG_0.05_Deg_16_days_EVI": "evi",
+    "NIR_reflectance": "nir", "CMG_0.05_Deg_16_days_NIR_reflectance": "nir",
+    "sur_refl_b02": "nir", "Nadir_Reflectance_Band2": "nir",
+    "LST_Day_CMG": "lst_day", "LST_Day_1km": "lst_day",
+    "LST_Night_CMG": "lst_night", "LST_Night_1km": "lst_night",
+    "Fpar_500m": "fpar", "Lai_500m": "lai",
+}
+QA_BANDS = ("SummaryQA", "CMG_0.05_Deg_16_days_pixel_reliability")
+LAND_COVER_NAMES = ("Majority_Land_Cover_Type_1", "LC_Type1", "land_cover")
+_UNITS = {"ndvi": "1", "evi": "1", "nir": "1", "lst_day": "K", "lst_night": "K", "fpar": "1",
+          "lai": "m2 m-2"}
+
+
+def decode_band(raw: xr.DataArray, where: str) -> xr.DataArray:
+    """Physical values of a packed MODIS band: fill and valid range masked, scale applied."""
+    a = raw.attrs
+    enc = raw.encoding
+    fill = a.get("_FillValue", enc.get("_FillValue"))
+    scale = float(a.get("scale_factor", enc.get("scale_factor", 1.0)))
+    offset = float(a.get("add_offset", enc.get("add_offset", 0.0)))
+    values = raw.astype("float32")
+    mask = values.notnull()
+    if fill is not None:
+        mask &= raw != fill
+    valid = a.get("valid_range")
+    if valid is not None:
+        lo, hi = np.asarray(valid, dtype=float)[:2]
+        mask &= (raw >= lo) & (raw <= hi)
+    if scale >= 1.0 and raw.name in BANDS and BANDS[raw.name] in ("ndvi", "evi", "nir"):
+        phys = (values - offset) / scale  # MODIS HDF convention
+    else:
+        phys = values * scale + offset
+    if scale == 1.0 and offset == 0.0 and np.issubdtype(raw.dtype, np.integer):
+        raise InputError("packed integer band without scale_factor", path=where,
+                         variable=str(raw.name), expected="a scale_factor attribute")
+    return phys.where(mask)
+
+
+def _open_raw(path: Path) -> xr.Dataset:
+    if not path.is_file():
+        raise InputError("MODIS file not found", path=path)
+    try:
+        return xr.open_dataset(path, mask_and_scale=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot open as NetCDF ({exc})".replace("\n", " "), path=path) from None
+
+
+def read_land_cover(path: str | os.PathLike[str], grid: xr.Dataset | None = None
+                    ) -> xr.DataArray:
+    """IGBP land cover codes (0 water, 1 ENF ... 16 BSV) from an MCD12-like NetCDF."""
+    path = Path(path)
+    ds = _open_raw(path)
+    name = next((n for n in LAND_COVER_NAMES if n in ds), None)
+    if name is None:
+        raise InputError("no land cover variable", path=path, variable="land_cover",
+                         expected=" or ".join(LAND_COVER_NAMES))
+    da = ds[name]
+    if "time" in da.dims:
+        da = da.isel(time=-1, drop=True)
+    da = to_canonical_grid(da, lat=_dim(da, "lat"), lon=_dim(da, "lon")).astype("int64")
+    bad = (da < 0) | (da > len(IGBP_CLASSES) - 1)
+    da = da.where(~bad, 0).load()
+    if grid is not None:
+        check_same_grid(da, grid, what="land cover grid and model grid", path=str(path))
+    da.name = "land_cover"
+    da.attrs = {**var_attrs("land_cover"), "flag_values": np.arange(len(IGBP_CLASSES)),
+                "flag_meanings": " ".join(IGBP_CLASSES), "source": str(path)}
+    return da
+
+
+def _dim(da: xr.DataArray | xr.Dataset, kind: str) -> str:
+    names = ("lat", "latitude", "y") if kind == "lat" else ("lon", "longitude", "x")
+    for n in names:
+        if n in da.dims:
+            return n
+    raise InputError(f"no {kind} dimension", variable=kind, expected=" or ".join(names))
+
+
+def _read_composites(path: Path, max_qa: int) -> xr.Dataset:
+    ds = xr.decode_cf(_open_raw(path), mask_and_scale=False)
+    bands = {}
+    qa_name = next((q for q in QA_BANDS if q in ds), None)
+    qa = ds[qa_name] if qa_name else None
+    for src, canon in BANDS.items():
+        if src not in ds:
+            continue
+        da = decode_band(ds[src], str(path))
+        if qa is not None and canon in ("ndvi", "evi", "nir"):
+            da = da.where(qa <= max_qa)
+        bands[canon] = da
+    if not bands:
+        raise InputError("no MODIS band found", path=path, variable="bands",
+                         expected=f"one of {sorted(set(BANDS))}")
+    out = xr.Dataset(bands)
+    if "time" not in out.dims:
+        raise InputError("no time dimension", path=path, variable="time",
+                         expected="composites along 'time'")
+    if not np.issubdtype(out["time"].dtype, np.datetime64):
+        raise InputError("time axis is not decodable to dates", path=path, variable="time",
+                         expected="units like 'days since 2000-01-01' and a standard calendar")
+    return to_canonical_grid(out, lat=_dim(out, "lat"), lon=_dim(out, "lon"))
+
+
+def open_modis(
+    paths: Sequence[str | os.PathLike[str]],
+    times: pd.DatetimeIndex | None = None,
+    grid: xr.Dataset | None = None,
+    *,
+    max_qa: int = 1,
+    seasonal_cycle: bool = False,
+) -> xr.Dataset:
+    """Gridded MODIS composites as canonical daily remote-sensing predictors.
+
+    Parameters
+    ----------
+    paths
+        Composite files (MOD13-like and MOD11-like); land cover files are skipped here (see
+        :func:`read_land_cover`).
+    times
+        Daily times to interpolate to; by default every day of the composites' span.
+    grid
+        Model grid to check against.
+    max_qa
+        Highest accepted SummaryQA (0 good, 1 marginal, 2 snow, 3 cloud).
+    seasonal_cycle
+        Replace values by each cell's mean seasonal cycle (by day of year).
+
+    Returns
+    -------
+    xr.Dataset
+        (time, lat, lon): ``ndvi``, ``evi``, ``nirv`` (NDVI × NIR) [1], ``lst_day``,
+        ``lst_night`` [K] — whichever the files carry; gaps filled linearly in time, the ends
+        with the nearest value. Attribute ``gap_filled_fraction`` per variable.
+    """
+    files = [Path(p) for p in paths]
+    groups: dict[frozenset[str], list[xr.Dataset]] = {}
+    for f in files:
+        raw = _open_raw(f)
+        if any(n in raw for n in LAND_COVER_NAMES):
+            continue
+        comp = _read_composites(f, max_qa)
+        groups.setdefault(frozenset(comp.data_vars), []).append(comp)
+    if not groups:
+        raise InputError("no MODIS composite files", variable="remote_sensing",
+                         expected="MOD13/MOD11-like NetCDF files")
+    daily_parts = []
+    for parts in groups.values():
+        ds = xr.concat(sorted(parts, key=lambda d: d["time"].values[0]), dim="time")
+        if ds.indexes["time"].has_duplicates:
+            raise InputError("composites overlap in time", variable="time",
+                             expected="each composite date once")
+        missing = {n: float(ds[n].isnull().mean()) for n in ds.data_vars}
+        ds = ds.interpolate_na("time", method="linear").bfill("time").ffill("time")
+        span = times if times is not None else pd.date_range(
+            ds["time"].values[0], pd.Timestamp(ds["time"].values[-1]) + pd.Timedelta(days=15))
+        daily = ds.interp(time=pd.DatetimeIndex(span), method="linear")
+        daily = daily.bfill("time").ffill("time")
+        for n in daily.data_vars:
+            daily[n].attrs["gap_filled_fraction"] = missing[n]
+        daily_parts.append(daily)
+    out = xr.merge(daily_parts, join="inner", compat="override")
+    if "nir" in out:
+        if "ndvi" in out:
+            out["nirv"] = out["ndvi"] * out["nir"]
+        out = out.drop_vars("nir")
+    if seasonal_cycle:
+        doy = out["time"].dt.dayofyear
+        out = out.groupby(doy).mean("time").sel(dayofyear=doy).drop_vars("dayofyear")
+    for name in out.data_vars:
+        filled = out[name].attrs.get("gap_filled_fraction")
+        out[name] = out[name].astype("float32")
+        out[name].attrs = var_attrs(name) if name != "nir" else {"units": "1"}
+        if filled is not None:
+            out[name].attrs["gap_filled_fraction"] = filled
+    out.attrs = {"source": " ".join(str(f) for f in files), "max_qa": max_qa,
+                 "seasonal_cycle": int(seasonal_cycle)}
+    if grid is not None:
+        check_same_grid(out, grid, what="MODIS grid and model grid", path=str(files[0]))
+        out = out.assign_coords(lat=grid["lat"].values, lon=grid["lon"].values)
+    return out
+
+
+def read_modis_points(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Point extractions of MODIS bands (phenofit/MODISTools CSV) with scale and fill applied.
+
+    Returns
+    -------
+    pd.DataFrame
+        Columns ``site``, ``date`` and the decoded bands present (``ndvi``, ``evi`` [1] for
+        MOD13A1 tables; ``value`` for MODISTools long tables with their ``scale``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found", path=path)
+    df = pd.read_csv(path)
+    if {"NDVI", "EVI"} <= set(df.columns):
+        site = next((c for c in ("site", "Site", "sitename") if c in df), None)
+        date = next((c for c in ("date", "Date", "t") if c in df), None)
+        if site is None or date is None:
+            raise InputError("no site or date column", path=path, variable="site/date")
+        out = pd.DataFrame({"site": df[site].astype(str), "date": pd.to_datetime(df[date])})
+        for band in ("NDVI", "EVI"):
+            raw = df[band].astype(float)
+            out[band.lower()] = (raw * 1e-4).where((raw >= -2000) & (raw <= 10000))
+        if "SummaryQA" in df:
+            out["qa"] = df["SummaryQA"]
+        return out
+    if {"value", "calendar_date"} <= set(df.columns):
+        scale = pd.to_numeric(df.get("scale", 1.0), errors="coerce").fillna(1.0)
+        value = df["value"].astype(float)
+        valid = value < 249 if df.get("band", pd.Series([""])).astype(str).str.contains(
+            "Fpar|Lai").any() else value.notna()
+        return pd.DataFrame({
+            "site": df.get("site", pd.Series(["site"] * len(df))).astype(str),
+            "date": pd.to_datetime(df["calendar_date"]),
+            "band": df.get("band", pd.Series([""] * len(df))).astype(str),
+            "value": (value * scale).where(valid),
+        })
+    raise InputError("unknown MODIS point table", path=path, variable="columns",
+                     expected="NDVI/EVI columns (MOD13A1) or value/calendar_date (MODISTools)")

@@ -1,0 +1,100 @@
+"""Site metadata tables: FLUXNET BIF (long format, CSV or XLSX) and wide site lists."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fluxbridge.errors import InputError
+from fluxbridge.grid import normalise_longitude
+from fluxbridge.vocabulary import IGBP_CODE
+
+_WIDE_ALIASES = {
+    "site": ("SITE_ID", "site_id", "sitename", "site", "id", "Site"),
+    "lat": ("LOCATION_LAT", "location_lat", "lat", "latitude", "Latitude", "LAT"),
+    "lon": ("LOCATION_LONG", "location_long", "lon", "longitude", "Longitude", "LON"),
+    "igbp": ("IGBP", "igbp", "igbp_land_use", "classid", "IGBP_class"),
+}
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if path.suffix.lower() in (".xlsx", ".xls"):
+        return pd.read_excel(path, dtype=str)
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        head = fh.readline()
+    sep = ";" if head.count(";") > head.count(",") else ","
+    return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=True, encoding="latin-1")
+
+
+def read_site_metadata(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Latitude, longitude and IGBP class of each site.
+
+    Reads the FLUXNET BIF long format (``SITE_ID, GROUP_ID, VARIABLE_GROUP, VARIABLE,
+    DATAVALUE``; CSV with ``;`` or ``,``, or XLSX) and wide site lists (columns such as
+    ``SITE_ID``/``sitename``, ``LOCATION_LAT``/``lat``, ``LOCATION_LONG``/``lon``, ``IGBP``).
+
+    Parameters
+    ----------
+    path
+        The metadata file.
+
+    Returns
+    -------
+    pd.DataFrame
+        Index ``site``; columns ``lat`` [degrees_north], ``lon`` [degrees_east, -180..180),
+        ``igbp`` (IGBP class name). Sites lacking a coordinate are dropped (logged in
+        ``attrs["dropped"]``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("site metadata file not found", path=path)
+    try:
+        df = _read_table(path)
+    except (ValueError, pd.errors.ParserError, OSError) as exc:
+        raise InputError(f"cannot read the table: {exc}", path=path) from None
+    if {"SITE_ID", "VARIABLE", "DATAVALUE"} <= set(df.columns):
+        wanted = df[df["VARIABLE"].isin(["LOCATION_LAT", "LOCATION_LONG", "IGBP"])]
+        wide = wanted.drop_duplicates(["SITE_ID", "VARIABLE"]).pivot(
+            index="SITE_ID", columns="VARIABLE", values="DATAVALUE")
+        wide = wide.rename(columns={"LOCATION_LAT": "lat", "LOCATION_LONG": "lon",
+                                    "IGBP": "igbp"})
+    else:
+        cols = {}
+        for canon, aliases in _WIDE_ALIASES.items():
+            found = next((a for a in aliases if a in df.columns), None)
+            if found is None and canon != "igbp":
+                raise InputError("site table lacks a column", path=path, variable=canon,
+                                 expected=" or ".join(aliases))
+            if found is not None:
+                cols[found] = canon
+        wide = df[list(cols)].rename(columns=cols).set_index("site")
+    for col in ("lat", "lon"):
+        if col not in wide:
+            raise InputError("no site has this variable", path=path, variable=col)
+        wide[col] = pd.to_numeric(wide[col], errors="coerce")
+    if "igbp" not in wide:
+        wide["igbp"] = "UNK"
+    wide["igbp"] = wide["igbp"].fillna("UNK").astype(str).str.strip().str.upper()
+    dropped = wide.index[wide["lat"].isna() | wide["lon"].isna()].tolist()
+    wide = wide.dropna(subset=["lat", "lon"])
+    bad = (wide["lat"].abs() > 90) | (wide["lon"] < -180) | (wide["lon"] > 360)
+    if bad.any():
+        raise InputError(f"coordinates out of range for {list(wide.index[bad])[:5]}",
+                         path=path, variable="lat/lon",
+                         expected="latitude in [-90, 90], longitude in [-180, 360]")
+    wide["lon"] = normalise_longitude(wide["lon"].to_numpy())
+    out = wide[["lat", "lon", "igbp"]].astype({"lat": float, "lon": float})
+    out.index = out.index.astype(str).rename("site")
+    out.attrs["dropped"] = dropped
+    out.attrs["source"] = str(path)
+    unknown = sorted(set(out["igbp"]) - set(IGBP_CODE) - {"UNK"})
+    out.attrs["unknown_igbp"] = unknown
+    return out.sort_index()
+
+
+def igbp_codes(classes: pd.Series | np.ndarray) -> np.ndarray:
+    """IGBP class names to MODIS codes (0..16); unknown names give -1."""
+    return np.array([IGBP_CODE.get(str(c), -1) for c in np.asarray(classes)], dtype=np.int64)
