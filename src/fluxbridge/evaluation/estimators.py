@@ -64,7 +64,7 @@ def estimator_accuracy(
     exact = operator.exact(field)
     est = make_estimator(kind, operator, K=K, sampling=sampling, strata=strata,
                          seed=int(rng.integers(2**31)))
-    if est.needs_cache:
+    if est.needs_cache():
         if cache is None:
             raise ValueError("the control variate needs a cached field")
         est.set_cache(cache)

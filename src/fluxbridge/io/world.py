@@ -118,7 +118,7 @@ class World:
     def truth_grid(self) -> xr.DataArray:
         """True daily NEE (time, lat, lon) [g m-2 d-1], lazily (twin world only)."""
         path = self._optional("truth_grid")
-        ds = xr.open_dataset(path, chunks={"time": 92})
+        ds = xr.open_dataset(path, chunks={})
         da = ds["nee"]
         check_same_grid(da, self.regions, what="truth grid and region grid", path=str(path))
         return da

@@ -1,0 +1,145 @@
+"""The whole experiment on a tiny twin world: outputs, manifest, resume after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+import yaml
+
+from fluxbridge.config import load_config
+from fluxbridge.errors import ConfigError
+from fluxbridge.pipeline import prepare_run, run_experiment
+
+TINY_WORLD = {"resolution_deg": 10.0, "n_years": 2, "n_sites": 24, "n_members": 3,
+              "site_years_min": 1, "site_years_max": 2}
+
+FAST = {
+    "network": {"width": 16, "depth": 2, "epochs": 3, "patience": 2, "batch_size": 512},
+    "constraint": {"K": 8, "obs_per_step": 8, "refresh_every": 1},
+    "baselines": {"rf_n_estimators": 8, "xgb_n_estimators": 20},
+    "validation": {"folds": 2},
+    "upscaling": {"scheduler": "synchronous", "time_chunk": 31},
+    "progress": False,
+}
+
+
+@pytest.fixture(scope="module")
+def world_dir(tmp_path_factory) -> Path:
+    from fluxbridge.synthetic import synthesize
+
+    root = tmp_path_factory.mktemp("tiny")
+    synthesize(root / "world", config=dict(TINY_WORLD), seed=1, progress=False)
+    return root / "world"
+
+
+def _config(tmp: Path, world: Path, name: str, **extra) -> Path:
+    data = {"name": name, "out_dir": name, "world": {"manifest": str(world / "manifest.json"),
+                                                     "synthesize": False}, **FAST, **extra}
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, world_dir):
+    tmp = tmp_path_factory.mktemp("runs")
+    cfg = _config(tmp, world_dir, "reference")
+    result = run_experiment(cfg, progress=False)
+    return tmp, cfg, result
+
+
+def test_run_writes_the_documented_manifest(finished_run, world_dir):
+    _, _, result = finished_run
+    manifest = json.loads(result.manifest.read_text())
+    root = result.manifest.parent
+    assert (root / manifest["world"]).resolve() == (world_dir / "manifest.json").resolve()
+    truth = pd.read_csv(world_dir / json.loads((world_dir / "manifest.json").read_text())
+                        ["files"]["truth_regional"])
+    with xr.open_dataset(world_dir / "truth" / "nee_true.nc") as t:
+        truth_times, truth_lat = t["time"].values, t["lat"].values
+    for name in ("site_only", "dual", "rf", "xgboost"):
+        entry = manifest["models"][name]
+        with xr.open_dataset(root / entry["grid"]) as ds:
+            assert ds["nee"].attrs["units"] == "g m-2 d-1"
+            np.testing.assert_array_equal(ds["time"].values, truth_times)
+            np.testing.assert_allclose(ds["lat"].values, truth_lat)
+        regional = pd.read_csv(root / entry["regional"])
+        assert list(regional.columns[:3]) == ["region", "time", "nee_tgc"]
+        assert set(regional["region"]) == set(truth["region"])
+    metrics = json.loads((root / manifest["metrics"]).read_text())
+    assert "headline" in metrics
+    html = (root / manifest["report"]).read_text()
+    assert "data:image/png;base64," in html and "<script src" not in html
+
+
+def test_cv_predictions_share_folds_and_models(finished_run):
+    _, _, result = finished_run
+    cv = pd.read_csv(result.out_dir / "cv" / "predictions.csv")
+    for col in ("site", "time", "fold", "observed", "site_only", "dual", "rf", "xgboost"):
+        assert col in cv.columns
+    assert cv.groupby("site")["fold"].nunique().max() == 1
+
+
+def test_finished_run_is_not_overwritten(finished_run):
+    _, cfg, result = finished_run
+    before = result.manifest.stat().st_mtime_ns
+    with pytest.raises(ConfigError, match="--overwrite"):
+        prepare_run(load_config(cfg))
+    assert result.manifest.stat().st_mtime_ns == before
+
+
+def test_config_with_missing_file_is_refused_before_work(tmp_path):
+    cfg = tmp_path / "e.yaml"
+    cfg.write_text(yaml.safe_dump({"out_dir": "run", "world": {
+        "manifest": str(tmp_path / "nowhere" / "manifest.json"), "synthesize": False}}))
+    with pytest.raises(ConfigError, match="manifest"):
+        run_experiment(cfg, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def _wait_for(pattern: str, root: Path, proc: subprocess.Popen, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(root.glob(pattern)):
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.slow
+def test_kill_during_training_and_upscaling_then_resume(finished_run, world_dir):
+    tmp, _, reference = finished_run
+    cfg = _config(tmp, world_dir, "killed")
+    out = tmp / "killed"
+    cmd = [sys.executable, "-m", "fluxbridge.cli", "-q", "run", str(cfg)]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    for pattern in ("cv/checkpoints/**/checkpoint.pt", "upscaled/*/.chunks/*.npz"):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        reached = _wait_for(pattern, out, proc, timeout=600)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert reached, f"run ended before {pattern} appeared"
+        assert not (out / "manifest.json").exists()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    a = pd.read_csv(reference.out_dir / "cv" / "predictions.csv")
+    b = pd.read_csv(out / "cv" / "predictions.csv")
+    pd.testing.assert_frame_equal(a, b, rtol=1e-5)
+    for name in ("site_only", "dual", "rf", "xgboost"):
+        ra = pd.read_csv(reference.out_dir / "upscaled" / name / "regional.csv")
+        rb = pd.read_csv(out / "upscaled" / name / "regional.csv")
+        pd.testing.assert_frame_equal(ra, rb, rtol=1e-5)
