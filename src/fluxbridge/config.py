@@ -72,9 +72,12 @@ class BaselineSection(_Strict):
     xgboost: bool = True
     rf_n_estimators: int = Field(100, ge=1)
     rf_min_samples_leaf: int = Field(5, ge=1)
+    rf_max_features: float = Field(0.5, gt=0, le=1)
+    rf_max_samples: float | None = Field(0.5, gt=0, le=1)
     xgb_n_estimators: int = Field(300, ge=1)
     xgb_max_depth: int = Field(6, ge=1)
     xgb_learning_rate: float = Field(0.05, gt=0)
+    n_jobs: int = Field(-1, description="threads of the baselines; -1 = every core")
 
 
 class ValidationSection(_Strict):

@@ -246,7 +246,8 @@ class Experiment:
             text="Error of each estimator of the regional monthly totals of the dual model's "
                  "field, in units of the inversion spread σ, over repeated draws; the "
                  "control variate uses the site-only field as its cache.",
-            figures=[("Estimator error against K", figures.estimator_error(estimator_table))],
+            figures=[("Estimator error against K",
+                      figures.estimator_error(estimator_table, value="rmse_sigma"))],
             tables=[("Estimator error", estimator_table)]))
 
         site_scales = site_tables["by_scale"]

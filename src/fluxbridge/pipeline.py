@@ -142,6 +142,7 @@ def train_settings(cfg: ExperimentConfig, lambda_regional: float) -> Any:
         refresh_every=c.refresh_every, obs_per_step=c.obs_per_step, square=c.square,
         sigma_floor=c.sigma_floor, seed=cfg.seed,
         rf_n_estimators=b.rf_n_estimators, rf_min_samples_leaf=b.rf_min_samples_leaf,
+        rf_max_features=b.rf_max_features, rf_max_samples=b.rf_max_samples, n_jobs=b.n_jobs,
         xgb_n_estimators=b.xgb_n_estimators, xgb_max_depth=b.xgb_max_depth,
         xgb_learning_rate=b.xgb_learning_rate, features=tuple(cfg.features),
     )

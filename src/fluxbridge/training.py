@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,8 @@ class TrainSettings:
     half-samples), ``sigma_floor`` (σ floor as a fraction of the median spread) and
     ``sigma_floor_tg`` (absolute floor [Tg month-1]; the larger floor wins).
 
-    Baselines: ``rf_*`` and ``xgb_*`` parameters. ``features``: predictor columns (None: those
+    Baselines: ``rf_*`` and ``xgb_*`` parameters, ``n_jobs`` threads (≤ 0: every core).
+    ``features``: predictor columns (None: those
     of the grid, else every non-reserved column of the samples).
     """
 
@@ -95,9 +97,12 @@ class TrainSettings:
     sigma_floor_tg: float = 0.0
     rf_n_estimators: int = 100
     rf_min_samples_leaf: int = 5
+    rf_max_features: float = 0.5
+    rf_max_samples: float | None = 0.5
     xgb_n_estimators: int = 300
     xgb_max_depth: int = 6
     xgb_learning_rate: float = 0.05
+    n_jobs: int = -1
     features: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -533,6 +538,11 @@ def train_ensemble(samples: pd.DataFrame, settings: TrainSettings, *,
     return members
 
 
+def _n_jobs(n: int) -> int:
+    """Worker threads of the baselines: ``n``, or every core for ``n <= 0``."""
+    return n if n > 0 else max(1, os.cpu_count() or 1)
+
+
 def train_baseline(kind: str, samples: pd.DataFrame, settings: TrainSettings, *,
                    train_sites: Sequence[str] | np.ndarray, name: str | None = None
                    ) -> FittedModel:
@@ -551,10 +561,13 @@ def train_baseline(kind: str, samples: pd.DataFrame, settings: TrainSettings, *,
     s = settings
     if kind == "rf":
         est = fit_random_forest(X, y, w, igbp, seed=s.seed, n_estimators=s.rf_n_estimators,
-                                min_samples_leaf=s.rf_min_samples_leaf)
+                                min_samples_leaf=s.rf_min_samples_leaf,
+                                max_features=s.rf_max_features, max_samples=s.rf_max_samples,
+                                n_jobs=_n_jobs(s.n_jobs))
     elif kind == "xgboost":
         est = fit_xgboost(X, y, w, igbp, seed=s.seed, n_estimators=s.xgb_n_estimators,
-                          max_depth=s.xgb_max_depth, learning_rate=s.xgb_learning_rate)
+                          max_depth=s.xgb_max_depth, learning_rate=s.xgb_learning_rate,
+                          n_jobs=_n_jobs(s.n_jobs))
     else:
         raise InputError(f"unknown baseline {kind!r}", variable="kind",
                          expected="'rf' or 'xgboost'")

@@ -71,7 +71,8 @@ def _check(X: np.ndarray, y: np.ndarray, weight: np.ndarray | None, igbp: np.nda
 def fit_random_forest(X: np.ndarray, y: np.ndarray, weight: np.ndarray | None,
                       igbp: np.ndarray, *, seed: int, n_estimators: int = 100,
                       max_depth: int | None = None, min_samples_leaf: int = 5,
-                      max_features: float | str = 1.0, n_jobs: int = 1) -> Baseline:
+                      max_features: float | str = 1.0, max_samples: float | None = None,
+                      n_jobs: int = 1) -> Baseline:
     """Fit a random forest regressor of NEE.
 
     Parameters
@@ -86,8 +87,9 @@ def fit_random_forest(X: np.ndarray, y: np.ndarray, weight: np.ndarray | None,
         (n,) IGBP codes, appended one-hot.
     seed
         Random seed.
-    n_estimators, max_depth, min_samples_leaf, max_features, n_jobs
-        Passed to ``sklearn.ensemble.RandomForestRegressor``.
+    n_estimators, max_depth, min_samples_leaf, max_features, max_samples, n_jobs
+        Passed to ``sklearn.ensemble.RandomForestRegressor`` (``max_samples``: share of the
+        samples drawn for each tree's bootstrap; None = all).
     """
     from sklearn.ensemble import RandomForestRegressor
 
@@ -96,7 +98,7 @@ def fit_random_forest(X: np.ndarray, y: np.ndarray, weight: np.ndarray | None,
     mean = np.nan_to_num(mean, nan=0.0).astype(np.float32)
     model = RandomForestRegressor(n_estimators=n_estimators, max_depth=max_depth,
                                   min_samples_leaf=min_samples_leaf, max_features=max_features,
-                                  n_jobs=n_jobs, random_state=seed)
+                                  max_samples=max_samples, n_jobs=n_jobs, random_state=seed)
     model.fit(design_matrix(X, igbp, impute_mean=mean), y, sample_weight=w)
     logger.info("random forest: %d trees on %d samples", n_estimators, X.shape[0])
     return Baseline("rf", model, X.shape[1], impute_mean=mean)
