@@ -59,6 +59,8 @@ class ConstraintSection(_Strict):
     K: int = Field(64, ge=1, description="cell-days sampled per region-month")
     sampling: Literal["uniform", "area", "stratified"] = "area"
     refresh_every: int = Field(2, ge=1, description="epochs between control-variate refreshes")
+    cache_features: Literal["daily", "monthly"] = Field(
+        "monthly", description="control-variate cache from monthly-mean predictors (cheap)")
     obs_per_step: int = Field(32, ge=1, description="region-months per training step")
     square: Literal["plain", "unbiased"] = "unbiased"
     sigma_floor: float = Field(0.5, ge=0.0,

@@ -133,19 +133,10 @@ def train_settings(cfg: ExperimentConfig, lambda_regional: float) -> Any:
     """Map the experiment configuration to the training settings of :mod:`fluxbridge.training`."""
     from fluxbridge.training import TrainSettings
 
-    n, c, b = cfg.network, cfg.constraint, cfg.baselines
-    return TrainSettings(
-        width=n.width, depth=n.depth, activation=n.activation, dropout=n.dropout,
-        embed_dim=n.embed_dim, lr=n.lr, weight_decay=n.weight_decay, batch_size=n.batch_size,
-        epochs=n.epochs, patience=n.patience, n_ensemble=n.n_ensemble, device=n.device,
-        lambda_regional=lambda_regional, estimator=c.estimator, K=c.K, sampling=c.sampling,
-        refresh_every=c.refresh_every, obs_per_step=c.obs_per_step, square=c.square,
-        sigma_floor=c.sigma_floor, seed=cfg.seed,
-        rf_n_estimators=b.rf_n_estimators, rf_min_samples_leaf=b.rf_min_samples_leaf,
-        rf_max_features=b.rf_max_features, rf_max_samples=b.rf_max_samples, n_jobs=b.n_jobs,
-        xgb_n_estimators=b.xgb_n_estimators, xgb_max_depth=b.xgb_max_depth,
-        xgb_learning_rate=b.xgb_learning_rate, features=tuple(cfg.features),
-    )
+    fields = {**cfg.network.model_dump(), **cfg.constraint.model_dump(),
+              **cfg.baselines.model_dump(exclude={"random_forest", "xgboost"})}
+    fields.update(lambda_regional=lambda_regional, seed=cfg.seed, features=tuple(cfg.features))
+    return TrainSettings(**fields)
 
 
 def baseline_kinds(cfg: ExperimentConfig) -> list[str]:
