@@ -193,8 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fluxbridge`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("fluxbridge").setLevel(logging.DEBUG if args.debug else (
+        logging.WARNING if args.quiet else logging.INFO))
     try:
         return int(args.func(args) or 0)
     except FluxbridgeError as exc:

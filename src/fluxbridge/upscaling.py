@@ -267,8 +267,11 @@ def _client(scheduler: str | None, n_workers: int) -> Iterator[Any]:
     from dask.distributed import Client, LocalCluster
 
     if scheduler is None:
+        # worker errors reach us as exceptions of the futures; the cluster's own logs (and its
+        # heartbeat complaints while shutting down) would only clutter the terminal
         with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+                          dashboard_address=None, silence_logs=logging.CRITICAL) as cluster, \
+                Client(cluster) as client:
             yield client
     else:
         with Client(scheduler) as client:
@@ -276,8 +279,8 @@ def _client(scheduler: str | None, n_workers: int) -> Iterator[Any]:
 
 
 def _execute(jobs: list[tuple[Chunk, dict[str, Any]]], members: Sequence[Model],
-             scheduler: str | None, n_workers: int, bar: Any) -> None:
-    """Run :func:`_run_chunk` for every job on the chosen scheduler."""
+             scheduler: str | None, n_workers: int, bar: Any, client: Any = None) -> None:
+    """Run :func:`_run_chunk` for every job on the chosen scheduler (or the given client)."""
     if not jobs:
         return
     if scheduler == "synchronous":
@@ -294,7 +297,9 @@ def _execute(jobs: list[tuple[Chunk, dict[str, Any]]], members: Sequence[Model],
         return
     from dask.distributed import as_completed
 
-    with _client(scheduler, n_workers) as client:
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(_client(scheduler, n_workers))
         log.info("upscaling on dask.distributed at %s", client.scheduler.address)
         shipped = client.scatter(list(members), broadcast=True)
         futures = [client.submit(_run_chunk, shipped, pure=False, **kw) for _, kw in jobs]
@@ -542,18 +547,23 @@ def upscale(
     attrs = provenance_attrs(inputs, prov.pop("config", None), **prov)
 
     results = {}
-    for name, model in models.items():
-        results[name] = _upscale_one(
-            name, _members(model), predictors, regions, Path(out_dir) / name, attrs=attrs,
-            scheduler=scheduler, n_workers=n_workers, time_chunk=time_chunk,
-            max_chunk_cells=max_chunk_cells, fmt=fmt, progress=progress, overwrite=overwrite)
+    with contextlib.ExitStack() as stack:
+        client = None  # one cluster for every model
+        if scheduler not in ("synchronous", "threads"):
+            client = stack.enter_context(_client(scheduler, n_workers))
+        for name, model in models.items():
+            results[name] = _upscale_one(
+                name, _members(model), predictors, regions, Path(out_dir) / name, attrs=attrs,
+                scheduler=scheduler, n_workers=n_workers, time_chunk=time_chunk,
+                max_chunk_cells=max_chunk_cells, fmt=fmt, progress=progress,
+                overwrite=overwrite, client=client)
     return results
 
 
 def _upscale_one(name: str, members: list[Model], predictors: xr.Dataset, regions: xr.Dataset,
                  out: Path, *, attrs: dict[str, str], scheduler: str | None, n_workers: int,
                  time_chunk: int, max_chunk_cells: int, fmt: str, progress: bool,
-                 overwrite: bool) -> UpscaleResult:
+                 overwrite: bool, client: Any = None) -> UpscaleResult:
     manifest = out / MANIFEST
     if manifest.exists() and not overwrite:
         raise InputError("upscaled products already exist", path=manifest,
@@ -591,7 +601,7 @@ def _upscale_one(name: str, members: list[Model], predictors: xr.Dataset, region
     log.info("%s: %d members, %d chunks (%d to do)", name, len(members), len(chunks), len(jobs))
     with tqdm(total=len(chunks), initial=len(chunks) - len(jobs), disable=not progress,
               desc=f"upscale {name}", unit="chunk") as bar:
-        _execute(jobs, members, scheduler, n_workers, bar)
+        _execute(jobs, members, scheduler, n_workers, bar, client)
 
     result = _assemble(name, members, chunks, chunk_dir, predictors, regions, out, attrs,
                        fmt)
