@@ -288,12 +288,16 @@ def run_sitecv(
 
     from fluxbridge.features import site_samples
     from fluxbridge.io.fluxnet import read_sites
+    from fluxbridge.io.sitemeta import read_site_metadata
 
     paths, step = find_site_files(data, time_step)
     if max_sites is not None:
         paths = paths[:max_sites]
     log.info("reading %d %s site files from %s", len(paths), step, data)
-    sites: xr.Dataset = read_sites(paths, metadata, time_step=step)
+    # sites absent from the metadata (the BIF lacks a few Greenland and Svalbard sites) are
+    # left out with a warning rather than stopping a 200-site run
+    sites: xr.Dataset = read_sites(paths, read_site_metadata(metadata), time_step=step,
+                                   on_missing_metadata="skip")
     samples = site_samples(sites, None, features=SITECV_FEATURES, meteo_from="site")
     samples = add_climate_features(samples)
     if infer_step_days(samples["time"]) > 40:
@@ -303,7 +307,8 @@ def run_sitecv(
                                      settings=settings, progress=progress,
                                      checkpoint_dir=out / "checkpoints")
     provenance = {"data": str(Path(data).resolve()), "metadata": str(metadata),
-                  "n_files": len(paths), "folds": folds, "seed": seed}
+                  "n_files": len(paths), "folds": folds, "seed": seed,
+                  "skipped_sites": sites.attrs.get("skipped_sites", [])}
     result = write_sitecv(predictions, models, out, step, provenance=provenance)
     log.info("site cross-validation written to %s", out)
     return result
