@@ -12,8 +12,10 @@ monthly-mean products store accumulations per day. VPD uses the ECMWF Tetens for
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,12 +52,29 @@ def vpd_hpa(t2m: xr.DataArray, d2m: xr.DataArray) -> xr.DataArray:
     return out
 
 
+def _open_zip(path: Path) -> xr.Dataset:
+    """A CDS zip of ``data_stream-*_stepType-{instant,accum}.nc`` members, merged."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = [m for m in zf.namelist() if m.endswith(".nc")]
+            if not members:
+                raise InputError(f"no NetCDF member in the zip ({zf.namelist()[:5]})",
+                                 path=path, expected="data_stream-*_stepType-*.nc members")
+            parts = [xr.open_dataset(io.BytesIO(zf.read(m)), engine="h5netcdf").load()
+                     for m in members]
+    except zipfile.BadZipFile:
+        raise InputError("not a valid zip file (truncated download?)", path=path) from None
+    return xr.merge(parts, compat="override", join="exact")
+
+
 def _open(paths: Sequence[Path]) -> xr.Dataset:
     for p in paths:
         if not p.is_file():
             raise InputError("ERA5 file not found", path=p)
     try:
-        if len(paths) == 1:
+        if len(paths) == 1 and zipfile.is_zipfile(paths[0]):
+            ds = _open_zip(paths[0])
+        elif len(paths) == 1:
             ds = xr.open_dataset(paths[0], chunks={})
         else:
             ds = xr.open_mfdataset(paths, combine="by_coords", chunks={}, data_vars="minimal",
@@ -121,6 +140,10 @@ def open_era5(
     if not np.issubdtype(ds["time"].dtype, np.datetime64):
         raise InputError("time axis is not decodable to dates", path=where, variable="time",
                          expected="units like 'seconds since 1970-01-01' and a standard calendar")
+    index = ds.indexes["time"]
+    if index.has_duplicates or not index.is_monotonic_increasing:
+        raise InputError("times duplicated or not in increasing order", path=where,
+                         variable="time", expected="strictly increasing times")
     for name in REQUIRED:
         if name not in ds:
             raise InputError("variable missing", path=where, variable=name,

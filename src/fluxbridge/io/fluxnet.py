@@ -39,16 +39,19 @@ NEE_VARIABLES = ("NEE_VUT_REF", "NEE_CUT_REF", "NEE_VUT_USTAR50", "NEE_CUT_USTAR
 _SITE_RE = re.compile(r"(?<![A-Za-z])([A-Z]{2}-[A-Za-z0-9]{3})(?![A-Za-z0-9])")
 _YEARS_RE = re.compile(r"_(\d{4})-(\d{4})")
 
-# source column -> (canonical name, kind); kind "carbon" follows NEE's unit rules
-METEO_COLUMNS: dict[str, tuple[str, str]] = {
-    "TA_F": ("ta", "mean"),
-    "SW_IN_F": ("sw_in", "mean"),
-    "SW_IN_POT": ("sw_in_pot", "mean"),
-    "VPD_F": ("vpd", "mean"),
-    "P_F": ("precip", "precip"),
-    "GPP_NT_VUT_REF": ("gpp", "carbon"),
-    "RECO_NT_VUT_REF": ("reco", "carbon"),
+# canonical name -> (source columns in order of preference, kind); kind "carbon" follows NEE's
+# unit rules. The *_ERA columns are ERA-Interim downscaled to the site (ERAI/ERA5 products).
+METEO_COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
+    "ta": (("TA_F", "TA_ERA"), "mean"),
+    "sw_in": (("SW_IN_F", "SW_IN_ERA"), "mean"),
+    "sw_in_pot": (("SW_IN_POT",), "mean"),
+    "vpd": (("VPD_F", "VPD_ERA"), "mean"),
+    "precip": (("P_F", "P_ERA"), "precip"),
+    "gpp": (("GPP_NT_VUT_REF", "GPP_NT_CUT_REF"), "carbon"),
+    "reco": (("RECO_NT_VUT_REF", "RECO_NT_CUT_REF"), "carbon"),
 }
+SITE_METEOROLOGY = ("ta", "sw_in", "vpd", "precip")
+"""Site meteorology a model needs from a site file (canonical names)."""
 
 _STEP_SECONDS = {"HH": 1800, "HR": 3600, "DD": 86400, "WW": 7 * 86400}
 
@@ -79,27 +82,44 @@ def parse_file_name(path: str | os.PathLike[str]) -> SiteFileName:
     )
 
 
+_MEMBER_PREFERENCE = ("DD", "HH", "HR", "WW", "MM", "YY")
+_PRODUCT_PREFERENCE = ("FULLSET", "FLUXMET", None, "SUBSET")
+
+
+def _choose_member(members: list[str], resolution: str | None) -> str | None:
+    """The flux CSV of a zip: the requested resolution, else daily, else the finest."""
+    ranked = []
+    for m in members:
+        parsed = parse_file_name(m)
+        if parsed.resolution is None or parsed.product not in _PRODUCT_PREFERENCE:
+            continue  # BIF, SITEINFO, ERA/AUX products
+        if resolution is not None and parsed.resolution != resolution:
+            continue
+        ranked.append((_MEMBER_PREFERENCE.index(parsed.resolution),
+                       _PRODUCT_PREFERENCE.index(parsed.product), m))
+    return min(ranked)[2] if ranked else None
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
 def _open_text(path: Path, resolution: str | None) -> tuple[str, str]:
     """CSV text and its display name; for a zip, the member of the wanted resolution."""
     if path.suffix.lower() != ".zip":
-        return path.read_text(encoding="utf-8", errors="replace"), str(path)
+        return _decode(path.read_bytes()), str(path)
     try:
         with zipfile.ZipFile(path) as zf:
             members = [m for m in zf.namelist() if m.lower().endswith(".csv")]
-            ranked = []
-            for m in members:
-                parsed = parse_file_name(m)
-                if parsed.product in ("ERAI", "ERA5", "AUXMETEO", "AUXNEE", "BIF"):
-                    continue
-                if resolution is None or parsed.resolution == resolution:
-                    order = RESOLUTIONS.index(parsed.resolution) if parsed.resolution else 9
-                    ranked.append((order, m))
-            if not ranked:
+            member = _choose_member(members, resolution)
+            if member is None:
                 raise InputError(f"no flux CSV at resolution {resolution or 'any'} inside the "
                                  f"zip (members: {members[:8]})", path=path,
                                  expected="a FLUXNET/FLUXMET CSV member")
-            member = sorted(ranked)[-1 if resolution is None else 0][1]
-            return zf.read(member).decode("utf-8", errors="replace"), f"{path}!{member}"
+            return _decode(zf.read(member)), f"{path}!{member}"
     except zipfile.BadZipFile:
         raise InputError("not a valid zip file (truncated download?)", path=path) from None
 
@@ -253,15 +273,17 @@ def read_site_file(
     elif require_nee:
         raise InputError("NEE column missing", path=where, variable=nee_variable,
                          expected=f"one of {[v for v in NEE_VARIABLES if v.endswith('REF')]}")
-    for column, (name, kind) in METEO_COLUMNS.items():
-        if column not in df:
+    for name, (columns, kind) in METEO_COLUMNS.items():
+        column = next((c for c in columns if c in df), None)
+        if column is None:
             continue
         values = df[column].to_numpy(dtype=float)
         if kind == "carbon":
             values = _carbon_to_gc_per_day(values, res, times)
-        elif kind == "precip":
-            values = values * _records_per_day(res) if res in ("HH", "HR") else (
-                values / np.where(times.is_leap_year, 366.0, 365.0) if res == "YY" else values)
+        elif kind == "precip" and res in ("HH", "HR"):
+            values = values * _records_per_day(res)  # mm per record -> mm d-1
+        elif kind == "precip" and res == "YY":
+            values = values / np.where(times.is_leap_year, 366.0, 365.0)
         data[name] = (("site", "time"), values[None], {**var_attrs(name),
                                                        "source_variable": column})
     ds = xr.Dataset(
@@ -277,17 +299,25 @@ def read_site_file(
 _MODEL_STEPS = {"DD": "D", "8D": "8D", "MM": "MS"}
 
 
+def _refused(refused: xr.DataArray, threshold: float) -> xr.DataArray:
+    out = refused.sum("time").astype(np.int64)
+    out.attrs = {"units": "1", "long_name": f"periods refused for QC (good fraction < "
+                 f"{threshold})"}
+    return out
+
+
 def aggregate(ds: xr.Dataset, time_step: str, min_good_fraction: float = 0.5) -> xr.Dataset:
     """Aggregate a sites dataset to a coarser model time step, honouring QC.
 
     Each period's NEE is the mean of its records; its weight the mean record weight (the share of
     measured and good gap-filled data). Periods whose weight is below ``min_good_fraction`` are
-    refused (NaN) and counted per site in ``refused_periods``.
+    refused (NaN) and counted per site in ``refused_periods``. Records already at
+    ``time_step`` (DD or MM files) are only thresholded: their QC is the good fraction.
 
     Parameters
     ----------
     ds
-        Canonical sites dataset at a finer step (attribute ``time_step``).
+        Canonical sites dataset at ``time_step`` or finer (attribute ``time_step``).
     time_step
         ``DD`` (daily), ``8D`` (8-day from January 1 of each year) or ``MM`` (monthly).
     min_good_fraction
@@ -298,8 +328,18 @@ def aggregate(ds: xr.Dataset, time_step: str, min_good_fraction: float = 0.5) ->
                          expected=" or ".join(_MODEL_STEPS))
     src = ds.attrs.get("time_step")
     order = {"HH": 0, "HR": 0, "DD": 1, "8D": 2, "WW": 2, "MM": 3, "YY": 4}
-    if src == time_step or (src == "DD" and time_step == "DD"):
-        return ds
+    if not 0.0 <= min_good_fraction <= 1.0:
+        raise InputError(f"min_good_fraction {min_good_fraction}", variable="min_good_fraction",
+                         expected="a fraction in [0, 1]")
+    if src == time_step:  # records are periods already: their QC is the good fraction
+        out = ds.copy()
+        if "nee" in ds:
+            refused = (ds["nee_weight"].fillna(0.0) < min_good_fraction) & ds["nee"].notnull()
+            out["nee"] = ds["nee"].where(~refused)
+            out["nee_weight"] = ds["nee_weight"].where(~refused)
+            out["refused_periods"] = _refused(refused, min_good_fraction)
+        out.attrs["min_good_fraction"] = min_good_fraction
+        return out
     if order.get(src, -1) > order[time_step]:
         raise InputError(f"cannot refine {src} records to {time_step}", path=ds.attrs.get(
             "source"), variable="time_step", expected=f"a step of at least {src}")
@@ -321,9 +361,7 @@ def aggregate(ds: xr.Dataset, time_step: str, min_good_fraction: float = 0.5) ->
         refused = (w < min_good_fraction) & out["nee"].notnull()
         out["nee"] = out["nee"].where(~refused)
         out["nee_weight"] = w.where(out["nee"].notnull())
-        out["refused_periods"] = refused.sum("time").astype(np.int64)
-        out["refused_periods"].attrs = {"units": "1", "long_name": "periods refused for QC "
-                                        f"(good fraction < {min_good_fraction})"}
+        out["refused_periods"] = _refused(refused, min_good_fraction)
     for name in ds.data_vars:
         if name in out:
             out[name].attrs = {**ds[name].attrs, **out[name].attrs}
@@ -381,9 +419,8 @@ def read_sites(
         raise InputError("no site files given", variable="sites", expected="FLUXNET CSV files")
     pieces = []
     for f in files:
-        ds = read_site_file(f, nee_variable=nee_variable)
-        if ds.attrs["time_step"] != time_step:
-            ds = aggregate(ds, time_step, min_good_fraction)
+        ds = aggregate(read_site_file(f, nee_variable=nee_variable), time_step,
+                       min_good_fraction)
         if "refused_periods" not in ds:
             ds["refused_periods"] = ("site", [0])
         pieces.append(ds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -23,13 +24,54 @@ _WIDE_ALIASES = {
 def _read_table(path: Path) -> pd.DataFrame:
     if path.suffix.lower() in (".xlsx", ".xls"):
         return pd.read_excel(path, dtype=str)
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        head = fh.readline()
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:  # the FLUXNET2015 BIF is latin-1
+        text = raw.decode("latin-1")
+    if not text.strip():
+        raise ValueError("the file is empty")
+    head = text.splitlines()[0]
     sep = ";" if head.count(";") > head.count(",") else ","
-    return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=True, encoding="latin-1")
+    return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=True)
 
 
-def read_site_metadata(path: str | os.PathLike[str]) -> pd.DataFrame:
+def read_site_metadata(*paths: str | os.PathLike[str]) -> pd.DataFrame:
+    """Latitude, longitude and IGBP class of each site, from one or several tables.
+
+    With several tables, a site takes its row from the first table that has it (e.g. the BIF
+    first, then a wider site list for the sites the BIF lacks).
+
+    Parameters
+    ----------
+    *paths
+        Metadata files (see :func:`read_site_table`).
+
+    Returns
+    -------
+    pd.DataFrame
+        Index ``site``; columns ``lat`` [degrees_north], ``lon`` [degrees_east, -180..180),
+        ``igbp``; ``attrs["source"]`` names the files, ``attrs["origin"]`` maps each site to
+        the file it came from.
+    """
+    if not paths:
+        raise InputError("no site metadata file given", variable="site_table")
+    tables = [read_site_table(p) for p in paths]
+    if len(tables) == 1:
+        return tables[0]
+    merged = pd.concat(tables)
+    origin = pd.concat([pd.Series(t.attrs["source"], index=t.index) for t in tables])
+    keep = ~merged.index.duplicated(keep="first")
+    out = merged[keep].sort_index()
+    out.attrs = {"source": " + ".join(str(p) for p in paths),
+                 "origin": origin[keep].to_dict(),
+                 "dropped": sorted({d for t in tables for d in t.attrs["dropped"]}
+                                   - set(out.index)),
+                 "unknown_igbp": sorted({u for t in tables for u in t.attrs["unknown_igbp"]})}
+    return out
+
+
+def read_site_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Latitude, longitude and IGBP class of each site.
 
     Reads the FLUXNET BIF long format (``SITE_ID, GROUP_ID, VARIABLE_GROUP, VARIABLE,
