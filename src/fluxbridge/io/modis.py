@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -211,41 +212,109 @@ def open_modis(
     return out
 
 
+_POINT_BANDS = {"fapar": "fpar", "fpar": "fpar", "lai": "lai", "ndvi": "ndvi", "evi": "evi"}
+_POINT_RANGE = {"fpar": (0.0, 1.0), "lai": (0.0, 10.0), "ndvi": (-0.2, 1.0), "evi": (-0.2, 1.0)}
+_SITE_IN_NAME = re.compile(r"(?<![A-Za-z])([A-Z]{2}-[A-Za-z0-9]{3})(?![A-Za-z0-9])")
+
+
+def _point_frame(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    out = pd.DataFrame(index=df.index)
+    site = next((c for c in ("site", "Site", "sitename") if c in df), None)
+    if site is not None:
+        out["site"] = df[site].astype(str)
+    else:
+        found = _SITE_IN_NAME.search(path.name)
+        out["site"] = found.group(1) if found else path.stem
+    date = next((c for c in ("date", "Date", "calendar_date", "t") if c in df), None)
+    if date is None:
+        raise InputError("no date column", path=path, variable="date",
+                         expected="a column date (YYYY-MM-DD)")
+    try:
+        out["date"] = pd.to_datetime(df[date].astype(str), format="%Y-%m-%d").astype(
+            "datetime64[ns]")
+    except ValueError as exc:
+        raise InputError(f"invalid date: {exc}", path=path, variable=date,
+                         expected="YYYY-MM-DD") from None
+    return out
+
+
 def read_modis_points(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Point extractions of MODIS bands (phenofit/MODISTools CSV) with scale and fill applied.
+    """Point extractions of MODIS bands at sites, with scale, fill and valid range applied.
+
+    Three table layouts are recognised:
+
+    * MOD13A1 (phenofit / Earth Engine): ``site``, ``date``, raw ``NDVI``, ``EVI`` (× 0.0001,
+      valid -2000..10000), ``sur_refl_b02`` (NIR, × 0.0001), ``SummaryQA``;
+    * simple tables already in physical units, one band per file: ``date,fapar`` or
+      ``date,lai`` (MODISTools exports of MOD15A2H; several pixels per date), the site taken
+      from the file name;
+    * MODISTools long tables: ``calendar_date``, ``band``, ``value``, ``scale``.
 
     Returns
     -------
     pd.DataFrame
-        Columns ``site``, ``date`` and the decoded bands present (``ndvi``, ``evi`` [1] for
-        MOD13A1 tables; ``value`` for MODISTools long tables with their ``scale``).
+        Columns ``site``, ``date`` and the bands present in canonical names (``ndvi``, ``evi``,
+        ``nirv`` [1], ``fpar`` [1], ``lai`` [m2 m-2], ``qa``) or ``band``/``value``. Values
+        outside the valid range become NaN; ``attrs["invalid"]`` counts them per band and
+        ``attrs["units"]`` gives the units.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", path=path)
-    df = pd.read_csv(path)
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot parse the table: {exc}".replace("\n", " "), path=path,
+                         expected="a CSV table of MODIS point values") from None
+    if df.empty:
+        raise InputError("table has a header but no rows", path=path)
+    invalid: dict[str, int] = {}
     if {"NDVI", "EVI"} <= set(df.columns):
-        site = next((c for c in ("site", "Site", "sitename") if c in df), None)
-        date = next((c for c in ("date", "Date", "t") if c in df), None)
-        if site is None or date is None:
-            raise InputError("no site or date column", path=path, variable="site/date")
-        out = pd.DataFrame({"site": df[site].astype(str), "date": pd.to_datetime(df[date])})
+        out = _point_frame(df, path)
         for band in ("NDVI", "EVI"):
-            raw = df[band].astype(float)
-            out[band.lower()] = (raw * 1e-4).where((raw >= -2000) & (raw <= 10000))
+            raw = pd.to_numeric(df[band], errors="coerce")
+            ok = (raw >= -2000) & (raw <= 10000)
+            invalid[band.lower()] = int((~ok).sum())
+            out[band.lower()] = (raw * 1e-4).where(ok)
+        if "sur_refl_b02" in df:
+            nir = pd.to_numeric(df["sur_refl_b02"], errors="coerce")
+            ok = (nir >= 0) & (nir <= 10000)
+            invalid["nirv"] = int((~ok).sum())
+            out["nirv"] = out["ndvi"] * (nir * 1e-4).where(ok)
         if "SummaryQA" in df:
             out["qa"] = df["SummaryQA"]
-        return out
-    if {"value", "calendar_date"} <= set(df.columns):
-        scale = pd.to_numeric(df.get("scale", 1.0), errors="coerce").fillna(1.0)
-        value = df["value"].astype(float)
-        valid = value < 249 if df.get("band", pd.Series([""])).astype(str).str.contains(
-            "Fpar|Lai").any() else value.notna()
-        return pd.DataFrame({
-            "site": df.get("site", pd.Series(["site"] * len(df))).astype(str),
-            "date": pd.to_datetime(df["calendar_date"]),
-            "band": df.get("band", pd.Series([""] * len(df))).astype(str),
-            "value": (value * scale).where(valid),
-        })
-    raise InputError("unknown MODIS point table", path=path, variable="columns",
-                     expected="NDVI/EVI columns (MOD13A1) or value/calendar_date (MODISTools)")
+    elif {"value", "calendar_date"} <= set(df.columns):
+        out = _point_frame(df, path)
+        scale = pd.to_numeric(df["scale"], errors="coerce").fillna(1.0) if "scale" in df \
+            else 1.0
+        value = pd.to_numeric(df["value"], errors="coerce")
+        band = df["band"].astype(str) if "band" in df else pd.Series("", index=df.index)
+        ok = ~(band.str.contains("Fpar|Lai") & (value >= 249)) & value.notna()
+        invalid["value"] = int((~ok).sum())
+        out["band"] = band
+        out["value"] = (value * scale).where(ok)
+    else:
+        bands = [c for c in df.columns if c.lower() in _POINT_BANDS]
+        if not bands:
+            raise InputError(f"unknown MODIS point table (columns {list(df.columns)[:8]})",
+                             path=path, variable="columns",
+                             expected="NDVI/EVI (MOD13A1), date + fapar/lai, or "
+                             "calendar_date/band/value (MODISTools)")
+        out = _point_frame(df, path)
+        for column in bands:
+            name = _POINT_BANDS[column.lower()]
+            raw = pd.to_numeric(df[column], errors="coerce")
+            lo, hi = _POINT_RANGE[name]
+            ok = (raw >= lo) & (raw <= hi)
+            invalid[name] = int((~ok).sum())
+            out[name] = raw.where(ok)
+    values = [c for c in out.columns if c in _POINT_RANGE or c == "nirv"]
+    if values and out[values].isna().all().all():
+        raise InputError("every value is missing or invalid", path=path, variable=values[0],
+                         expected="some valid MODIS values")
+    if any(invalid.values()):
+        log.info("%s: values outside the valid range set to NaN: %s", path, invalid)
+    out.attrs = {"source": str(path), "invalid": invalid,
+                 "units": {c: _UNITS.get(c, "1") for c in out.columns
+                           if c in _UNITS or c == "nirv"}}
+    return out
