@@ -17,7 +17,7 @@ _WIDE_ALIASES = {
     "site": ("SITE_ID", "site_id", "sitename", "site", "id", "Site"),
     "lat": ("LOCATION_LAT", "location_lat", "lat", "latitude", "Latitude", "LAT"),
     "lon": ("LOCATION_LONG", "location_long", "lon", "longitude", "Longitude", "LON"),
-    "igbp": ("IGBP", "igbp", "igbp_land_use", "classid", "IGBP_class"),
+    "igbp": ("IGBP", "igbp", "igbp_land_use", "classid", "IGBP_class", "IGBPname"),
 }
 
 

@@ -104,6 +104,7 @@ class World:
                              expected="an MCD12-like land cover NetCDF")
         out["land_cover"] = land_cover
         out["land_fraction"] = self.regions["land_fraction"]
+        out["region"] = self.regions["region"].assign_attrs(units="1")
         return check_predictors(out, self.regions, where=str(self.root))
 
     @cached_property
