@@ -139,6 +139,13 @@ def read_table(path: str | os.PathLike[str], resolution: str | None = None
     if not time_cols:
         raise InputError("no TIMESTAMP or TIMESTAMP_START column", path=where,
                          variable="TIMESTAMP", expected="a FLUXNET-family CSV header")
+    columns = header.split(",")
+    last = text.rstrip("\r\n").splitlines()[-1].split(",")
+    if len(last) != len(columns):
+        stop = columns[min(len(last), len(columns)) - 1]
+        raise InputError(f"the last record has {len(last)} of {len(columns)} fields; "
+                         "truncated file?", path=where, variable=stop,
+                         expected="complete records")
     try:
         df = pd.read_csv(io.StringIO(text), dtype={c: str for c in time_cols},
                          na_values=[MISSING_FLUXNET, str(MISSING_FLUXNET), "-9999.0"],
@@ -253,6 +260,13 @@ def read_site_file(
     if site is None:
         raise InputError("no site id (like CH-Dav) in the file name", path=where,
                          expected="a FLUXNET-family file name")
+    for column in df.columns:
+        if column not in ("TIMESTAMP", "TIMESTAMP_START", "TIMESTAMP_END") \
+                and not pd.api.types.is_numeric_dtype(df[column]):
+            bad = df[column][pd.to_numeric(df[column], errors="coerce").isna()
+                             & df[column].notna()]
+            raise InputError(f"non-numeric value {bad.iloc[0]!r} at row {bad.index[0] + 2}",
+                             path=where, variable=column, expected="numbers, -9999 if missing")
     variable = nee_variable
     if variable not in df and nee_variable == "NEE_VUT_REF" and "NEE_CUT_REF" in df:
         variable = "NEE_CUT_REF"
@@ -367,7 +381,7 @@ def aggregate(ds: xr.Dataset, time_step: str, min_good_fraction: float = 0.5) ->
             out[name].attrs = {**ds[name].attrs, **out[name].attrs}
     out.attrs = {**ds.attrs, "time_step": time_step, "aggregated_from": src,
                  "min_good_fraction": min_good_fraction}
-    return out
+    return out.transpose("site", "time", ...)
 
 
 def find_site_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
