@@ -14,6 +14,10 @@ from fluxbridge.io.fluxnet import aggregate, parse_file_name, read_site_file, re
 from fluxbridge.io.sitemeta import read_site_metadata
 
 
+def _fullset(real_data):  # noqa: N802
+    return real_data / "fluxnet2015" / "fullset"
+
+
 @pytest.fixture(scope="module")
 def metadata(real_data):
     sites = real_data / "sites"
@@ -62,7 +66,7 @@ def test_missing_metadata_is_skipped_and_reported(real_data):
 
 
 def test_real_daily_file_against_pandas(real_data):
-    path = real_data / "fluxnet2015" / "fullset" / "FLX_US-Wi7_FLUXNET2015_FULLSET_DD_2005-2005_1-4.csv"
+    path = _fullset(real_data) / "FLX_US-Wi7_FLUXNET2015_FULLSET_DD_2005-2005_1-4.csv"
     raw = pd.read_csv(path, dtype={"TIMESTAMP": str})
     ds = read_site_file(path)
     assert ds.sizes["time"] == len(raw) == 365
@@ -74,7 +78,7 @@ def test_real_daily_file_against_pandas(real_data):
 
 
 def test_real_yearly_file_is_per_day(real_data):
-    path = real_data / "fluxnet2015" / "fullset" / "FLX_FR-Pue_FLUXNET2015_FULLSET_YY_2007-2014_2-3.csv"
+    path = _fullset(real_data) / "FLX_FR-Pue_FLUXNET2015_FULLSET_YY_2007-2014_2-3.csv"
     raw = pd.read_csv(path, dtype={"TIMESTAMP": str})
     ds = read_site_file(path)
     assert ds.attrs["time_step"] == "YY" and ds.sizes["time"] == len(raw) == 8
@@ -83,7 +87,7 @@ def test_real_yearly_file_is_per_day(real_data):
 
 
 def test_erai_file_is_meteorology_trusting_content(real_data):
-    path = real_data / "fluxnet2015" / "fullset" / "FLX_US-Wi7_FLUXNET2015_ERAI_HH_1989-2014_1-4.csv"
+    path = _fullset(real_data) / "FLX_US-Wi7_FLUXNET2015_ERAI_HH_1989-2014_1-4.csv"
     raw = pd.read_csv(path, dtype={"TIMESTAMP_START": str})
     with pytest.raises(InputError, match="NEE_VUT_REF"):
         read_site_file(path)
