@@ -14,7 +14,7 @@ from fluxbridge.io.fluxnet import aggregate, parse_file_name, read_site_file, re
 from fluxbridge.io.sitemeta import read_site_metadata
 
 
-def _fullset(real_data):  # noqa: N802
+def _fullset(real_data):
     return real_data / "fluxnet2015" / "fullset"
 
 
