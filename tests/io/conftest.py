@@ -60,7 +60,7 @@ def era5_dataset(times: pd.DatetimeIndex, t2m: float = 293.16, d2m: float = 283.
 
     def var(value, units, step):
         return (("valid_time", "latitude", "longitude"),
-                (value + (lon_signal if units == "K" else 0)).astype("float32"),
+                (value + (lon_signal if units == "K" else np.zeros(shape))).astype("float32"),
                 {"units": units, "GRIB_stepType": step})
 
     ds = xr.Dataset(
@@ -76,3 +76,9 @@ def era5_dataset(times: pd.DatetimeIndex, t2m: float = 293.16, d2m: float = 283.
 @pytest.fixture
 def hourly_times() -> pd.DatetimeIndex:
     return pd.date_range("2010-01-01", periods=48, freq="h")
+
+
+@pytest.fixture
+def make_era5():
+    """Factory of new-CDS-layout ERA5 datasets (see :func:`era5_dataset`)."""
+    return era5_dataset

@@ -12,13 +12,13 @@ monthly-mean products store accumulations per day. VPD uses the ECMWF Tetens for
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import netCDF4
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -60,8 +60,10 @@ def _open_zip(path: Path) -> xr.Dataset:
             if not members:
                 raise InputError(f"no NetCDF member in the zip ({zf.namelist()[:5]})",
                                  path=path, expected="data_stream-*_stepType-*.nc members")
-            parts = [xr.open_dataset(io.BytesIO(zf.read(m)), engine="h5netcdf").load()
-                     for m in members]
+            parts = []
+            for m in members:
+                with netCDF4.Dataset(m, memory=zf.read(m)) as nc:
+                    parts.append(xr.open_dataset(xr.backends.NetCDF4DataStore(nc)).load())
     except zipfile.BadZipFile:
         raise InputError("not a valid zip file (truncated download?)", path=path) from None
     return xr.merge(parts, compat="override", join="exact")
@@ -167,8 +169,9 @@ def open_era5(
         ta = fields["t2m"].resample(time="1D").mean() - 273.15
         shifted = {n: fields[n].assign_coords(time=fields[n]["time"] - np.timedelta64(1, "h"))
                    for n in ("ssrd", "tp")}
-        ssrd = shifted["ssrd"].resample(time="1D").sum(min_count=24)
-        tp = shifted["tp"].resample(time="1D").sum(min_count=24)
+        # the days of the instant fields; a day lacking any of its 24 hours is unknown
+        ssrd = shifted["ssrd"].resample(time="1D").sum(min_count=24).reindex(time=ta["time"])
+        tp = shifted["tp"].resample(time="1D").sum(min_count=24).reindex(time=ta["time"])
     else:  # daily or monthly means: accumulations per day
         vpd = vpd_hpa(fields["t2m"], fields["d2m"])
         ta = fields["t2m"] - 273.15
