@@ -124,30 +124,66 @@ def _open_text(path: Path, resolution: str | None) -> tuple[str, str]:
         raise InputError("not a valid zip file (truncated download?)", path=path) from None
 
 
-def read_table(path: str | os.PathLike[str], resolution: str | None = None
-               ) -> tuple[pd.DataFrame, str]:
-    """The raw CSV of a site file (timestamps as strings, -9999 as NaN) and its display name."""
+def _head_and_tail(path: Path) -> tuple[str, str, str]:
+    """First and last lines of a text file without reading it all, and its encoding."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(min(size, 1 << 16))
+        fh.seek(max(0, size - (1 << 16)))
+        tail = fh.read()
+    try:
+        head.decode("utf-8")
+        encoding = "utf-8"
+    except UnicodeDecodeError as exc:  # a character cut at the 64 kB boundary is still UTF-8
+        encoding = "utf-8" if exc.start >= len(head) - 3 else "latin-1"
+    first = head.decode(encoding, errors="replace").splitlines()
+    last = tail.decode(encoding, errors="replace").rstrip("\r\n").splitlines()
+    return (first[0] if first else ""), (last[-1] if last else ""), encoding
+
+
+def read_table(path: str | os.PathLike[str], resolution: str | None = None,
+               columns: Sequence[str] | None = None) -> tuple[pd.DataFrame, str]:
+    """The raw CSV of a site file (timestamps as strings, -9999 as NaN) and its display name.
+
+    Parameters
+    ----------
+    path
+        CSV, or zip of CSVs as downloaded.
+    resolution
+        Resolution of the member to pick inside a zip.
+    columns
+        Read only these columns (those absent are ignored) besides the timestamps; all by
+        default.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", path=path)
-    text, where = _open_text(path, resolution)
-    if not text.strip():
+    if path.suffix.lower() == ".zip":
+        text, where = _open_text(path, resolution)
+        lines = text.rstrip("\r\n").splitlines()
+        header, last = (lines[0], lines[-1]) if lines else ("", "")
+        source: io.StringIO | Path = io.StringIO(text)
+        encoding = "utf-8"
+    else:
+        header, last, encoding = _head_and_tail(path)
+        source, where = path, str(path)
+    if not header.strip():
         raise InputError("file is empty", path=where, expected="a CSV with a header row")
-    header = text.splitlines()[0]
-    time_cols = [c for c in ("TIMESTAMP", "TIMESTAMP_START", "TIMESTAMP_END")
-                 if c in header.split(",")]
+    names = header.split(",")
+    time_cols = [c for c in ("TIMESTAMP", "TIMESTAMP_START", "TIMESTAMP_END") if c in names]
     if not time_cols:
         raise InputError("no TIMESTAMP or TIMESTAMP_START column", path=where,
                          variable="TIMESTAMP", expected="a FLUXNET-family CSV header")
-    columns = header.split(",")
-    last = text.rstrip("\r\n").splitlines()[-1].split(",")
-    if len(last) != len(columns):
-        stop = columns[min(len(last), len(columns)) - 1]
-        raise InputError(f"the last record has {len(last)} of {len(columns)} fields; "
+    fields = last.split(",")
+    if len(fields) != len(names):
+        stop = names[min(len(fields), len(names)) - 1]
+        raise InputError(f"the last record has {len(fields)} of {len(names)} fields; "
                          "truncated file?", path=where, variable=stop,
                          expected="complete records")
+    wanted = None if columns is None else set(columns) | set(time_cols)
     try:
-        df = pd.read_csv(io.StringIO(text), dtype={c: str for c in time_cols},
+        df = pd.read_csv(source, dtype={c: str for c in time_cols}, encoding=encoding,
+                         usecols=None if wanted is None else (lambda c: c in wanted),
                          na_values=[MISSING_FLUXNET, str(MISSING_FLUXNET), "-9999.0"],
                          keep_default_na=False, low_memory=False)
     except (pd.errors.ParserError, ValueError) as exc:
@@ -249,7 +285,9 @@ def read_site_file(
     """
     path = Path(path)
     parsed = parse_file_name(path)
-    df, where = read_table(path, resolution or parsed.resolution)
+    needed = [nee_variable, f"{nee_variable}_QC", "NEE_CUT_REF", "NEE_CUT_REF_QC",
+              *(c for columns, _ in METEO_COLUMNS.values() for c in columns)]
+    df, where = read_table(path, resolution or parsed.resolution, columns=needed)
     times, res = _parse_times(df, where)
     named = parse_file_name(where.split("!")[-1]).resolution or parsed.resolution
     if named is not None and named != res and not (named == "HR" and res == "HH"
