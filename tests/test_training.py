@@ -45,9 +45,9 @@ def sites(world) -> list[str]:
 
 
 def _regional_rmse(world: World, model) -> float:
-    X = world.grid.values.reshape(-1, world.grid.values.shape[-1])
-    codes = np.tile(world.grid.igbp_code, world.grid.values.shape[0])
-    pred = model.predict_arrays(X, codes, device="cpu").reshape(world.truth.shape)
+    from fluxbridge.evaluation.sparsity import grid_field
+
+    pred = grid_field(model, world.grid).astype(np.float64)  # grid offsets included
     diff = world.operator.exact(pred) - world.operator.exact(world.truth)
     return float(np.sqrt(np.mean(diff**2)))
 
@@ -61,12 +61,28 @@ def _fit(world, sites, settings, **kw):
                          targets=world.targets, regions=world.regions, progress=False, **kw)
 
 
-@pytest.mark.parametrize("estimator", ["control_variate", "resampled"])
-def test_regional_term_reduces_regional_error(world, sites, estimator):
+@pytest.mark.parametrize(("estimator", "grid_offset"), [
+    ("control_variate", True), ("resampled", True), ("control_variate", False)])
+def test_regional_term_reduces_regional_error(world, sites, estimator, grid_offset):
     site_only = _fit(world, sites, SMALL)
     dual = _fit(world, sites, dataclasses.replace(SMALL, lambda_regional=1.0,
-                                                  estimator=estimator))
+                                                  estimator=estimator, grid_offset=grid_offset))
     assert _regional_rmse(world, dual) < 0.5 * _regional_rmse(world, site_only)
+
+
+def test_grid_offset_applies_to_grid_cells_only(world, sites):
+    dual = _fit(world, sites, dataclasses.replace(SMALL, lambda_regional=1.0, epochs=4))
+    net = dual.estimator
+    assert net.offset is not None and float(net.offset.weight.abs().sum()) > 0
+    X = world.grid.values[:3].reshape(-1, world.grid.values.shape[-1])
+    codes = np.tile(world.grid.igbp_code, 3)
+    towers = dual.predict_arrays(X, codes)
+    region = np.tile(world.grid.region, 3)
+    doy = np.repeat(np.arange(1, 4), world.grid.values.shape[1])
+    cells = dual.predict_arrays(X, codes, region=region, dayofyear=doy)
+    expected = net.grid_offset(torch.as_tensor(region), torch.as_tensor(doy)).detach().numpy()
+    np.testing.assert_allclose(cells - towers, expected, atol=1e-5)
+    assert np.any(np.abs(expected) > 0)
 
 
 def test_lambda_zero_changes_nothing(world, sites):

@@ -61,6 +61,12 @@ class ConstraintSection(_Strict):
     refresh_every: int = Field(2, ge=1, description="epochs between control-variate refreshes")
     cache_features: Literal["daily", "monthly"] = Field(
         "monthly", description="control-variate cache from monthly-mean predictors (cheap)")
+    grid_offset: bool = Field(True, description="learn a per-region offset of grid cells "
+                              "(what towers in undisturbed stands cannot see)")
+    offset_lr_factor: float = Field(5.0, gt=0, description="learning rate of the offsets "
+                                    "relative to the network's")
+    regional_to_network: float = Field(0.1, ge=0, le=1, description="share of the regional "
+                                       "gradient reaching the network when offsets are learned")
     obs_per_step: int = Field(32, ge=1, description="region-months per training step")
     square: Literal["plain", "unbiased"] = "unbiased"
     sigma_floor: float = Field(0.5, ge=0.0,

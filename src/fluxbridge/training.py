@@ -64,7 +64,8 @@ class TrainSettings:
     Constraint: ``lambda_regional`` (λ), ``estimator``, ``K`` (cell-days per region-month),
     ``sampling``, ``refresh_every`` (epochs between control-variate cache refreshes),
     ``cache_features`` (``monthly``: the cache from monthly-mean predictors, 30 times cheaper;
-    ``daily``),
+    ``daily``), ``grid_offset`` (with λ > 0, learn a per-region offset with a seasonal
+    harmonic that applies to grid cells only: what towers in undisturbed stands cannot see),
     ``obs_per_step`` (region-months per step), ``square`` (``"unbiased"`` uses two independent
     half-samples), ``sigma_floor`` (σ floor as a fraction of the median spread) and
     ``sigma_floor_tg`` (absolute floor [Tg month-1]; the larger floor wins).
@@ -94,6 +95,9 @@ class TrainSettings:
     sampling: Literal["uniform", "area", "stratified"] = "area"
     refresh_every: int = 2
     cache_features: Literal["daily", "monthly"] = "monthly"
+    grid_offset: bool = True
+    offset_lr_factor: float = 5.0
+    regional_to_network: float = 0.1
     obs_per_step: int = 32
     square: Literal["plain", "unbiased"] = "unbiased"
     sigma_floor: float = 0.5
@@ -193,16 +197,27 @@ class Trainer:
                 self.val = self._tensors(samples, val_rows)
 
         torch.manual_seed(s.seed)
+        n_regions = 0
+        if s.lambda_regional > 0 and s.grid_offset and regions is not None:
+            n_regions = int(np.max(regions["region"].values))
         self.model = NEENet(len(self.features), width=s.width, depth=s.depth,
-                            activation=s.activation, dropout=s.dropout, embed_dim=s.embed_dim)
+                            activation=s.activation, dropout=s.dropout, embed_dim=s.embed_dim,
+                            n_regions=n_regions)
         self.model.set_target_scaling(y_mean, self.s_y)
         self.model.to(self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=s.lr,
-                                           weight_decay=s.weight_decay)
+        offset = [] if self.model.offset is None else list(self.model.offset.parameters())
+        others = [p for p in self.model.parameters() if all(p is not q for q in offset)]
+        groups: list[dict[str, Any]] = [{"params": others}]
+        if offset:  # regional offsets learn fast, so the network is left to the towers
+            groups.append({"params": offset, "lr": s.lr * s.offset_lr_factor,
+                           "weight_decay": 0.0})
+        self.optimizer = torch.optim.AdamW(groups, lr=s.lr, weight_decay=s.weight_decay)
         self.rng = np.random.default_rng(s.seed)
         self.obs_rng = np.random.default_rng([s.seed, 1])
         self.grid = grid
         self._monthly: tuple[np.ndarray, np.ndarray] | None = None
+        self._dayofyear = (None if grid is None
+                           else pd.DatetimeIndex(grid.times).dayofyear.to_numpy())
         self.operator: RegionalOperator | None = None
         self.estimator: Estimator | None = None
         if s.lambda_regional > 0:
@@ -262,8 +277,19 @@ class Trainer:
                 torch.as_tensor(igbp, device=self.device))
 
     def predict_cells(self, time_idx: np.ndarray, cell_idx: np.ndarray) -> torch.Tensor:
-        """Model NEE [g m-2 d-1] at (time, cell) pairs of the grid (differentiable)."""
-        return self.model(*self.cell_inputs(time_idx, cell_idx))
+        """Model NEE [g m-2 d-1] at (time, cell) pairs of the grid (differentiable), with the
+        grid offset of the cells' regions when the model has one."""
+        return self.model(*self.cell_inputs(time_idx, cell_idx)) + self._offset(time_idx,
+                                                                                 cell_idx)
+
+    def _offset(self, time_idx: np.ndarray, cell_idx: np.ndarray) -> torch.Tensor | float:
+        """Grid offset of (time, cell) pairs (0 when the model has none)."""
+        if self.model.offset is None:
+            return 0.0
+        assert self.grid is not None
+        region = torch.as_tensor(self.grid.region[cell_idx], device=self.device)
+        doy = torch.from_numpy(self._dayofyear[time_idx]).to(self.device)
+        return self.model.grid_offset(region, doy)
 
     def draw(self) -> tuple[np.ndarray, Sample]:
         """``obs_per_step`` random region-months (positions among the targets) and their draw."""
@@ -326,8 +352,14 @@ class Trainer:
                 pred = self.model(torch.from_numpy(X).to(self.device),
                                   codes.repeat(t1 - t0))
                 out[t0:t1] = pred.reshape(t1 - t0, n_cell).cpu().numpy()
+            if day_month is not None:
+                out = out[day_month]
+            if self.model.offset is not None:
+                out += self.model.grid_offset_field(
+                    torch.as_tensor(g.region, device=self.device),
+                    torch.from_numpy(self._dayofyear.copy()).to(self.device)).cpu().numpy()
         self.model.train(was)
-        return out if day_month is None else out[day_month]
+        return out
 
     def step(self, idx: torch.Tensor) -> dict[str, float]:
         """One optimiser step on site rows ``idx`` (plus the regional term when λ > 0).
@@ -344,7 +376,12 @@ class Trainer:
             xs, cs = self.cell_inputs(sample.time_idx, sample.cell_idx)
             both = self.model(torch.cat([x, xs]), torch.cat([c, cs]))
             pred = both[: x.shape[0]]
-            reg = self.regional_error(both[x.shape[0]:], pick, sample)
+            cells = both[x.shape[0]:]
+            if self.model.offset is not None:  # the regional gradient reaches the network
+                a = self.settings.regional_to_network  # scaled by a, the offsets fully
+                cells = a * cells + (1.0 - a) * cells.detach()
+            cells = cells + self._offset(sample.time_idx, sample.cell_idx)
+            reg = self.regional_error(cells, pick, sample)
             out["regional"] = float(reg.detach())
         loss = (w * (pred - y) ** 2).mean() / self.s_y**2
         out["site"] = float(loss.detach())

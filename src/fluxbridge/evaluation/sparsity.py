@@ -26,15 +26,18 @@ log = logging.getLogger(__name__)
 
 
 def grid_field(model: Any, grid: GridFeatures, chunk_rows: int = 1 << 20) -> np.ndarray:
-    """A model's NEE at every (time, land cell) of ``grid`` (n_time, n_cell) [g m-2 d-1]."""
+    """A model's NEE at every (time, land cell) of ``grid`` (n_time, n_cell) [g m-2 d-1],
+    grid offset included (cells pass their region and day of year)."""
     n_time, n_cell, n_feat = grid.values.shape
     out = np.empty((n_time, n_cell), dtype=np.float32)
     per = max(1, chunk_rows // n_cell)
+    doy = pd.DatetimeIndex(grid.times).dayofyear.to_numpy()
     for t0 in range(0, n_time, per):
         t1 = min(n_time, t0 + per)
         X = grid.values[t0:t1].reshape(-1, n_feat)
-        out[t0:t1] = model.predict_arrays(X, np.tile(grid.igbp_code, t1 - t0)).reshape(
-            t1 - t0, n_cell)
+        out[t0:t1] = model.predict_arrays(
+            X, np.tile(grid.igbp_code, t1 - t0), region=np.tile(grid.region, t1 - t0),
+            dayofyear=np.repeat(doy[t0:t1], n_cell)).reshape(t1 - t0, n_cell)
     return out
 
 

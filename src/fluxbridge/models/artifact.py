@@ -96,11 +96,15 @@ class FittedModel:
         return out
 
     def predict_arrays(self, X_raw: np.ndarray, igbp: np.ndarray,
-                       device: str | torch.device | None = None) -> np.ndarray:
+                       device: str | torch.device | None = None, *,
+                       region: np.ndarray | None = None,
+                       dayofyear: np.ndarray | None = None) -> np.ndarray:
         """NEE [g m-2 d-1] float32 (n,) from raw features (n, n_feature) and IGBP codes (n,).
 
         NaN features are replaced by the training mean (networks, random forests) or routed by
-        the trees (XGBoost); mask rows yourself where that is not wanted.
+        the trees (XGBoost); mask rows yourself where that is not wanted. Rows of grid cells
+        may pass their ``region`` id and ``dayofyear`` (n,): a network trained with a grid
+        offset adds it (:meth:`NEENet.grid_offset`); tower rows pass neither.
         """
         X_raw = np.asarray(X_raw, dtype=np.float32)
         igbp = np.array(igbp, dtype=np.int64)  # a writable copy for torch.from_numpy
@@ -125,7 +129,13 @@ class FittedModel:
                     stop = start + self.batch_size
                     x = torch.from_numpy(self.normaliser.transform(X_raw[start:stop])).to(dev)
                     c = torch.from_numpy(igbp[start:stop]).to(dev)
-                    out[start:stop] = net(x, c).float().cpu().numpy()
+                    pred = net(x, c)
+                    if region is not None and dayofyear is not None:
+                        pred = pred + net.grid_offset(
+                            torch.as_tensor(np.asarray(region[start:stop], dtype=np.int64),
+                                            device=dev),
+                            torch.as_tensor(np.asarray(dayofyear[start:stop]), device=dev))
+                    out[start:stop] = pred.float().cpu().numpy()
         finally:
             net.train(was_training)
         return out
@@ -153,8 +163,9 @@ class FittedModel:
         Parameters
         ----------
         ds
-            Predictors (time, lat, lon) including static ``land_cover`` (lat, lon);
-            ``sw_in_pot`` is computed when absent.
+            Predictors (time, lat, lon) including static ``land_cover`` (lat, lon) and, for
+            networks with a grid offset, ``region`` (lat, lon); ``sw_in_pot`` is computed when
+            absent.
 
         Returns
         -------
@@ -164,9 +175,16 @@ class FittedModel:
         """
         X, igbp, valid = feature_matrix(ds, self.feature_names)
         flat = np.full(X.shape[0], np.nan, dtype=np.float32)
-        if valid.any():
-            flat[valid] = self.predict_arrays(X[valid], igbp[valid])
         shape = (ds.sizes["time"], ds.sizes["lat"], ds.sizes["lon"])
+        region = doy = None
+        if "region" in ds and self.kind == "nn" and self.estimator.offset is not None:
+            region = np.tile(np.asarray(ds["region"].transpose("lat", "lon").values,
+                                        dtype=np.int64).ravel(), shape[0])[valid]
+            doy = np.repeat(pd.DatetimeIndex(ds["time"].values).dayofyear.to_numpy(),
+                            shape[1] * shape[2])[valid]
+        if valid.any():
+            flat[valid] = self.predict_arrays(X[valid], igbp[valid], region=region,
+                                              dayofyear=doy)
         return xr.DataArray(
             flat.reshape(shape), dims=("time", "lat", "lon"),
             coords={"time": ds["time"], "lat": ds["lat"], "lon": ds["lon"]},

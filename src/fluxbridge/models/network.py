@@ -35,10 +35,14 @@ class NEENet(nn.Module):
         Dropout probability after each hidden layer.
     embed_dim
         Size of the vegetation class embedding (0: no embedding).
+    n_regions
+        With ``n_regions > 0``, a learned grid offset per region (mean and first seasonal
+        harmonic, see :meth:`grid_offset`) that applies to grid cells only, never to towers.
     """
 
     def __init__(self, n_features: int, n_classes: int = 17, width: int = 64, depth: int = 3,
-                 activation: str = "silu", dropout: float = 0.0, embed_dim: int = 4) -> None:
+                 activation: str = "silu", dropout: float = 0.0, embed_dim: int = 4,
+                 n_regions: int = 0) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation {activation!r}: expected one of {sorted(ACTIVATIONS)}")
@@ -46,7 +50,7 @@ class NEENet(nn.Module):
             raise ValueError("n_features, n_classes, width and depth must be positive")
         self.arch = {"n_features": n_features, "n_classes": n_classes, "width": width,
                      "depth": depth, "activation": activation, "dropout": dropout,
-                     "embed_dim": embed_dim}
+                     "embed_dim": embed_dim, "n_regions": n_regions}
         self.n_classes = n_classes
         self.embed = nn.Embedding(n_classes, embed_dim) if embed_dim > 0 else None
         layers: list[nn.Module] = []
@@ -58,6 +62,9 @@ class NEENet(nn.Module):
             size = width
         layers.append(nn.Linear(size, 1))
         self.mlp = nn.Sequential(*layers)
+        self.offset = nn.Embedding(n_regions + 1, 3) if n_regions > 0 else None
+        if self.offset is not None:
+            nn.init.zeros_(self.offset.weight)
         self.register_buffer("y_mean", torch.zeros((), dtype=torch.float32))
         self.register_buffer("y_scale", torch.ones((), dtype=torch.float32))
 
@@ -87,3 +94,37 @@ class NEENet(nn.Module):
             codes = igbp.long().clamp(0, self.n_classes - 1)
             x = torch.cat([x, self.embed(codes)], dim=1)
         return self.mlp(x).squeeze(-1) * self.y_scale + self.y_mean
+
+    def grid_offset(self, region: Tensor, dayofyear: Tensor) -> Tensor:
+        """Offset [g m-2 d-1] of grid cells: ``a_r + b_r cos(ω d) + c_r sin(ω d)``.
+
+        It stands for what towers cannot see (disturbance and stand-age legacies of the region's
+        cells; towers stand in undisturbed stands), so it is added to gridded predictions and
+        learned from the regional term only. Zero without ``n_regions`` or for region 0.
+
+        Parameters
+        ----------
+        region
+            int64 (n,) region ids (0 = none).
+        dayofyear
+            (n,) day of the year.
+        """
+        if self.offset is None:
+            return torch.zeros(region.shape, dtype=self.y_scale.dtype, device=region.device)
+        return (self._coefficients(region) * self._basis(dayofyear)).sum(-1) * self.y_scale
+
+    def grid_offset_field(self, region: Tensor, dayofyear: Tensor) -> Tensor:
+        """:meth:`grid_offset` of every (day, cell) pair: (n_time, n_cell) [g m-2 d-1]."""
+        if self.offset is None:
+            return torch.zeros((dayofyear.shape[0], region.shape[0]), dtype=self.y_scale.dtype,
+                               device=region.device)
+        return self._basis(dayofyear) @ self._coefficients(region).T * self.y_scale
+
+    def _coefficients(self, region: Tensor) -> Tensor:
+        assert self.offset is not None
+        r = region.long().clamp(0, self.offset.num_embeddings - 1)
+        return self.offset(r) * (r > 0).unsqueeze(-1)
+
+    def _basis(self, dayofyear: Tensor) -> Tensor:
+        w = 2 * torch.pi * dayofyear.to(self.y_scale.dtype) / 365.25
+        return torch.stack([torch.ones_like(w), torch.cos(w), torch.sin(w)], dim=-1)
