@@ -65,7 +65,7 @@ class ConstraintSection(_Strict):
                               "(what towers in undisturbed stands cannot see)")
     offset_lr_factor: float = Field(5.0, gt=0, description="learning rate of the offsets "
                                     "relative to the network's")
-    regional_to_network: float = Field(0.1, ge=0, le=1, description="share of the regional "
+    regional_to_network: float = Field(0.05, ge=0, le=1, description="share of the regional "
                                        "gradient reaching the network when offsets are learned")
     obs_per_step: int = Field(32, ge=1, description="region-months per training step")
     square: Literal["plain", "unbiased"] = "unbiased"

@@ -97,7 +97,7 @@ class TrainSettings:
     cache_features: Literal["daily", "monthly"] = "monthly"
     grid_offset: bool = True
     offset_lr_factor: float = 5.0
-    regional_to_network: float = 0.1
+    regional_to_network: float = 0.05
     obs_per_step: int = 32
     square: Literal["plain", "unbiased"] = "unbiased"
     sigma_floor: float = 0.5

@@ -48,7 +48,7 @@ class WorldConfig(BaseModel):
     site_density: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_SITE_DENSITY))
     site_legacy_avoidance: float = Field(
         0.33, gt=0, description="scale [gC m-2 d-1] of exp(-L/scale) in the tower placement")
-    legacy_strength: float = Field(1.0, ge=0, description="multiplier of the hidden legacy field")
+    legacy_strength: float = Field(1.3, ge=0, description="multiplier of the hidden legacy field")
     mature_sink_fraction: float = Field(
         0.05, ge=-0.5, le=0.5, description="annual (GPP - RECO) / GPP before the legacy")
     fire_pgc: float = Field(1.8, ge=0, description="global fire emissions [PgC yr-1]")
@@ -58,9 +58,9 @@ class WorldConfig(BaseModel):
     nee_noise_a: float = Field(0.3, ge=0, description="tower noise sd intercept [gC m-2 d-1]")
     nee_noise_b: float = Field(0.15, ge=0, description="tower noise sd slope on |NEE| [1]")
     member_error: float = Field(
-        0.35, ge=0, description="member-specific error sd, fraction of a region's seasonal scale")
+        0.12, ge=0, description="member-specific error sd, fraction of a region's seasonal scale")
     common_error: float = Field(
-        0.25, ge=0, description="error shared by all members, fraction of the seasonal scale")
+        0.04, ge=0, description="error shared by all members, fraction of the seasonal scale")
 
     @model_validator(mode="after")
     def _check(self) -> WorldConfig:
