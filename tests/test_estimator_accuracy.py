@@ -47,7 +47,7 @@ def test_fixed_estimator_has_no_step_to_step_spread(world):
 class _Linear:
     """Stand-in model: NEE = first feature (known field)."""
 
-    def predict_arrays(self, X, igbp):
+    def predict_arrays(self, X, igbp, region=None, dayofyear=None):
         return np.asarray(X[:, 0], dtype=np.float32)
 
 
