@@ -11,11 +11,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fluxbridge.errors import ConfigError
 from fluxbridge.features import FEATURES
+from fluxbridge.yamlconfig import read_yaml, validate
 
 TEMPLATE_NAME = "experiment.yaml"
 
@@ -151,15 +151,6 @@ class ExperimentConfig(_Strict):
         return self.model_dump(mode="json")
 
 
-def _format_validation_error(exc: ValidationError, path: Path | None) -> ConfigError:
-    first = exc.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    value = first.get("input")
-    msg = first["msg"]
-    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return ConfigError(f"invalid value {value!r}: {msg}{more}", path=path, variable=key)
-
-
 def parse_config(data: dict[str, Any] | None, path: Path | None = None) -> ExperimentConfig:
     """Validate a configuration mapping (from YAML) into :class:`ExperimentConfig`.
 
@@ -170,13 +161,7 @@ def parse_config(data: dict[str, Any] | None, path: Path | None = None) -> Exper
     path
         The YAML file, used in error messages and to resolve relative paths.
     """
-    if data is not None and not isinstance(data, dict):
-        raise ConfigError("the experiment file must hold a mapping of keys",
-                          path=path, expected="YAML keys such as 'name', 'network'")
-    try:
-        cfg = ExperimentConfig.model_validate(data or {})
-    except ValidationError as exc:
-        raise _format_validation_error(exc, path) from None
+    cfg = validate(ExperimentConfig, data, path, "'name', 'network'")
     base = path.parent if path is not None else Path.cwd()
     return cfg.resolve(base)
 
@@ -184,13 +169,7 @@ def parse_config(data: dict[str, Any] | None, path: Path | None = None) -> Exper
 def load_config(path: str | Path) -> ExperimentConfig:
     """Read and validate an experiment YAML file (``yaml.safe_load``)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError("experiment file not found", path=path,
-                          expected="a YAML file (write one with `fluxbridge init FILE`)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}".replace("\n", " "), path=path) from None
+    data = read_yaml(path, "a YAML file (write one with `fluxbridge init FILE`)")
     return parse_config(data, path)
 
 

@@ -6,10 +6,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fluxbridge.errors import ConfigError
+from fluxbridge.yamlconfig import read_yaml, validate
 
 TEMPLATE_NAME = "world.yaml"
 
@@ -75,29 +74,13 @@ class WorldConfig(BaseModel):
 
 def parse_world_config(data: dict[str, Any] | None, path: Path | None = None) -> WorldConfig:
     """Validate a mapping (from YAML) into :class:`WorldConfig`; errors name the key."""
-    if data is not None and not isinstance(data, dict):
-        raise ConfigError("the world file must hold a mapping of keys", path=path,
-                          expected="YAML keys such as 'resolution_deg', 'n_years'")
-    try:
-        return WorldConfig.model_validate(data or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"invalid value {first.get('input')!r}: {first['msg']}{more}",
-                          path=path, variable=key) from None
+    return validate(WorldConfig, data, path, "'resolution_deg', 'n_years'")
 
 
 def load_world_config(path: str | Path) -> WorldConfig:
     """Read a world YAML file (``yaml.safe_load``) and validate it."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError("world configuration not found", path=path,
-                          expected="a YAML file like fluxbridge/templates/world.yaml")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}".replace("\n", " "), path=path) from None
+    data = read_yaml(path, "a YAML file like fluxbridge/templates/world.yaml")
     return parse_world_config(data, path)
 
 
