@@ -10,23 +10,20 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 
 from fluxbridge.config import ExperimentConfig, load_config, parse_config
 from fluxbridge.errors import ConfigError
+from fluxbridge.experiment import RF, XGB, Experiment
 from fluxbridge.outputs import code_version, write_json
 
 log = logging.getLogger(__name__)
 
-SITE_ONLY, DUAL, RF, XGB = "site_only", "dual", "rf", "xgboost"
 
 
 @dataclass
@@ -107,17 +104,6 @@ def prepare_run(cfg: ExperimentConfig, overwrite: bool = False) -> RunState:
     return state
 
 
-def _timed(state: RunState, timings: dict[str, float], step: str,
-           func: Callable[[], Any], **info: Any) -> Any:
-    t0 = time.perf_counter()
-    result = func()
-    seconds = time.perf_counter() - t0
-    timings[step] = seconds
-    state.mark(step, seconds, **info)
-    log.info("step %s finished in %.1f s", step, seconds)
-    return result
-
-
 def ensure_world(cfg: ExperimentConfig, progress: bool = True) -> Path:
     """The world's manifest path, synthesising the twin world first when needed."""
     manifest = cfg.world.manifest
@@ -166,7 +152,6 @@ def run_experiment(config: str | Path | ExperimentConfig, overwrite: bool = Fals
     cfg = _as_config(config)
     progress = progress and cfg.progress
     state = prepare_run(cfg, overwrite=overwrite)
-    from fluxbridge.experiment import Experiment
 
     exp = Experiment(cfg, state, progress=progress)
     result = exp.run()
@@ -186,22 +171,11 @@ def run_demo(out: str | Path = "runs/demo", overwrite: bool = False,
     return run_experiment(demo_config(out), overwrite=overwrite, progress=progress)
 
 
-def _seeded(seed: int) -> None:
-    import random
-
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 - libraries that still read the global state
-    torch.manual_seed(seed)
-
-
 def train_step(config: str | Path | ExperimentConfig, overwrite: bool = False,
                progress: bool = True) -> Path:
     """Train the models of an experiment (and its cross-validation); returns the models dir."""
     cfg = _as_config(config)
     state = prepare_run(cfg, overwrite=overwrite)
-    from fluxbridge.experiment import Experiment
 
     exp = Experiment(cfg, state, progress=progress and cfg.progress)
     exp.train()
@@ -216,7 +190,6 @@ def upscale_step(config: str | Path | ExperimentConfig, scheduler: str | None = 
         cfg = cfg.model_copy(update={"upscaling": cfg.upscaling.model_copy(
             update={"scheduler": scheduler})})
     state = prepare_run(cfg, overwrite=overwrite)
-    from fluxbridge.experiment import Experiment
 
     exp = Experiment(cfg, state, progress=progress and cfg.progress)
     exp.upscale()
@@ -227,7 +200,6 @@ def evaluate_step(config: str | Path | ExperimentConfig, overwrite: bool = False
     """Evaluate an experiment's upscaled models and write the report; returns its path."""
     cfg = _as_config(config)
     state = prepare_run(cfg, overwrite=overwrite)
-    from fluxbridge.experiment import Experiment
 
     exp = Experiment(cfg, state, progress=cfg.progress)
     return exp.evaluate().report
