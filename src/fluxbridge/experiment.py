@@ -133,7 +133,7 @@ class Experiment:
         """Cross-validate, then fit the final models on all sites; returns artifact paths."""
         self.cross_validate()
         paths = {name: self.models_dir / f"{name}.pt" for name in self.model_names}
-        if all(p.exists() for p in paths.values()):
+        if all(self._model_files(n) for n in self.model_names):
             return paths
 
         def run() -> dict[str, Path]:
@@ -143,7 +143,7 @@ class Experiment:
             cfg = self.cfg
             sites = np.unique(self.samples["site"])
             for name in self.model_names:
-                if paths[name].exists():
+                if self._model_files(name):
                     continue
                 if name in (SITE_ONLY, DUAL):
                     lam = 0.0 if name == SITE_ONLY else cfg.constraint.lambda_regional
@@ -161,15 +161,18 @@ class Experiment:
 
         return self._step("train", run)
 
+    def _model_files(self, name: str) -> list[Path]:
+        """Artifact files of a model: ``{name}.pt``, or ``{name}.member{i}.pt`` for ensembles."""
+        return sorted(self.models_dir.glob(f"{name}.pt")) or sorted(
+            self.models_dir.glob(f"{name}.member*.pt"))
+
     def load_models(self) -> dict[str, Any]:
         """The final models (a FittedModel or a list for ensembles) by name."""
         from fluxbridge.models.artifact import load_model
 
         out: dict[str, Any] = {}
         for name in self.model_names:
-            files = sorted(self.models_dir.glob(f"{name}.pt")) or sorted(
-                self.models_dir.glob(f"{name}.member*.pt"))
-            members = [load_model(f) for f in files]
+            members = [load_model(f) for f in self._model_files(name)]
             out[name] = members[0] if len(members) == 1 else members
         return out
 
@@ -192,8 +195,7 @@ class Experiment:
     def _provenance(self) -> dict[str, Any]:
         return {
             "config": self.cfg.to_dict(),
-            "inputs": [str(p) for p in self.world.files_list()]
-            if hasattr(self.world, "files_list") else [str(self.manifest_path)],
+            "inputs": [str(p) for p in self.world.files_list()],
             "corrections": self.world.targets.attrs.get("corrections", "none"),
         }
 
