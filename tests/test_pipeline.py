@@ -90,6 +90,25 @@ def test_cv_predictions_share_folds_and_models(finished_run):
     assert cv.groupby("site")["fold"].nunique().max() == 1
 
 
+def test_run_records_config_version_and_every_input(finished_run, world_dir):
+    _, _, result = finished_run
+    record = json.loads((result.out_dir / "run.json").read_text())
+    assert record["status"] == "complete"
+    assert record["fluxbridge_version"]
+    world_manifest = json.loads((world_dir / "manifest.json").read_text())
+    listed = []
+    for value in world_manifest["files"].values():
+        listed.extend(value if isinstance(value, list) else [value])
+    expected = {str((world_dir / f).resolve()) for f in listed}
+    expected.add(str((world_dir / "manifest.json").resolve()))
+    recorded = {entry["path"]: entry for entry in record["inputs"]}
+    assert expected <= set(recorded)
+    for path, entry in recorded.items():
+        assert entry["bytes"] == Path(path).stat().st_size
+    resolved = yaml.safe_load((result.out_dir / "config.resolved.yaml").read_text())
+    assert load_config(result.out_dir / "config.resolved.yaml").to_dict() == resolved
+
+
 def test_finished_run_is_not_overwritten(finished_run):
     _, cfg, result = finished_run
     before = result.manifest.stat().st_mtime_ns

@@ -11,6 +11,7 @@ import json
 import logging
 import shutil
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,6 @@ from fluxbridge.experiment import RF, XGB, Experiment
 from fluxbridge.outputs import code_version, write_json
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -66,6 +66,22 @@ class RunState:
 
     def save(self) -> None:
         write_json(self.data, self.path)
+
+    def record_inputs(self, files: list[Path]) -> None:
+        """Store the run's input files (absolute path, size in bytes, modification time)."""
+        entries = []
+        for f in files:
+            path = Path(f).resolve()
+            stat = path.stat() if path.exists() else None
+            entries.append({"path": str(path), "bytes": stat.st_size if stat else None,
+                            "modified": (datetime.fromtimestamp(stat.st_mtime, UTC)
+                                         .isoformat(timespec="seconds") if stat else None)})
+        self.data["inputs"] = entries
+        self.save()
+
+
+def _record_inputs(state: RunState, exp: Experiment) -> None:
+    state.record_inputs([exp.manifest_path, *exp.world.files_list()])
 
 
 def _as_config(config: str | Path | ExperimentConfig) -> ExperimentConfig:
@@ -155,6 +171,7 @@ def run_experiment(config: str | Path | ExperimentConfig, overwrite: bool = Fals
 
     exp = Experiment(cfg, state, progress=progress)
     result = exp.run()
+    _record_inputs(state, exp)
     state.data["status"] = "complete"
     state.save()
     return result
@@ -179,6 +196,7 @@ def train_step(config: str | Path | ExperimentConfig, overwrite: bool = False,
 
     exp = Experiment(cfg, state, progress=progress and cfg.progress)
     exp.train()
+    _record_inputs(state, exp)
     return exp.models_dir
 
 
@@ -193,6 +211,7 @@ def upscale_step(config: str | Path | ExperimentConfig, scheduler: str | None = 
 
     exp = Experiment(cfg, state, progress=progress and cfg.progress)
     exp.upscale()
+    _record_inputs(state, exp)
     return exp.upscaled_dir
 
 
@@ -202,5 +221,7 @@ def evaluate_step(config: str | Path | ExperimentConfig, overwrite: bool = False
     state = prepare_run(cfg, overwrite=overwrite)
 
     exp = Experiment(cfg, state, progress=cfg.progress)
-    return exp.evaluate().report
+    report = exp.evaluate().report
+    _record_inputs(state, exp)
+    return report
 

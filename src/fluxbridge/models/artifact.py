@@ -180,7 +180,7 @@ class FittedModel:
         if "region" in ds and self.kind == "nn" and self.estimator.offset is not None:
             region = np.tile(np.asarray(ds["region"].transpose("lat", "lon").values,
                                         dtype=np.int64).ravel(), shape[0])[valid]
-            doy = np.repeat(pd.DatetimeIndex(ds["time"].values).dayofyear.to_numpy(),
+            doy = np.repeat(pd.DatetimeIndex(ds["time"].values).day_of_year.to_numpy(),
                             shape[1] * shape[2])[valid]
         if valid.any():
             flat[valid] = self.predict_arrays(X[valid], igbp[valid], region=region,
