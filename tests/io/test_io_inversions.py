@@ -182,3 +182,19 @@ def test_bad_band_files(tmp_path, real_data):
     zonal.to_netcdf(nounits := tmp_path / "NOUNITS_fluxes_za_ts_monthly.nc")
     with pytest.raises(InputError, match="units"):
         read_zonal_inversion(nounits)
+
+
+@pytest.mark.parametrize("calendar", ["noleap", "360_day"])
+def test_model_calendars_give_the_totals_of_the_standard_calendar(tmp_path, quadrants, calendar):
+    flux = 1e-7  # mol m-2 s-1, constant: a month's total is rate x area x its Gregorian days
+    reference = read_inversions([_gridded(tmp_path / "std.nc", flux)], quadrants)
+    path = _gridded(tmp_path / f"{calendar}.nc", flux, calendar=calendar)
+    with netCDF4.Dataset(path) as nc:
+        assert nc["time"].calendar == calendar
+    other = read_inversions([path], quadrants)
+    np.testing.assert_array_equal(other["time"].values, reference["time"].values)
+    np.testing.assert_allclose(other["nbe"].values, reference["nbe"].values, rtol=1e-12)
+    area = float(cell_area(quadrants["lat"], quadrants["lon"]).isel(lat=0).sum())
+    days = np.array([31, 28, 31])
+    np.testing.assert_allclose(other["nbe"].sel(region=1).squeeze().values,
+                               flux * MOL_M2_S_TO_GC_M2_D * area * days / 1e12, rtol=1e-10)
