@@ -170,9 +170,15 @@ def run_experiment(config: str | Path | ExperimentConfig, overwrite: bool = Fals
     state = prepare_run(cfg, overwrite=overwrite)
 
     exp = Experiment(cfg, state, progress=progress)
-    result = exp.run()
+    try:
+        result = exp.run()
+    except Exception as exc:  # recorded for the user, then raised unchanged
+        state.data.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        state.save()
+        raise
     _record_inputs(state, exp)
     state.data["status"] = "complete"
+    state.data.pop("error", None)
     state.save()
     return result
 
