@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 
 _NETCDF = (".nc", ".nc4", ".cdf", ".netcdf", ".h5", ".hdf5")
 _TABLE = (".csv", ".txt", ".xlsx", ".xls")
+_VECTOR = (".geojson", ".json", ".shp", ".gpkg")
+_REGION_COLUMNS = ("name", "names", "region_name", "region", "regions", "region_id", "id",
+                   "transcom", "reccap", "label")
+"""Attribute columns tried, in order (case-insensitive), to name the regions of a vector file."""
+_CHECK_GRID_DEG = 1.0
 
 
 @dataclass
@@ -197,7 +202,10 @@ def _inspect_zip(path: Path, report: FileReport) -> None:
         raise InputError("not a valid zip file (truncated download?)", path=path) from None
     if broken is not None:
         raise InputError(f"member {broken} is corrupt", path=path)
-    if any(n.endswith(".nc") for n in names):
+    if any(n.lower().endswith(".shp") for n in names):
+        _inspect_vector(path, report)
+        report.format += " (zipped)"
+    elif any(n.endswith(".nc") for n in names):
         _inspect_era5(path, report)
         report.format = "ERA5 single levels (CDS zip of instant and accumulated streams)"
     else:
@@ -271,6 +279,60 @@ def _inspect_netcdf(path: Path, report: FileReport) -> None:
                          "mask NetCDF")
 
 
+def _region_column(path: Path) -> tuple[str | None, list[str]]:
+    """The attribute column that most likely names the regions, and all attribute columns."""
+    import pyogrio
+
+    info = pyogrio.read_info(path)
+    fields = [str(f) for f in info["fields"]]
+    types = dict(zip(fields, (str(t) for t in info["dtypes"]), strict=True))
+    by_lower = {f.lower(): f for f in fields}
+    for name in _REGION_COLUMNS:
+        if name in by_lower:
+            return by_lower[name], fields
+    usable = [f for f in fields if types[f] == "object" or types[f].startswith("int")]
+    return (usable[0] if usable else None), fields
+
+
+def _inspect_vector(path: Path, report: FileReport) -> None:
+    from fluxbridge.io.regions import read_region_polygons, read_region_vector
+
+    kind = {".geojson": "GeoJSON", ".json": "GeoJSON", ".shp": "shapefile",
+            ".gpkg": "GeoPackage", ".zip": "shapefile"}.get(path.suffix.lower(), "vector file")
+    report.format = f"region polygons ({kind})"
+    try:
+        column, fields = _region_column(path)
+    except Exception as exc:  # pyogrio raises its own error types
+        raise InputError(f"cannot read as a vector file ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())})", path=path,
+                         expected="GeoJSON, shapefile or GeoPackage") from None
+    if column is None:
+        report.reason = (f"{path}: no attribute column to name the regions (columns "
+                         f"{fields}); expected a text or integer column such as 'name'")
+        return
+    polygons = read_region_polygons(path, column)
+    report.variables = {"region": "1", "region_fraction": "1", "cell_area": "m2",
+                        "land_fraction": "1"}
+    report.notes.append(f"{len(polygons)} regions from column {column!r} (choose another with "
+                        f"column=...; attribute columns {fields}): "
+                        + ", ".join(polygons["name"].astype(str).head(12))
+                        + (" ..." if len(polygons) > 12 else ""))
+    report.notes.append(f"CRS: {polygons.attrs['crs']}")
+    if polygons.attrs["repaired"]:
+        report.notes.append(f"{polygons.attrs['repaired']} invalid polygon(s) repaired")
+    try:
+        ds = read_region_vector(path, column, resolution_deg=_CHECK_GRID_DEG, fractions=False)
+    except InputError as exc:
+        report.notes.append(f"on a {_CHECK_GRID_DEG:g}° grid: {exc.detail}; a finer model "
+                            "grid may hold them")
+    else:
+        counts = np.bincount(ds["region"].values.ravel(), minlength=int(polygons.index.max()) + 1)
+        report.notes.append(f"rasterised by fractional overlap on a {_CHECK_GRID_DEG:g}° grid: "
+                            + ", ".join(f"{n} {counts[i]} cells"
+                                        for i, n in polygons["name"].head(12).items()))
+    report.usable = True
+
+
 def _inspect_gridded_inversion(path: Path, report: FileReport) -> None:
     from fluxbridge.grid import cell_area
     from fluxbridge.io import inversions as inv
@@ -317,7 +379,8 @@ def inspect_file(path: str | os.PathLike[str]) -> FileReport:
     path
         Any input file: FLUXNET-family site CSV or zip, site metadata table, MODIS point table,
         correction table, ERA5 NetCDF or CDS zip, MODIS composites or land cover, inversion
-        flux (gridded, GCB regional, zonal), region mask.
+        flux (gridded, GCB regional, zonal), region mask, region polygons (GeoJSON, shapefile,
+        zipped shapefile, GeoPackage).
 
     Returns
     -------
@@ -342,9 +405,11 @@ def inspect_file(path: str | os.PathLike[str]) -> FileReport:
             _inspect_csv(path, report)
         elif suffix in _NETCDF:
             _inspect_netcdf(path, report)
+        elif suffix in _VECTOR:
+            _inspect_vector(path, report)
         else:
             report.reason = (f"{path}: unknown file type {suffix or '(none)'}; expected .csv, "
-                             ".zip, .nc or .xlsx")
+                             ".zip, .nc, .xlsx, .geojson, .shp or .gpkg")
     except InputError as exc:
         report.usable = False
         report.reason = _one_line(str(exc), path)
