@@ -93,7 +93,9 @@ class ValidationSection(_Strict):
 
     folds: int = Field(5, ge=2, le=50)
     split: Literal["site", "spatial"] = "site"
-    leave_region_out: bool = False
+    leave_region_out: bool = Field(
+        True, description="withhold each region's constraint in turn and score that region "
+        "(one dual-model training per region; needs lambda_regional > 0)")
 
 
 class UpscalingSection(_Strict):
@@ -119,7 +121,9 @@ class ExperimentConfig(_Strict):
     baselines: BaselineSection = BaselineSection()
     validation: ValidationSection = ValidationSection()
     upscaling: UpscalingSection = UpscalingSection()
-    sparsity_study: bool = Field(False, description="train with every estimator and K (slow)")
+    sparsity_study: bool = Field(False, description="train the dual model with every estimator "
+                                 "and K (slow); off: the report shows the committed result of "
+                                 "benchmarks/sparsity.py when it is found")
     progress: bool = True
 
     @field_validator("features")

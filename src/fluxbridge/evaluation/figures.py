@@ -230,6 +230,105 @@ def estimator_error(table: pd.DataFrame, value: str | None = None) -> Figure:
     return fig
 
 
+def against_k(table: pd.DataFrame, panels: Sequence[tuple[str, str, str]], *,
+              reference_styles: Mapping[str, Mapping[str, object]] | None = None) -> Figure:
+    """Columns of a benchmark table against K, one panel each; rows without K are lines.
+
+    Parameters
+    ----------
+    table
+        Columns ``estimator``, ``K`` (None/NaN for rows such as ``exact`` or ``site_only``,
+        drawn as horizontal lines) and the panels' columns.
+    panels
+        ``(column, y label, title)`` of each panel.
+    reference_styles
+        Line style of each row without K, by estimator name.
+    """
+    cols = {c for c, _, _ in panels}
+    if not {"estimator", "K"} | cols <= set(table.columns):
+        raise InputError("benchmark table lacks columns", variable="estimator, K, "
+                         + ", ".join(sorted(cols)),
+                         expected="columns estimator, K and the plotted columns")
+    styles = {"exact": {"color": "black", "ls": "--"},
+              "site_only": {"color": "tab:blue", "ls": ":"}, **(reference_styles or {})}
+    k = pd.to_numeric(table["K"], errors="coerce")
+    swept, flat = table[k.notna()].assign(K=k[k.notna()]), table[k.isna()]
+    fig = Figure(figsize=(5 * len(panels), 4), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (col, label, title) in zip(axes, panels):
+        for name, part in swept.groupby("estimator", sort=True):
+            part = part.sort_values("K")
+            ax.plot(part["K"], part[col], marker="o", label=str(name))
+        for _, row in flat.iterrows():
+            if pd.notna(row[col]):
+                ax.axhline(row[col], label=str(row["estimator"]),
+                           **styles.get(str(row["estimator"]), {"color": "0.5"}))
+        if len(swept):
+            ax.set_xscale("log", base=2)
+        values = pd.to_numeric(table[col], errors="coerce").dropna()
+        if len(values) and (values > 0).all():
+            ax.set_yscale("log")
+        ax.set(xlabel="cell-days sampled per region-month K", ylabel=label)
+        ax.set_title(title, fontsize=10)
+    axes[0].legend(fontsize=8)
+    return fig
+
+
+def sparsity(table: pd.DataFrame, value: str = "regional_rmse_tgc") -> Figure:
+    """The sparsity study: regional error and training time of the dual model against K.
+
+    Parameters
+    ----------
+    table
+        Columns ``estimator``, ``K`` (None/NaN for the ``exact`` and ``site_only`` rows, drawn
+        as horizontal lines), ``value`` [Tg month-1] and ``train_seconds`` [s], as from
+        :func:`fluxbridge.evaluation.sparsity.sparsity_study`.
+    value
+        Error column of the left panel.
+    """
+    return against_k(table, [
+        (value, "regional monthly RMSE vs truth [Tg month-1]",
+         "Does a sparse sample constrain as well as the full sum?"),
+        ("train_seconds", "training time [s]", "What does it cost?")])
+
+
+def leave_region_out(table: pd.DataFrame, value: str = "monthly_rmse") -> Figure:
+    """Leave-region-out: each withheld region's error, next to the models that saw it.
+
+    Parameters
+    ----------
+    table
+        Long table ``against, model, region, value`` (from
+        :func:`fluxbridge.evaluation.leaveout.leave_region_out_table`); one panel per
+        ``against`` (inversions, truth), one bar per model and region.
+    value
+        Column to draw [Tg month-1].
+    """
+    if not {"against", "model", "region", value} <= set(table.columns):
+        raise InputError("leave-region-out table lacks columns", variable=value,
+                         expected="columns against, model, region and the value")
+    refs = list(dict.fromkeys(table["against"]))
+    models = list(dict.fromkeys(table["model"]))
+    regions = [*sorted(r for r in table["region"].unique() if r != "all"), "all"]
+    fig = Figure(figsize=(max(7.0, 0.9 * len(regions) + 2), 3.3 * len(refs)),
+                 layout="constrained")
+    axes = fig.subplots(len(refs), 1, squeeze=False)[:, 0]
+    width = 0.8 / max(1, len(models))
+    x = np.arange(len(regions))
+    colors = {"dual_without_region": {"color": "tab:orange"}}
+    for ax, ref in zip(axes, refs):
+        part = table[table["against"] == ref].set_index(["model", "region"])[value]
+        for i, model in enumerate(models):
+            y = [part.get((model, r), np.nan) for r in regions]
+            style = {k: v for k, v in {**_STYLE.get(model, {}), **colors.get(model, {})}.items()
+                     if k == "color"}
+            ax.bar(x + (i - (len(models) - 1) / 2) * width, y, width, label=model, **style)
+        ax.set_xticks(x, regions, rotation=30, ha="right", fontsize=8)
+        ax.set(ylabel=f"{value} [Tg month-1]", title=f"against the {ref}")
+    axes[0].legend(fontsize=8)
+    return fig
+
+
 def inversion_bands(targets: xr.Dataset, *, ncols: int = 3) -> Figure:
     """Inversion ensemble of each region: members, mean and ± spread (the top-down reference).
 

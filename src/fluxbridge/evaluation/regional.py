@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -247,3 +248,117 @@ def leave_region_out_scores(
             raise InputError("no row's region equals its held-out region", variable="heldout",
                              expected="for each region, rows from the run that withheld it")
     return regional_metrics({name: df}, reference, spread)
+
+
+def member_global_annual(targets: xr.Dataset, *, variable: str = "nee") -> pd.DataFrame:
+    """Global annual totals of each inversion member (summed over the regions).
+
+    Parameters
+    ----------
+    targets
+        Canonical targets dataset with ``variable`` (member, region, time) [Tg month-1]: the
+        members corrected to NEE.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``model`` (the member's name), ``year``, ``nee_pgc`` [Pg yr-1], for years in which the
+        member has every region's twelve months; empty when there are no members.
+    """
+    if variable not in targets or "member" not in targets[variable].dims:
+        return pd.DataFrame(columns=["model", "year", "nee_pgc"])
+    da = targets[variable]
+    series = {str(m): totals_frame(da.sel(member=m), "nee_tgc") for m in da["member"].values}
+    return global_annual(series)
+
+
+GLOBAL_COLUMNS: tuple[str, ...] = (
+    "nee_pgc", "truth_pgc", "inversion_mean_pgc", "inversion_spread_pgc", "error_pgc", "z",
+    "within_spread",
+)
+
+
+def _global_rows(model: pd.Series, truth: pd.Series, members: pd.DataFrame) -> dict[str, Any]:
+    """Scores of one model's global NEE over the years common to model, truth and members.
+
+    ``model``, ``truth``: year → Pg yr-1; ``members``: year × member table [Pg yr-1].
+    """
+    years = sorted(set(model.index) & set(truth.index) & set(members.index))
+    m = float(model.loc[years].mean()) if years else np.nan
+    t = float(truth.loc[years].mean()) if years else np.nan
+    per_member = members.loc[years].mean(axis=0) if years else pd.Series(dtype=float)
+    mean = float(per_member.mean()) if len(per_member) else np.nan
+    spread = float(per_member.std(ddof=1)) if len(per_member) > 1 else np.nan
+    err = m - t
+    z = err / spread if spread > 0 else np.nan
+    within = bool(abs(err) <= spread) if np.isfinite(err) and np.isfinite(spread) else None
+    return {"n_years": len(years), "nee_pgc": m, "truth_pgc": t, "inversion_mean_pgc": mean,
+            "inversion_spread_pgc": spread, "error_pgc": err, "z": z, "within_spread": within}
+
+
+def global_spread_check(annual: pd.DataFrame, members: pd.DataFrame, *,
+                        truth: str = "truth") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Is each model's global annual NEE within the inversion ensemble's spread of the truth?
+
+    The spread is that of the members' global totals (standard deviation across members,
+    ddof = 1, as the regional ``nee_spread``), not a sum of the regional spreads: errors of
+    one inversion are correlated between regions.
+
+    Parameters
+    ----------
+    annual
+        ``model, year, nee_pgc`` [Pg yr-1] (:func:`global_annual`), with the truth's rows
+        under the name ``truth``.
+    members
+        ``model, year, nee_pgc`` of the inversion members (:func:`member_global_annual`).
+    truth
+        Name of the truth's rows in ``annual``.
+
+    Returns
+    -------
+    summary, per_year
+        ``summary``: one row per model (not the truth) over the years common to the model, the
+        truth and the members: ``n_years`` and :data:`GLOBAL_COLUMNS`, where ``nee_pgc``,
+        ``truth_pgc`` and ``inversion_mean_pgc`` are means over those years,
+        ``inversion_spread_pgc`` is the spread of the members' means over them, ``error_pgc``
+        is model − truth, ``z`` is error / spread and ``within_spread`` is
+        ``|error| <= spread``; ``frac_years_within`` is the share of single years within that
+        year's spread. ``per_year``: the same columns for each (model, year).
+    """
+    if truth not in set(annual["model"]):
+        raise InputError("annual totals lack the truth's rows", variable="model",
+                         expected=f"rows with model == {truth!r}")
+    by_year = annual.pivot_table(index="year", columns="model", values="nee_pgc")
+    mem = (members.pivot_table(index="year", columns="model", values="nee_pgc")
+           if len(members) else pd.DataFrame())
+    truth_s = by_year[truth].dropna()
+    summary, per_year = [], []
+    for name in dict.fromkeys(annual["model"]):
+        if name == truth:
+            continue
+        model_s = by_year[name].dropna()
+        yearly = [{"model": name, "year": int(y),
+                   **_global_rows(model_s.loc[[y]], truth_s, mem)}
+                  for y in model_s.index]
+        per_year.extend(r for r in yearly if r["n_years"])
+        row = {"model": name, **_global_rows(model_s, truth_s, mem)}
+        flags = [r["within_spread"] for r in yearly if r["within_spread"] is not None]
+        row["frac_years_within"] = float(np.mean(flags)) if flags else np.nan
+        summary.append(row)
+    cols = ["model", "n_years", *GLOBAL_COLUMNS]
+    out = pd.DataFrame(summary, columns=[*cols, "frac_years_within"])
+    years = pd.DataFrame(per_year, columns=["model", "year", *cols[1:]]).drop(columns="n_years")
+    long_names = {
+        "nee_pgc": "global annual NEE of the model [Pg yr-1]",
+        "truth_pgc": "true global annual NEE [Pg yr-1]",
+        "inversion_mean_pgc": "inversion ensemble mean of the global total [Pg yr-1]",
+        "inversion_spread_pgc": "spread (sd across members) of the members' global totals "
+                                "[Pg yr-1]",
+        "error_pgc": "model minus truth [Pg yr-1]",
+        "z": "(model - truth) / inversion spread [1]",
+        "within_spread": "|model - truth| <= inversion spread",
+        "frac_years_within": "share of single years with |model - truth| <= that year's spread",
+    }
+    out.attrs["long_names"] = long_names
+    years.attrs["long_names"] = long_names
+    return out, years

@@ -1,0 +1,176 @@
+"""Leave-region-out: judge the inversion constraint where no truth exists.
+
+The dual model is trained again once per region with that region's inversion targets removed,
+and that region's regional totals are taken from the run that never saw its constraint. Scored
+against the inversion mean (what real data allow) and, in the twin world, the truth, next to the
+dual model trained with every region and the site-only model, it tells how much of the dual
+model's regional skill comes from fitting a region's own targets and how much carries over to a
+region the constraint did not see.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from fluxbridge import training
+from fluxbridge.errors import InputError
+from fluxbridge.evaluation.regional import OVERALL, leave_region_out_scores, regional_metrics
+from fluxbridge.evaluation.sparsity import regional_series
+from fluxbridge.features import GridFeatures
+from fluxbridge.outputs import write_csv
+
+log = logging.getLogger(__name__)
+
+HELDOUT = "dual_without_region"
+"""Model name of the leave-region-out result."""
+
+SERIES_COLUMNS = ["heldout", "region", "time", "nee_tgc"]
+
+
+def target_regions(targets: xr.Dataset) -> dict[int, str]:
+    """Region id → name of the regions with at least one finite target."""
+    finite = np.isfinite(targets["nee_mean"]).any("time").values
+    ids = targets["region"].values.astype(int)
+    names = (targets["region_name"].values if "region_name" in targets.coords
+             else ids.astype(str))
+    return {int(i): str(n) for i, n, f in zip(ids, names, finite) if f}
+
+
+def withhold_region(targets: xr.Dataset, region: int) -> xr.Dataset:
+    """The targets without one region (every variable, every member)."""
+    ids = targets["region"].values.astype(int)
+    if region not in set(ids):
+        raise InputError(f"region {region} has no targets", variable="region",
+                         expected=f"one of {sorted(ids.tolist())}")
+    return targets.isel(region=np.flatnonzero(ids != region))
+
+
+def leave_region_out(
+    samples: pd.DataFrame,
+    settings: Any,
+    *,
+    grid: GridFeatures,
+    targets: xr.Dataset,
+    regions: xr.Dataset,
+    train_sites: Sequence[str] | np.ndarray,
+    withhold: Sequence[int] | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Train the dual model once per region without that region's targets; its totals there.
+
+    Parameters
+    ----------
+    samples
+        Site samples (:func:`fluxbridge.features.site_samples`).
+    settings
+        :class:`fluxbridge.training.TrainSettings` of the final dual model (λ > 0); each run
+        uses them unchanged (same seeds, same validation sites), so a run differs from the
+        final dual model only by the missing region.
+    grid, targets, regions
+        Gridded features, inversion targets and regions.
+    train_sites
+        Sites of the final model (split into fit and validation sites as it is).
+    withhold
+        Region ids to withhold one at a time (default: every region with targets).
+    cache_dir
+        Each region's result is kept in ``cache_dir/region{id}.csv`` and its training
+        checkpoints under ``cache_dir/checkpoints/region{id}``; a rerun reuses them.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``heldout, region, time (YYYY-MM), nee_tgc`` [Tg month-1]: for each withheld region,
+        its monthly totals from the run that withheld it (``heldout`` = ``region``, the name).
+    """
+    if settings.lambda_regional <= 0:
+        raise InputError("leave-region-out needs the dual model", variable="lambda_regional",
+                         expected="lambda_regional > 0")
+    names = target_regions(targets)
+    ids = list(names) if withhold is None else [int(r) for r in withhold]
+    cache = None if cache_dir is None else Path(cache_dir)
+    frames = []
+    for rid in ids:
+        path = None if cache is None else cache / f"region{rid}.csv"
+        if path is not None and path.exists():
+            frames.append(pd.read_csv(path, dtype={"heldout": str, "region": str,
+                                                   "time": str}))
+            continue
+        reduced = withhold_region(targets, rid)
+        members = training.train_ensemble(
+            samples, settings, train_sites=train_sites, grid=grid, targets=reduced,
+            regions=regions, progress=progress, name=f"dual_without_{rid}",
+            checkpoint_dir=None if cache is None else cache / "checkpoints" / f"region{rid}")
+        series = regional_series(members, grid, regions, only=[rid])
+        frame = series.assign(heldout=names.get(rid, str(rid)))[SERIES_COLUMNS]
+        if path is not None:
+            write_csv(frame, path)
+        frames.append(frame)
+        log.info("leave-region-out: %s withheld, done", names.get(rid, rid))
+    if not frames:
+        return pd.DataFrame(columns=SERIES_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def leave_region_out_table(
+    heldout: pd.DataFrame,
+    series: Mapping[str, pd.DataFrame],
+    *,
+    reference: pd.DataFrame,
+    spread: pd.DataFrame | None = None,
+    truth: pd.DataFrame | None = None,
+    name: str = HELDOUT,
+) -> pd.DataFrame:
+    """Scores of the leave-region-out result next to other models, on the withheld regions.
+
+    Parameters
+    ----------
+    heldout
+        From :func:`leave_region_out` (column ``heldout``).
+    series
+        Other models (e.g. the dual model with every region, the site-only model):
+        name → ``region, time, nee_tgc`` [Tg month-1]; only the withheld regions are scored.
+    reference, spread
+        Corrected inversion mean and spread [Tg month-1].
+    truth
+        True regional totals (twin world), or ``None`` on real data.
+    name
+        Model name of the leave-region-out result.
+
+    Returns
+    -------
+    pd.DataFrame
+        Long table ``against`` (``inversions`` or ``truth``), ``model``, ``region`` (and
+        ``"all"``), then the columns of :func:`regional_metrics`.
+    """
+    regions = set(heldout["heldout"].astype(str))
+    refs = [("inversions", reference, spread)]
+    if truth is not None:
+        refs.append(("truth", truth, None))
+    parts = []
+    for against, ref, sp in refs:
+        lro = leave_region_out_scores(heldout, ref, sp, name=name)
+        others = regional_metrics(
+            {n: s[s["region"].astype(str).isin(regions)] for n, s in series.items()}, ref, sp)
+        parts.append(pd.concat([others, lro], ignore_index=True).assign(against=against))
+    out = pd.concat(parts, ignore_index=True)
+    cols = ["against", "model", "region"]
+    return out[cols + [c for c in out.columns if c not in cols]]
+
+
+def leave_region_out_wide(table: pd.DataFrame, value: str = "monthly_rmse") -> pd.DataFrame:
+    """One row per region (``"all"`` last), one column per (reference, model) of ``value``."""
+    wide = table.pivot_table(index="region", columns=["against", "model"], values=value,
+                             sort=False)
+    wide.columns = [f"{value}_vs_{a}_{m}" for a, m in wide.columns]
+    order = [*sorted(r for r in wide.index if r != OVERALL), OVERALL]
+    return wide.reindex([r for r in order if r in wide.index]).reset_index()

@@ -1,0 +1,90 @@
+"""The experiment's evaluation on a tiny twin world: leave-region-out, global NEE against the
+inversion spread of the truth, and the sparsity benchmark in metrics.json and the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from fluxbridge.pipeline import run_experiment
+
+TINY_WORLD = {"resolution_deg": 10.0, "n_years": 2, "n_sites": 24, "n_members": 3,
+              "site_years_min": 1, "site_years_max": 2}
+FAST = {
+    "network": {"width": 8, "depth": 1, "epochs": 2, "patience": 2, "batch_size": 512},
+    "constraint": {"K": 8, "obs_per_step": 8, "refresh_every": 1},
+    "baselines": {"random_forest": False, "xgboost": False},
+    "validation": {"folds": 2, "leave_region_out": True},
+    "upscaling": {"scheduler": "synchronous", "time_chunk": 92},
+    "progress": False,
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from fluxbridge.synthetic import synthesize
+
+    root = tmp_path_factory.mktemp("exp")
+    world = synthesize(root / "world", config=dict(TINY_WORLD), seed=1, progress=False)
+    cfg = root / "e.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "tiny", "out_dir": "run", "world": {
+        "manifest": str(world), "synthesize": False}, **FAST}))
+    result = run_experiment(cfg, progress=False)
+    metrics = json.loads((result.out_dir / "metrics.json").read_text())
+    return result, metrics, world
+
+
+def test_leave_region_out_runs_once_per_region_and_is_reported(run):
+    result, metrics, world = run
+    truth = pd.read_csv(world.parent / json.loads(world.read_text())["files"]
+                        ["truth_regional"])
+    series = pd.read_csv(result.out_dir / "leave_region_out" / "series.csv")
+    # one run per region, each contributing only its own region's rows
+    assert (series["heldout"] == series["region"]).all()
+    assert set(series["heldout"]) == set(truth["region"])
+    assert len(list((result.out_dir / "leave_region_out").glob("region*.csv"))) == \
+        series["heldout"].nunique()
+    table = pd.DataFrame(metrics["leave_region_out"])
+    assert set(table["against"]) == {"inversions", "truth"}
+    assert set(table["model"]) == {"site_only", "dual", "dual_without_region"}
+    assert set(table["region"]) == {*truth["region"], "all"}
+    html = (result.out_dir / "report.html").read_text()
+    assert "Leave-region-out" in html
+    assert "leave_region_out" in json.loads((result.out_dir / "run.json").read_text())["steps"]
+
+
+def test_global_nee_is_judged_against_the_members_spread(run):
+    result, metrics, world = run
+    check = pd.DataFrame(metrics["global_vs_truth"]).set_index("model")
+    members = pd.DataFrame(metrics["inversion_members_global_annual"])
+    assert members["model"].nunique() == TINY_WORLD["n_members"]
+    means = members.groupby("model")["nee_pgc"].mean()
+    for name in ("site_only", "dual"):
+        row = check.loc[name]
+        assert row["inversion_spread_pgc"] == pytest.approx(means.std(ddof=1), rel=1e-9)
+        assert row["inversion_mean_pgc"] == pytest.approx(means.mean(), rel=1e-9)
+        assert row["z"] == pytest.approx(row["error_pgc"] / row["inversion_spread_pgc"])
+        assert row["within_spread"] == (abs(row["error_pgc"]) <= row["inversion_spread_pgc"])
+    head = result.headline.set_index("model")
+    for col in ("global_nee_pgc", "truth_global_nee_pgc", "inversion_global_nee_pgc",
+                "inversion_global_spread_pgc", "global_z", "global_within_spread"):
+        assert col in head.columns
+    assert head.loc["dual", "global_z"] == pytest.approx(check.loc["dual", "z"])
+    assert np.isfinite(head["inversion_global_spread_pgc"]).all()
+    assert "inversion_global_spread_pgc" in result.summary()
+
+
+def test_report_embeds_benchmark_results_with_their_origin(run):
+    result, metrics, _ = run
+    html = (result.out_dir / "report.html").read_text()
+    repo = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    if (repo / "sparsity.json").exists():
+        assert "Result of the benchmark benchmarks/sparsity.py, not of this run" in html
+        assert metrics["sparsity"]["meta"]["own_run"] is False
+    if (repo / "operator.json").exists():
+        assert "Result of the benchmark benchmarks/operator.py" in html

@@ -1,0 +1,130 @@
+"""Leave-region-out on the tiny method world: the withheld region's constraint is really absent
+from its run, each region is scored from its own run, and results are reused from the cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from method_world import World, make_world
+
+from fluxbridge import training
+from fluxbridge.errors import InputError
+from fluxbridge.evaluation.leaveout import (
+    HELDOUT,
+    leave_region_out,
+    leave_region_out_table,
+    leave_region_out_wide,
+    target_regions,
+    withhold_region,
+)
+from fluxbridge.evaluation.regional import targets_frames
+from fluxbridge.evaluation.sparsity import regional_series
+from fluxbridge.training import TrainSettings
+
+FAST = TrainSettings(width=8, depth=1, embed_dim=2, epochs=2, batch_size=512, lr=5e-3,
+                     patience=100, K=8, obs_per_step=8, device="cpu", lambda_regional=1.0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return make_world(resolution=10.0, n_sites=12, seed=5)
+
+
+@pytest.fixture(scope="module")
+def sites(world) -> list[str]:
+    return sorted(world.samples["site"].unique())
+
+
+def test_withhold_region_removes_exactly_that_region(world):
+    ids = sorted(target_regions(world.targets))
+    reduced = withhold_region(world.targets, ids[0])
+    assert sorted(reduced["region"].values.tolist()) == ids[1:]
+    xr_left = world.targets.sel(region=ids[1:])
+    np.testing.assert_array_equal(reduced["nee_mean"].values, xr_left["nee_mean"].values)
+    with pytest.raises(InputError, match="no targets"):
+        withhold_region(world.targets, 999)
+
+
+def test_each_run_lacks_only_its_withheld_region(world, sites, monkeypatch, tmp_path):
+    seen: list[tuple[set[int], list]] = []
+    real = training.train_ensemble
+
+    def spy(samples, settings, *, targets, **kw):
+        members = real(samples, settings, targets=targets, **kw)
+        seen.append((set(targets["region"].values.astype(int).tolist()), members))
+        return members
+
+    monkeypatch.setattr(training, "train_ensemble", spy)
+    all_ids = set(target_regions(world.targets))
+    withhold = sorted(all_ids)[:3]
+    out = leave_region_out(world.samples, FAST, grid=world.grid, targets=world.targets,
+                           regions=world.regions, train_sites=sites, withhold=withhold,
+                           cache_dir=tmp_path)
+    assert len(seen) == 3
+    names = target_regions(world.targets)
+    for rid, (trained_on, members) in zip(withhold, seen):
+        # the withheld region's target is absent from its training run, every other present
+        assert trained_on == all_ids - {rid}
+        # the rows of that region come from that run, and only that region's rows
+        rows = out[out["heldout"] == names[rid]]
+        assert set(rows["region"]) == {names[rid]}
+        again = regional_series(members, world.grid, world.regions, only=[rid])
+        np.testing.assert_allclose(rows["nee_tgc"].to_numpy(), again["nee_tgc"].to_numpy(),
+                                   rtol=1e-5)
+    # a rerun reads the cache and trains nothing
+    seen.clear()
+    cached = leave_region_out(world.samples, FAST, grid=world.grid, targets=world.targets,
+                              regions=world.regions, train_sites=sites, withhold=withhold,
+                              cache_dir=tmp_path)
+    assert seen == []
+    pd.testing.assert_frame_equal(cached, out, check_dtype=False)
+
+
+def test_regional_series_only_equals_the_full_computation(world, sites):
+    model = training.train_network(world.samples, FAST, train_sites=sites, grid=world.grid,
+                                   targets=world.targets, regions=world.regions,
+                                   progress=False)
+    full = regional_series(model, world.grid, world.regions)
+    rid = sorted(target_regions(world.targets))[1]
+    name = target_regions(world.targets)[rid]
+    one = regional_series(model, world.grid, world.regions, only=[rid])
+    np.testing.assert_allclose(one["nee_tgc"].to_numpy(),
+                               full[full["region"] == name]["nee_tgc"].to_numpy(), rtol=1e-6)
+
+
+def test_site_only_settings_are_refused(world, sites):
+    import dataclasses
+
+    with pytest.raises(InputError, match="dual"):
+        leave_region_out(world.samples, dataclasses.replace(FAST, lambda_regional=0.0),
+                         grid=world.grid, targets=world.targets, regions=world.regions,
+                         train_sites=sites)
+
+
+def test_table_scores_only_withheld_regions_against_both_references(world):
+    reference, spread = targets_frames(world.targets)
+    names = sorted(reference["region"].unique())
+    held = reference[reference["region"].isin(names[:2])].assign(
+        heldout=lambda d: d["region"], nee_tgc=lambda d: d["nee_tgc"] + 3.0)
+    other = reference.assign(nee_tgc=reference["nee_tgc"] - 1.0)
+    table = leave_region_out_table(held, {"dual": other}, reference=reference, spread=spread,
+                                   truth=reference)
+    assert set(table["against"]) == {"inversions", "truth"}
+    assert set(table["model"]) == {"dual", HELDOUT}
+    assert set(table["region"]) == {*names[:2], "all"}
+    rmse = table.set_index(["against", "model", "region"])["monthly_rmse"]
+    assert rmse[("truth", HELDOUT, "all")] == pytest.approx(3.0)
+    assert rmse[("inversions", "dual", names[0])] == pytest.approx(1.0)
+    wide = leave_region_out_wide(table)
+    assert list(wide["region"]) == [*names[:2], "all"]
+    assert wide.filter(like=f"vs_truth_{HELDOUT}").iloc[-1, 0] == pytest.approx(3.0)
