@@ -59,7 +59,7 @@ def test_leave_region_out_runs_once_per_region_and_is_reported(run):
 
 
 def test_global_nee_is_judged_against_the_members_spread(run):
-    result, metrics, world = run
+    result, metrics, _ = run
     check = pd.DataFrame(metrics["global_vs_truth"]).set_index("model")
     members = pd.DataFrame(metrics["inversion_members_global_annual"])
     assert members["model"].nunique() == TINY_WORLD["n_members"]

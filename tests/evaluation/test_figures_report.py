@@ -155,3 +155,33 @@ def test_section_builders_feed_the_report(tmp_path):
     doc = path.read_text()
     assert doc.count("<figure>") == 1 + 2 + 1
     assert json.loads((tmp_path / "metrics.json").read_text())["regional"]["global_annual"]
+
+
+def test_sparsity_figure_sweeps_k_and_draws_reference_rows_as_lines():
+    rows = [{"estimator": "site_only", "K": None, "regional_rmse_tgc": 50.0,
+             "train_seconds": 5.0},
+            {"estimator": "exact", "K": None, "regional_rmse_tgc": 20.0, "train_seconds": 600.0}]
+    rows += [{"estimator": e, "K": k, "regional_rmse_tgc": 20.0 + 100 / k, "train_seconds": 9.0}
+             for e in ("fixed", "control_variate") for k in (4, 16, 64)]
+    fig = figures.sparsity(pd.DataFrame(rows))
+    left, right = fig.axes[:2]
+    assert left.get_xscale() == "log" and right.get_xscale() == "log"
+    swept = [ln for ln in left.get_lines() if len(ln.get_xdata()) == 3]
+    assert len(swept) == 2
+    flat = {ln.get_label(): ln.get_ydata()[0] for ln in left.get_lines()
+            if ln.get_label() in ("exact", "site_only")}
+    assert flat == {"exact": 20.0, "site_only": 50.0}
+    with pytest.raises(InputError):
+        figures.sparsity(pd.DataFrame(rows).drop(columns="train_seconds"))
+
+
+def test_leave_region_out_figure_one_panel_per_reference_one_bar_per_model_region():
+    rows = [{"against": a, "model": m, "region": r, "monthly_rmse": 1.0 + i}
+            for a in ("inversions", "truth")
+            for i, m in enumerate(("site_only", "dual", "dual_without_region"))
+            for r in ("A", "B", "all")]
+    fig = figures.leave_region_out(pd.DataFrame(rows))
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 2
+    assert len(axes[0].patches) == 3 * 3
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["A", "B", "all"]
