@@ -210,6 +210,18 @@ def test_projected_without_crs_and_too_small(tmp_path):
     assert str(tiny) in str(err.value)
 
 
+def test_invalid_polygon_repaired(tmp_path):
+    # a bow tie (self-intersecting) over two cells: both triangles are kept
+    path = tmp_path / "bowtie.geojson"
+    bowtie = shapely.Polygon([(15, 0), (17, 2), (17, 0), (15, 2)])
+    assert not bowtie.is_valid
+    gpd.GeoDataFrame({"name": ["Tie"]}, geometry=[bowtie], crs=4326).to_file(path)
+    polygons = read_region_polygons(path, "name")
+    assert polygons.attrs["repaired"] == 1
+    assert polygons.geometry.iloc[0].is_valid
+    assert polygons.geometry.iloc[0].area == pytest.approx(2.0)
+
+
 def test_slivers_below_tolerance_are_accepted(tmp_path):
     path = tmp_path / "sliver.geojson"
     gpd.GeoDataFrame({"name": ["A", "B"]}, geometry=[box(15, 0, 20.0001, 5), box(20, 0, 25, 5)],

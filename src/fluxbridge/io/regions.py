@@ -396,8 +396,12 @@ def read_region_polygons(
     geometry = gdf.geometry.to_numpy()
     invalid = ~shapely.is_valid(geometry)
     if invalid.any():
-        log.warning("%s: %d invalid polygon(s) repaired (buffer 0)", path, int(invalid.sum()))
-        geometry = np.where(invalid, shapely.buffer(geometry, 0.0), geometry)
+        log.warning("%s: %d invalid polygon(s) repaired (shapely.make_valid)", path,
+                    int(invalid.sum()))
+        geometry = geometry.copy()
+        for k in np.flatnonzero(invalid):  # keep the polygonal parts of the repaired shape
+            parts = shapely.get_parts(shapely.make_valid(geometry[k]))
+            geometry[k] = shapely.union_all(parts[np.isin(shapely.get_type_id(parts), (3, 6))])
     out_ids = np.array(sorted(set(ids.tolist())), dtype=int)
     merged = [shapely.union_all(geometry[ids == i]) for i in out_ids]
     result = gpd.GeoDataFrame({"name": [names[int(i)] for i in out_ids]},
