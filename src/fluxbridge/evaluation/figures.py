@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from fluxbridge.errors import InputError
 from fluxbridge.evaluation.metrics import scale_tables, site_metrics
@@ -250,7 +251,7 @@ def against_k(table: pd.DataFrame, panels: Sequence[tuple[str, str, str]], *,
                          + ", ".join(sorted(cols)),
                          expected="columns estimator, K and the plotted columns")
     styles = {"exact": {"color": "black", "ls": "--"},
-              "site_only": {"color": "tab:blue", "ls": ":"}, **(reference_styles or {})}
+              "site_only": {"color": "0.45", "ls": ":"}, **(reference_styles or {})}
     k = pd.to_numeric(table["K"], errors="coerce")
     swept, flat = table[k.notna()].assign(K=k[k.notna()]), table[k.isna()]
     fig = Figure(figsize=(5 * len(panels), 4), layout="constrained")
@@ -268,6 +269,12 @@ def against_k(table: pd.DataFrame, panels: Sequence[tuple[str, str, str]], *,
         values = pd.to_numeric(table[col], errors="coerce").dropna()
         if len(values) and (values > 0).all():
             ax.set_yscale("log")
+            plain = FuncFormatter(lambda v, _: f"{v:g}")
+            ax.yaxis.set_major_formatter(plain)
+            if values.max() / values.min() < 10:  # label minor ticks only within a decade
+                ax.yaxis.set_minor_formatter(plain)
+            else:
+                ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set(xlabel="cell-days sampled per region-month K", ylabel=label)
         ax.set_title(title, fontsize=10)
     axes[0].legend(fontsize=8)
