@@ -88,3 +88,29 @@ def test_report_embeds_benchmark_results_with_their_origin(run):
         assert metrics["sparsity"]["meta"]["own_run"] is False
     if (repo / "operator.json").exists():
         assert "Result of the benchmark benchmarks/operator.py" in html
+
+
+def test_sparsity_study_flag_runs_the_study_in_the_experiment(run, monkeypatch):
+    from fluxbridge.config import load_config
+    from fluxbridge.evaluation import sparsity as sp
+    from fluxbridge.evaluation.report import render_html
+    from fluxbridge.experiment import Experiment, _sparsity_section
+    from fluxbridge.pipeline import RunState
+
+    result, _, _ = run
+    cfg = load_config(result.out_dir / "config.resolved.yaml").model_copy(
+        update={"sparsity_study": True})
+    real = sp.sparsity_study
+
+    def small(*args, **kw):  # one estimator and K keep the test short
+        return real(*args, **{**kw, "Ks": (4,), "estimators": ("fixed",)})
+
+    monkeypatch.setattr(sp, "sparsity_study", small)
+    exp = Experiment(cfg, RunState(result.out_dir), progress=False)
+    table, meta = exp.sparsity()
+    assert meta["own_run"] is True and meta["reference"] == "truth"
+    assert list(table["estimator"]) == ["site_only", "fixed", "exact"]
+    assert (table["regional_rmse_tgc"] > 0).all() and (table["train_seconds"] > 0).all()
+    assert (result.out_dir / "sparsity" / "table.csv").exists()
+    html = render_html("t", [_sparsity_section(table, meta)])
+    assert "Run by this experiment (sparsity_study: true)" in html
