@@ -46,7 +46,9 @@ size of that process (``VmHWM``) recorded, and its resident size after the impor
   ``plain``, ``ratio_same_work`` against ``plain_daily`` (or ``plain_same`` for the site file).
 
 The machine has 2 cores shared with other work; dask (used by ``open_era5``) runs its threaded
-scheduler, plain xarray and pandas run on one core.
+scheduler, plain xarray and pandas run on one core. The ``experiment_flox`` entry of the committed
+results comes from a second run with ``flox`` and ``numpy_groupies`` on ``PYTHONPATH`` (``--out``
+elsewhere), copied in by hand.
 """
 
 from __future__ import annotations
