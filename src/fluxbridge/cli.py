@@ -180,8 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
             "against random forest and XGBoost on identical folds, scored by time scale "
             "(all, across-site, mean seasonal cycle, anomalies) and by IGBP class.")
     p.add_argument("data", type=Path, help="directory of FLUXNET CSV files (MM or DD)")
-    p.add_argument("--metadata", type=Path, required=True,
-                   help="site metadata table (BIF CSV/XLSX or a site list)")
+    p.add_argument("--metadata", type=Path, required=True, nargs="+",
+                   help="site metadata tables (BIF CSV/XLSX, site list); a site takes its row "
+                        "from the first table that has it")
     p.add_argument("--out", type=Path, default=Path("runs/sitecv"), help="output directory")
     p.add_argument("--folds", type=int, default=10, help="number of site folds")
     p.add_argument("--seed", type=int, default=0, help="random seed")
