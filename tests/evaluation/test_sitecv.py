@@ -24,6 +24,7 @@ from fluxbridge.evaluation.sitecv import (
     run_sitecv,
     site_meteo_features,
     sitecv_predictions,
+    water_availability,
     write_sitecv,
 )
 from fluxbridge.vocabulary import attrs
@@ -192,6 +193,23 @@ def test_small_directory_end_to_end_with_two_metadata_tables(tmp_path):
     assert np.isfinite(csv[["nn", "rf", "xgboost"]].to_numpy()).all()
     metrics = pd.read_csv(tmp_path / "cv" / "metrics.csv")
     assert {"ENF", "GRA"} <= set(metrics["igbp"])
+
+
+def test_water_availability_fills_with_rain_and_empties_without():
+    time = pd.date_range("2004-01-01", periods=36, freq="MS")
+    dims = ("site", "time")
+    ta = np.full((3, 36), 15.0)
+    sw = np.full((3, 36), 200.0)
+    precip = np.stack([np.full(36, 20.0), np.zeros(36), np.r_[np.zeros(12), np.full(24, 8.0)]])
+    ta[2, 30:] = np.nan  # no meteorology: no value
+    sites = xr.Dataset({"ta": (dims, ta), "sw_in": (dims, sw), "precip": (dims, precip)},
+                       coords={"site": ["wet", "dry", "rains"], "time": time})
+    wai = water_availability(sites).to_numpy()
+    assert np.nanmin(wai) >= 0 and np.nanmax(wai) <= 1
+    np.testing.assert_allclose(wai[0], 1.0)  # rain far above the evaporative demand
+    assert np.all(np.diff(wai[1]) <= 0) and wai[1, -1] < 0.05  # a drying bucket
+    assert wai[2, 11] < 0.05 and wai[2, 12] > 0.9  # empty after a dry year, refills with rain
+    assert np.isnan(wai[2, 30:]).all() and np.isfinite(wai[2, :30]).all()
 
 
 def test_refuses_to_overwrite(tmp_path):

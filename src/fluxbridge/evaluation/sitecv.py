@@ -2,10 +2,12 @@
 
 ``fluxbridge sitecv DATA --metadata BIF`` reads every FLUXNET2015 monthly (MM) or daily (DD) file
 of a directory through :mod:`fluxbridge.io.fluxnet`, builds site samples from the meteorology the
-files carry, deals the sites into folds, fits every model on identical folds and scores the
-out-of-fold predictions by time scale as FLUXCOM does. It writes ``predictions.csv`` (one column
-per model, so anyone can recompute the scores), ``metrics.csv``, ``metrics.json`` and
-``report.html``.
+files carry (TA_F, SW_IN_F, SW_IN_POT, VPD_F, P_F, LW_IN_F, PA_F, WS_F), a bucket water
+availability, each site's climate and mean seasonal cycle of its own meteorology (no
+coordinates, no NEE: nothing that could carry a test site's fluxes into training), deals the
+sites into folds, fits every model on identical folds and scores the out-of-fold predictions by
+time scale as FLUXCOM does. It writes ``predictions.csv`` (one column per model, so anyone can
+recompute the scores), ``metrics.csv``, ``metrics.json`` and ``report.html``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -65,11 +68,11 @@ DERIVED_UNITS: dict[str, str] = {
     "lw_in": "W m-2", "pa": "kPa", "ws": "m s-1",
     "ta_site_mean": "degC", "precip_site_mean": "mm d-1", "sw_in_site_mean": "W m-2",
     "vpd_site_mean": "hPa", "ta_msc": "degC", "sw_in_msc": "W m-2", "vpd_msc": "hPa",
-    "precip_msc": "mm d-1",
+    "precip_msc": "mm d-1", "wai": "1",
 }
 """Units of the features this module adds (those of their source variables)."""
 
-DEFAULT_FEATURES: tuple[str, ...] = (*METEO_FEATURES, *CLIMATE_FEATURES, *MSC_FEATURES)
+DEFAULT_FEATURES: tuple[str, ...] = (*METEO_FEATURES, "wai", *CLIMATE_FEATURES, *MSC_FEATURES)
 """Predictors of :func:`sitecv_predictions` by default (those present in the samples). No
 coordinates: like FLUXCOM, the models see climate, not place."""
 
@@ -228,6 +231,65 @@ def read_extra_meteo(paths: Sequence[Path], sites: xr.Dataset) -> xr.Dataset:
     return out
 
 
+WAI_CAPACITY_MM = 150.0
+"""Soil water capacity of the water-availability bucket [mm]."""
+
+
+def water_availability(sites: xr.Dataset, capacity: float = WAI_CAPACITY_MM) -> xr.DataArray:
+    """Relative water availability (0..1) of a bucket model, as FLUXCOM's WAI.
+
+    Each site's bucket fills with precipitation and empties by evapotranspiration
+    ``AET = PET · W / capacity``; ``PET`` is Priestley–Taylor (α = 1.26) from net radiation
+    ``Rn = 0.85 SW_in + LW_in − 0.98 σ (T + 273.15)⁴`` (albedo 0.15; without ``lw_in``,
+    ``Rn = 0.6 SW_in``) at the record's own step, and ``W`` starts full and is run twice over
+    the record (the second pass starts from the end of the first). Meteorology only.
+
+    Parameters
+    ----------
+    sites
+        Canonical sites dataset (site, time) with ``ta`` [degC], ``sw_in`` [W m-2],
+        ``precip`` [mm d-1] and optionally ``lw_in`` [W m-2], daily or monthly.
+    capacity
+        Bucket size [mm].
+
+    Returns
+    -------
+    xr.DataArray
+        ``wai`` [1] on (site, time); NaN where the site has no meteorology.
+    """
+    ta = sites["ta"].transpose("site", "time").values.astype(float)
+    sw = sites["sw_in"].transpose("site", "time").values.astype(float)
+    precip = sites["precip"].transpose("site", "time").values.astype(float)
+    if "lw_in" in sites:
+        lw = sites["lw_in"].transpose("site", "time").values.astype(float)
+        rn = 0.85 * sw + lw - 0.98 * 5.670374e-8 * (ta + 273.15) ** 4
+        rn = np.where(np.isfinite(lw), rn, 0.6 * sw)
+    else:
+        rn = 0.6 * sw
+    # Priestley-Taylor: slope of the saturation vapour pressure curve [kPa K-1], psychrometric
+    # constant 0.066 kPa K-1, latent heat 2.45 MJ kg-1; W m-2 -> MJ m-2 d-1 is 0.0864
+    es = 0.6108 * np.exp(17.27 * ta / (ta + 237.3))
+    delta = 4098.0 * es / (ta + 237.3) ** 2
+    pet = np.clip(1.26 * delta / (delta + 0.066) * np.maximum(rn, 0.0) * 0.0864 / 2.45, 0, None)
+    days = np.diff(sites["time"].values).astype("timedelta64[s]").astype(float) / 86400.0
+    days = np.r_[days, days[-1] if days.size else 1.0]
+    days = np.where(days > 27, pd.DatetimeIndex(sites["time"].values).days_in_month, days)
+    wai = np.full(ta.shape, np.nan)
+    for i in range(ta.shape[0]):
+        ok = np.isfinite(ta[i]) & np.isfinite(precip[i]) & np.isfinite(pet[i])
+        idx = np.flatnonzero(ok)
+        w = capacity
+        for _ in range(2):
+            for t in idx:
+                aet = min(pet[i, t] * days[t] * w / capacity, w)
+                w = min(capacity, w - aet + precip[i, t] * days[t])
+                wai[i, t] = w / capacity
+    return xr.DataArray(wai, dims=("site", "time"), coords={"site": sites["site"],
+                                                            "time": sites["time"]},
+                        name="wai", attrs={"units": "1",
+                                           "long_name": "relative water availability"})
+
+
 def site_meteo_features(sites: xr.Dataset) -> pd.DataFrame:
     """The extra meteorology, site climate and mean seasonal cycle of each site, per (site, time).
 
@@ -246,7 +308,8 @@ def site_meteo_features(sites: xr.Dataset) -> pd.DataFrame:
     pd.DataFrame
         ``site``, ``time`` and one float32 column per variable of :data:`EXTRA_METEO_COLUMNS`
         and per feature of :data:`CLIMATE_FEATURES` and :data:`MSC_FEATURES` whose source
-        variable ``sites`` carries.
+        variable ``sites`` carries, and ``wai`` (:func:`water_availability`) when it carries
+        ``ta``, ``sw_in`` and ``precip``.
     """
     extra = [n for n in EXTRA_METEO_COLUMNS if n in sites.data_vars]
     sources = sorted({*CLIMATE_FEATURES.values(), *MSC_FEATURES.values()} & set(sites.data_vars))
@@ -258,6 +321,10 @@ def site_meteo_features(sites: xr.Dataset) -> pd.DataFrame:
     out = frame[["site", "time"]].copy()
     for name in extra:
         out[name] = frame[name].astype(np.float32)
+    if {"ta", "sw_in", "precip"} <= set(sites.data_vars):
+        wai = water_availability(sites).to_series()
+        out["wai"] = wai.reindex(pd.MultiIndex.from_arrays(
+            [frame["site"].to_numpy(), frame["time"].to_numpy()])).to_numpy(dtype=np.float32)
     for name, source in CLIMATE_FEATURES.items():
         if source in sources:
             out[name] = frame.groupby("site")[source].transform("mean").astype(np.float32)
@@ -420,6 +487,8 @@ def _refuse_overwrite(out: Path, overwrite: bool) -> None:
     if existing and not overwrite:
         raise InputError(f"output directory already holds {existing}", path=out,
                          expected="a new directory, or --overwrite to replace them")
+    if existing:  # a finished run's checkpoints: nothing to resume, and maybe other settings
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
 
 def run_sitecv(
