@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python -P benchmarks/upscale.py [--days 31] [--grids 0.5 1.0] [--work DIR]
+    .venv/bin/python -P benchmarks/upscale.py [--days 365] [--grids 0.5 1.0] [--work DIR]
 
 (``-P`` keeps this folder off ``sys.path``, where ``operator.py`` would shadow the standard
 library module.)
@@ -11,11 +11,15 @@ For each grid it writes daily predictors (random, physically scaled) to NetCDF, 
 in a fresh child process whose process tree is sampled for resident memory:
 
 * ``end_to_end``: :func:`fluxbridge.upscaling.upscale` from the files on a dask LocalCluster with
-  one worker (read, predict, write CF NetCDF and totals);
-* ``end_to_end_2_workers``: the same with two workers;
-* ``forward_in_memory``: the same model's forward pass over the same land samples held in memory;
-* ``matmul_same_flops``: ``torch.mm`` of square float32 matrices with the network's FLOPs per
-  sample.
+  one worker (read, predict, write CF NetCDF and totals), cluster start included; the worker's
+  forward pass uses every core;
+* ``end_to_end_2_workers``: the same with two workers, each with half the cores;
+* ``forward_in_memory``: the same model's forward pass (``predict_arrays``: normalisation and
+  network) over land samples held in memory, on every core;
+* ``matmul_same_flops``: ``torch.mm`` of float32 matrices with the network's FLOPs per sample, on
+  every core.
+
+Every row states its ``torch_threads`` (per worker for the end-to-end modes) and ``cores``.
 
 Writes ``benchmarks/results/upscale.json`` as ``{"rows": [...]}`` and prints a table.
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -111,6 +116,13 @@ def write_world(grid_deg: float, days: int, work: Path) -> Path:
     return d
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def run_mode(mode: str, world: Path, out: Path) -> dict:
     """Run one mode in this process; returns samples and seconds."""
     import torch
@@ -119,6 +131,8 @@ def run_mode(mode: str, world: Path, out: Path) -> dict:
     from fluxbridge.features import feature_matrix
     from fluxbridge.upscaling import upscale
 
+    cores = _cores()
+    torch.set_num_threads(cores)
     model = make_model()
     if mode.startswith("end_to_end"):
         regions = xr.load_dataset(world / "regions.nc")
@@ -127,7 +141,8 @@ def run_mode(mode: str, world: Path, out: Path) -> dict:
         res = upscale({"bench": model}, [world / "predictors.nc"], regions, out,
                       n_workers=workers, progress=False, overwrite=True)["bench"]
         return {"samples": res.land_samples, "seconds": time.perf_counter() - t0,
-                "torch_threads": 1, "chunks": res.chunks}
+                "workers": workers, "torch_threads": max(1, cores // workers), "cores": cores,
+                "chunks": res.chunks}
     with xr.open_dataset(world / "predictors.nc") as ds:
         land = int((ds["land_cover"] > 0).sum()) * ds.sizes["time"]
         block = ds.isel(time=slice(0, min(7, ds.sizes["time"]))).load()
@@ -142,7 +157,8 @@ def run_mode(mode: str, world: Path, out: Path) -> dict:
         model.predict_arrays(X[:10_000], igbp[:10_000], device="cpu")
         t0 = time.perf_counter()
         model.predict_arrays(X, igbp, device="cpu")
-        return {"samples": n, "seconds": time.perf_counter() - t0, "torch_threads": threads}
+        return {"samples": n, "seconds": time.perf_counter() - t0, "torch_threads": threads,
+                "cores": cores}
     flops = flops_per_sample(model)
     k = round(np.sqrt(flops / 2))
     batch = 131_072
@@ -155,7 +171,7 @@ def run_mode(mode: str, world: Path, out: Path) -> dict:
         a @ b
         done += batch
     return {"samples": done, "seconds": time.perf_counter() - t0, "torch_threads": threads,
-            "matmul_k": k, "flops_per_sample": flops}
+            "cores": cores, "matmul_k": k, "flops_per_sample": flops}
 
 
 def measured(mode: str, world: Path, out: Path) -> dict:
@@ -191,7 +207,7 @@ def measured(mode: str, world: Path, out: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--days", type=int, default=31)
+    parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--grids", type=float, nargs="+", default=[0.5, 1.0])
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--child")
@@ -206,19 +222,27 @@ def main() -> None:
     rows = []
     for grid in args.grids:
         world = write_world(grid, args.days, work)
-        modes = MODES if grid == min(args.grids) else ("end_to_end",)
-        for mode in modes:
+        for mode in MODES:
             r = measured(mode, world, work / f"out_{grid}_{mode}")
+            shutil.rmtree(work / f"out_{grid}_{mode}", ignore_errors=True)
             row = {"grid_deg": grid, "samples": int(r["samples"]), "mode": mode,
                    "samples_per_second": round(r["samples"] / r["seconds"], 1),
                    "peak_rss_mib": r["peak_rss_mib"], "seconds": round(r["seconds"], 2),
-                   "days": args.days, "cpu_count": os.cpu_count(),
+                   "days": args.days,
                    **{k: v for k, v in r.items() if k not in ("samples", "seconds",
                                                               "peak_rss_mib")}}
             rows.append(row)
             print(f"{grid:5.2f} {mode:22s} {row['samples']:>11,d} samples "
                   f"{row['samples_per_second']:>13,.0f}/s  {row['peak_rss_mib']:8.1f} MiB",
                   flush=True)
+    for row in rows:  # end to end as a fraction of the forward pass on the same cores
+        fwd = [r for r in rows if r["grid_deg"] == row["grid_deg"]
+               and r["mode"] == "forward_in_memory"]
+        if row["mode"].startswith("end_to_end") and fwd:
+            row["fraction_of_forward"] = round(row["samples_per_second"]
+                                               / fwd[0]["samples_per_second"], 3)
+            print(f"{row['grid_deg']:5.2f} {row['mode']:22s} {row['fraction_of_forward']:.0%} "
+                  "of the in-memory forward pass")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
     print(f"written {RESULTS}")

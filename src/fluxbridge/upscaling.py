@@ -29,7 +29,9 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import shutil
+import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -54,6 +56,11 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "upscale.json"
 CHUNK_DIR = ".chunks"
+MAX_CHUNK_CELLS = 1_000_000
+"""Default most (time x lat x lon) cells per chunk: about 200 MB of working memory per worker."""
+HDF5_CHUNK_CACHE = 8 * 2**20
+"""Bytes of HDF5 chunk cache per open NetCDF variable. The library's default (64 MiB) fills up
+with chunks that are read once, which grows a worker by 64 MiB per predictor variable."""
 
 
 class Model(Protocol):
@@ -111,8 +118,12 @@ class UpscaleResult:
 
 # -- planning ---------------------------------------------------------------------------------
 def plan_chunks(time: pd.DatetimeIndex | np.ndarray, n_lat: int, n_lon: int,
-                time_chunk: int = 31, max_chunk_cells: int = 1_000_000) -> list[Chunk]:
+                time_chunk: int = 31, max_chunk_cells: int = MAX_CHUNK_CELLS) -> list[Chunk]:
     """Cut (time, lat, lon) into chunks of whole calendar months by latitude bands.
+
+    Blocks of whole months are as long as ``time_chunk`` and ``max_chunk_cells`` allow (one
+    month at least); only a month that alone exceeds ``max_chunk_cells`` is cut into latitude
+    bands. Whole-globe chunks read each time step of a (time, lat, lon) file once.
 
     Parameters
     ----------
@@ -123,8 +134,8 @@ def plan_chunks(time: pd.DatetimeIndex | np.ndarray, n_lat: int, n_lon: int,
     time_chunk
         Most time steps per chunk [days for daily data]; a chunk holds at least one month.
     max_chunk_cells
-        Most (time x lat x lon) cells per chunk; sets the latitude band height, the same
-        for every block.
+        Most (time x lat x lon) cells per chunk; sets the block length and, where one month is
+        larger, the latitude band height, the same for every block.
 
     Returns
     -------
@@ -138,14 +149,16 @@ def plan_chunks(time: pd.DatetimeIndex | np.ndarray, n_lat: int, n_lon: int,
     month = t.year * 12 + t.month
     starts = np.flatnonzero(np.r_[True, month[1:] != month[:-1]])
     ends = np.r_[starts[1:], t.size]
+    steps = max(1, min(time_chunk, max_chunk_cells // max(1, n_lat * n_lon)))
     blocks: list[tuple[int, int]] = []
     for s, e in zip(starts, ends, strict=True):
-        if blocks and e - blocks[-1][0] <= time_chunk:
+        if blocks and e - blocks[-1][0] <= steps:
             blocks[-1] = (blocks[-1][0], int(e))
         else:
             blocks.append((int(s), int(e)))
     longest = max(e - s for s, e in blocks)
     rows = int(max(1, min(n_lat, max_chunk_cells // max(1, longest * n_lon))))
+    rows = -(-n_lat // -(-n_lat // rows))  # bands of equal height
     chunks = []
     for b, (s, e) in enumerate(blocks):
         for j, y0 in enumerate(range(0, n_lat, rows)):
@@ -186,58 +199,63 @@ def predict_chunk(members: Sequence[Model], block: xr.Dataset, weights: xr.DataA
     Returns
     -------
     xr.Dataset
-        ``nee`` and ``nee_spread`` (time, lat, lon) and ``nee_monthly``, ``nee_monthly_spread``
-        (month, lat, lon) [g m-2 d-1] over members (spread = standard deviation, ddof 1, NaN for a
-        single member); ``regional_g`` (member, region, month) [g] and ``global_g``
+        ``nee`` (time, lat, lon) and ``nee_monthly`` (month, lat, lon) [g m-2 d-1], the mean over
+        members, with ``nee_spread`` and ``nee_monthly_spread`` (standard deviation, ddof 1) for
+        two members or more; ``regional_g`` (member, region, month) [g] and ``global_g``
         (member, month) [g] of carbon.
     """
-    fields = np.stack([
-        np.asarray(m.predict_dataset(block).transpose("time", "lat", "lon").values,
-                   dtype=np.float32)
-        for m in members
-    ])
-    n_m, n_t, n_y, n_x = fields.shape
+    fields = [np.asarray(m.predict_dataset(block).transpose("time", "lat", "lon").values,
+                         dtype=np.float32) for m in members]
+    stack = fields[0][None] if len(fields) == 1 else np.stack(fields)  # (member, t, y, x)
+    del fields
+    n_m, n_t, n_y, n_x = stack.shape
     time = pd.DatetimeIndex(block["time"].values)
     months = time.to_period("M")
     month_start = months.unique().to_timestamp()
     codes = pd.Index(months.unique()).get_indexer(months)
+    bounds = np.r_[np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]), n_t]
 
-    monthly = np.empty((n_m, month_start.size, n_y, n_x), dtype=np.float32)
+    # reductions over the cells with a value (land) only; water cells stay NaN
+    flat = stack.reshape(n_m, n_t, n_y * n_x)
+    cells = np.flatnonzero(np.isfinite(flat).any(axis=(0, 1)))
+    land = flat[:, :, cells]  # (member, time, cell)
+    monthly = np.empty((n_m, month_start.size, cells.size), dtype=np.float32)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN water cells
+        warnings.simplefilter("ignore", RuntimeWarning)  # cells with no value in a month
         for k in range(month_start.size):
-            monthly[:, k] = np.nanmean(fields[:, codes == k], axis=1)
+            monthly[:, k] = np.nanmean(land[:, bounds[k]:bounds[k + 1]], axis=1)
 
-    filled = np.nan_to_num(fields, nan=0.0).reshape(n_m, n_t, n_y * n_x)
+    filled = np.nan_to_num(land, nan=0.0).astype(np.float64)
+    del land
     w = np.asarray(weights.transpose("region", "lat", "lon"), dtype=np.float64)
-    per_time_region = filled @ w.reshape(w.shape[0], -1).T  # (member, time, region) g d-1
-    per_time_global = filled @ np.asarray(land_area, dtype=np.float64).ravel()  # (member, time)
+    w = w.reshape(w.shape[0], -1)[:, cells]
+    area = np.asarray(land_area, dtype=np.float64).ravel()[cells]
+    per_time_region = filled @ w.T  # (member, time, region) g d-1
+    per_time_global = filled @ area  # (member, time) g d-1
+    del filled
     onehot = (codes[:, None] == np.arange(month_start.size)[None, :]) * step_days[:, None]
     regional = np.einsum("mtr,tk->mrk", per_time_region, onehot)
     global_ = per_time_global @ onehot
 
-    spread = _spread(fields)
-    spread_m = _spread(monthly)
-    coords = {"lat": block["lat"].values, "lon": block["lon"].values}
+    def grid(values: np.ndarray, n: int) -> np.ndarray:
+        out = np.full((n, n_y * n_x), np.nan, dtype=np.float32)
+        out[:, cells] = values
+        return out.reshape(n, n_y, n_x)
+
     dims, mdims = ("time", "lat", "lon"), ("month", "lat", "lon")
-    return xr.Dataset(
-        {
-            "nee": (dims, fields.mean(axis=0)),
-            "nee_spread": (dims, spread),
-            "nee_monthly": (mdims, monthly.mean(axis=0)),
-            "nee_monthly_spread": (mdims, spread_m),
-            "regional_g": (("member", "region", "month"), regional, {"units": "g"}),
-            "global_g": (("member", "month"), global_, {"units": "g"}),
-        },
-        coords={**coords, "time": time.values, "month": month_start.values,
-                "region": weights["region"].values},
-    )
-
-
-def _spread(stack: np.ndarray) -> np.ndarray:
-    if stack.shape[0] < 2:
-        return np.full(stack.shape[1:], np.nan, dtype=np.float32)
-    return stack.std(axis=0, ddof=1).astype(np.float32)
+    data: dict[str, Any] = {
+        "nee": (dims, stack[0] if n_m == 1 else stack.mean(axis=0)),
+        "nee_monthly": (mdims, grid(monthly.mean(axis=0), month_start.size)),
+    }
+    if n_m > 1:
+        data["nee_spread"] = (dims, stack.std(axis=0, ddof=1).astype(np.float32))
+        data["nee_monthly_spread"] = (mdims, grid(monthly.std(axis=0, ddof=1),
+                                                  month_start.size))
+    data["regional_g"] = (("member", "region", "month"), regional, {"units": "g"})
+    data["global_g"] = (("member", "month"), global_, {"units": "g"})
+    return xr.Dataset(data, coords={
+        "lat": block["lat"].values, "lon": block["lon"].values, "time": time.values,
+        "month": month_start.values, "region": weights["region"].values})
 
 
 @dataclass(frozen=True)
@@ -247,13 +265,41 @@ class _Block:
     data: xr.Dataset
 
 
+def _set_torch_threads(threads: int | None) -> None:
+    """Let torch (when loaded) use the worker's share of the cores."""
+    torch = sys.modules.get("torch")
+    if threads and torch is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def _limit_chunk_cache() -> None:
+    """Bound the HDF5 chunk cache of NetCDF files opened from now on in this process."""
+    try:
+        import netCDF4
+    except ImportError:  # pragma: no cover - a dependency; other engines keep their caches
+        return
+    size, nelems, preemption = netCDF4.get_chunk_cache()
+    if size > HDF5_CHUNK_CACHE:
+        netCDF4.set_chunk_cache(HDF5_CHUNK_CACHE, nelems, preemption)
+
+
 def _run_chunk(members: Sequence[Model], block: _Block, weights: xr.DataArray,
-               land_area: xr.DataArray, step_days: np.ndarray, path: str) -> str:
-    """Load one chunk's predictors, predict, write the chunk file atomically; returns its path."""
-    data = block.data.copy()
-    for name in data.variables:  # one variable at a time bounds the memory of the read
-        data[name] = data[name].load(scheduler="synchronous")
-    out = predict_chunk(members, data, weights, land_area, step_days)
+               land_area: xr.DataArray, step_days: np.ndarray, path: str,
+               threads: int | None = None) -> str:
+    """Predict one chunk, write the chunk file atomically; returns its path.
+
+    A single model reads its features straight from the (lazy) block, one at a time; the
+    members of an ensemble share one read of the block.
+    """
+    _set_torch_threads(threads)
+    _limit_chunk_cache()  # before this process opens the predictor files
+    data = block.data
+    with dask.config.set(scheduler="synchronous"):  # lazy reads stay in this task
+        if len(members) > 1:
+            data = data.copy()
+            for name in data.variables:  # one variable at a time bounds the memory of the read
+                data[name] = data[name].load()
+        out = predict_chunk(members, data, weights, land_area, step_days)
     # NumPy files, not NetCDF: HDF5 is not thread safe, and these files are internal
     with atomic_path(path) as tmp, tmp.open("wb") as fh:
         np.savez(fh, **{k: v.values for k, v in out.data_vars.items()})
@@ -261,21 +307,53 @@ def _run_chunk(members: Sequence[Model], block: _Block, weights: xr.DataArray,
 
 
 # -- execution --------------------------------------------------------------------------------
+def _cpu_count() -> int:
+    """Cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def _quiet_cluster_logs() -> Iterator[None]:
+    """Raise dask.distributed's loggers to WARNING, unless fluxbridge logs at DEBUG (--debug).
+
+    The scheduler and nannies of a LocalCluster run in this process and log their start,
+    connections and shutdown at INFO through the root logger's handlers.
+    """
+    if logging.getLogger("fluxbridge").isEnabledFor(logging.DEBUG):
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in ("distributed", "bokeh", "tornado")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(logging.WARNING, lg.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 @contextlib.contextmanager
 def _client(scheduler: str | None, n_workers: int) -> Iterator[Any]:
-    """A dask.distributed client: the given address or a LocalCluster, closed on exit."""
+    """A dask.distributed client: the given address or a LocalCluster, closed on exit.
+
+    A LocalCluster has ``n_workers`` processes of one task thread each; the worker's share of
+    the cores goes to the model's forward pass (see :func:`_run_chunk`).
+    """
     from dask.distributed import Client, LocalCluster
 
-    if scheduler is None:
-        # worker errors reach us as exceptions of the futures; the cluster's own logs (and its
-        # heartbeat complaints while shutting down) would only clutter the terminal
-        with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None, silence_logs=logging.CRITICAL) as cluster, \
-                Client(cluster) as client:
-            yield client
-    else:
-        with Client(scheduler) as client:
-            yield client
+    with _quiet_cluster_logs():
+        if scheduler is None:
+            with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                              dashboard_address=None, silence_logs=logging.WARNING) as cluster, \
+                    Client(cluster) as client:
+                yield client
+        else:
+            with Client(scheduler) as client:
+                yield client
 
 
 def _execute(jobs: list[tuple[Chunk, dict[str, Any]]], members: Sequence[Model],
@@ -301,8 +379,15 @@ def _execute(jobs: list[tuple[Chunk, dict[str, Any]]], members: Sequence[Model],
         if client is None:
             client = stack.enter_context(_client(scheduler, n_workers))
         log.info("upscaling on dask.distributed at %s", client.scheduler.address)
+        # our LocalCluster's workers share this machine's cores; a remote cluster's are its own
+        threads = max(1, _cpu_count() // n_workers) if scheduler is None else None
         shipped = client.scatter(list(members), broadcast=True)
-        futures = [client.submit(_run_chunk, shipped, pure=False, **kw) for _, kw in jobs]
+        with warnings.catch_warnings():
+            # predictors held in memory travel inside their chunk's task; a file-backed chunk
+            # travels as its file name and indices
+            warnings.filterwarnings("ignore", message="Sending large graph")
+            futures = [client.submit(_run_chunk, shipped, pure=False, threads=threads, **kw)
+                       for _, kw in jobs]
         for fut in as_completed(futures):
             fut.result()
             bar.update()
@@ -407,6 +492,9 @@ def _global_outputs(global_g: np.ndarray, months: pd.DatetimeIndex, attrs: dict[
 def open_predictors(paths: str | Path | Sequence[str | Path]) -> xr.Dataset:
     """Open canonical predictors lazily from NetCDF files (dask for several) or a Zarr store.
 
+    NetCDF files opened from then on in this process get a small HDF5 chunk cache
+    (:data:`HDF5_CHUNK_CACHE`), as do the upscaling workers.
+
     Parameters
     ----------
     paths
@@ -418,6 +506,7 @@ def open_predictors(paths: str | Path | Sequence[str | Path]) -> xr.Dataset:
     if missing:
         raise InputError("predictor file not found", path=missing[0],
                          expected="existing NetCDF files or a Zarr store")
+    _limit_chunk_cache()
     if len(items) == 1 and items[0].suffix == ".zarr":
         return xr.open_zarr(items[0])
     if len(items) == 1:  # lazily indexed: each chunk reads exactly its hyperslab
@@ -486,7 +575,7 @@ def upscale(
     scheduler: str | None = None,
     n_workers: int = 1,
     time_chunk: int = 31,
-    max_chunk_cells: int = 1_000_000,
+    max_chunk_cells: int = MAX_CHUNK_CELLS,
     provenance: Mapping[str, Any] | None = None,
     fmt: Literal["netcdf", "zarr"] = "netcdf",
     progress: bool = True,
@@ -638,7 +727,7 @@ def _assemble(name: str, members: list[Model], chunks: list[Chunk], chunk_dir: P
                   "lon": predictors["lon"].values}
         fields = [xr.DataArray(_lazy_grid(paths, chunks, var, sizes, n_lon),
                                dims=("time", "lat", "lon"), coords=coords)
-                  for var in (stem, stem + "_spread")]
+                  for var in ((stem, stem + "_spread") if ensemble else (stem,))]
         grid = cf.gridded_dataset(fields[0], fields[1] if ensemble else None,
                                   regions["cell_area"], regions["land_fraction"],
                                   period, attrs, n_members=len(members))
