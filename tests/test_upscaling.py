@@ -296,3 +296,42 @@ def test_real_fitted_model_saved_and_loaded(predictors, regions, tmp_path):
     with xr.open_dataset(res.grid) as ds:
         np.testing.assert_allclose(ds["nee"].values, expected.values, rtol=1e-5, atol=1e-6)
         assert np.isnan(ds["nee"].values[:, predictors["land_cover"].values == 0]).all()
+
+
+def test_plan_chunks_keep_whole_globe_when_a_month_fits():
+    time = pd.date_range("2021-01-01", "2021-12-31", freq="D")
+    chunks = plan_chunks(time, n_lat=9, n_lon=18, time_chunk=92, max_chunk_cells=62 * 9 * 18)
+    assert all(c.lat == slice(0, 9) for c in chunks)  # no latitude bands: each day read once
+    assert max(c.time.stop - c.time.start for c in chunks) <= 62
+    assert len(chunks) == 6  # two months per block
+    banded = plan_chunks(time, n_lat=9, n_lon=18, time_chunk=92, max_chunk_cells=31 * 18 * 4)
+    heights = {c.lat.stop - c.lat.start for c in banded}
+    assert heights == {3}  # a month too large for one chunk: bands of equal height
+
+
+def test_cluster_logs_quiet_unless_debug():
+    import logging
+
+    from fluxbridge.upscaling import _quiet_cluster_logs
+
+    fb, dist = logging.getLogger("fluxbridge"), logging.getLogger("distributed.scheduler")
+    old, before = fb.level, logging.getLogger("distributed").level
+    try:
+        fb.setLevel(logging.INFO)
+        with _quiet_cluster_logs():
+            assert not dist.isEnabledFor(logging.INFO)  # no scheduler start-up chatter
+            assert dist.isEnabledFor(logging.WARNING)
+        assert logging.getLogger("distributed").level == before
+        fb.setLevel(logging.DEBUG)  # --debug keeps them
+        with _quiet_cluster_logs():
+            assert logging.getLogger("distributed").level == before
+    finally:
+        fb.setLevel(old)
+
+
+def test_single_model_chunk_files_hold_no_spread(predictors, regions, tmp_path):
+    with pytest.raises(RuntimeError, match="injected"):
+        _run({"linear": FailingModel(n_ok=1)}, predictors, regions, tmp_path)
+    (chunk,) = (tmp_path / "linear" / ".chunks").glob("chunk_*.npz")
+    with np.load(chunk) as f:
+        assert set(f.files) == {"nee", "nee_monthly", "regional_g", "global_g"}
