@@ -56,8 +56,8 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "upscale.json"
 CHUNK_DIR = ".chunks"
-MAX_CHUNK_CELLS = 1_000_000
-"""Default most (time x lat x lon) cells per chunk: about 200 MB of working memory per worker."""
+MAX_CHUNK_CELLS = 4_000_000
+"""Default most (time x lat x lon) cells per chunk: about 300 MB of working memory per worker."""
 HDF5_CHUNK_CACHE = 8 * 2**20
 """Bytes of HDF5 chunk cache per open NetCDF variable. The library's default (64 MiB) fills up
 with chunks that are read once, which grows a worker by 64 MiB per predictor variable."""

@@ -21,7 +21,7 @@ import torch
 import xarray as xr
 
 from fluxbridge.errors import InputError
-from fluxbridge.features import Normaliser, feature_matrix
+from fluxbridge.features import Normaliser, _feature_array, _land_cover, _sw_in_pot
 from fluxbridge.models.baselines import Baseline, predict_baseline
 from fluxbridge.models.network import NEENet
 from fluxbridge.outputs import atomic_path
@@ -173,18 +173,39 @@ class FittedModel:
             ``nee`` (time, lat, lon) float32 [g m-2 d-1], positive upward; NaN where a
             predictor is NaN or the land cover is water (0).
         """
-        X, igbp, valid = feature_matrix(ds, self.feature_names)
-        flat = np.full(X.shape[0], np.nan, dtype=np.float32)
-        shape = (ds.sizes["time"], ds.sizes["lat"], ds.sizes["lon"])
+        # land cells only (water stays NaN), one feature read at a time: a third of the work
+        # and memory of flattening the whole grid
+        n_t, n_y, n_x = ds.sizes["time"], ds.sizes["lat"], ds.sizes["lon"]
+        shape = (n_t, n_y, n_x)
+        lc = np.nan_to_num(_land_cover(ds).astype(np.float64), nan=0.0).astype(np.int64).ravel()
+        cells = np.flatnonzero(lc > 0)
+        time = pd.DatetimeIndex(ds["time"].values)
+        X = np.empty((n_t, cells.size, len(self.feature_names)), dtype=np.float32)
+        for j, name in enumerate(self.feature_names):
+            if name == "sw_in_pot" and name not in ds:
+                X[:, :, j] = _sw_in_pot(ds["lat"].values, time)[:, cells // n_x]
+            else:
+                values = np.asarray(_feature_array(ds, name).values, dtype=np.float32)
+                X[:, :, j] = values.reshape(n_t, n_y * n_x)[:, cells]
+                del values
+        X = X.reshape(n_t * cells.size, -1)
+        valid = np.isfinite(X).all(axis=1)
+        igbp = np.broadcast_to(lc[cells], (n_t, cells.size)).reshape(-1)
         region = doy = None
         if "region" in ds and self.kind == "nn" and self.estimator.offset is not None:
-            region = np.tile(np.asarray(ds["region"].transpose("lat", "lon").values,
-                                        dtype=np.int64).ravel(), shape[0])[valid]
-            doy = np.repeat(pd.DatetimeIndex(ds["time"].values).day_of_year.to_numpy(),
-                            shape[1] * shape[2])[valid]
-        if valid.any():
-            flat[valid] = self.predict_arrays(X[valid], igbp[valid], region=region,
-                                              dayofyear=doy)
+            ids = np.asarray(ds["region"].transpose("lat", "lon").values, dtype=np.int64)
+            region = np.broadcast_to(ids.ravel()[cells], (n_t, cells.size)).reshape(-1)
+            doy = np.repeat(time.day_of_year.to_numpy(), cells.size)
+        pred = np.full(X.shape[0], np.nan, dtype=np.float32)
+        if valid.all():
+            pred[:] = self.predict_arrays(X, igbp, region=region, dayofyear=doy)
+        elif valid.any():
+            pred[valid] = self.predict_arrays(
+                X[valid], igbp[valid], region=None if region is None else region[valid],
+                dayofyear=None if doy is None else doy[valid])
+        del X
+        flat = np.full((n_t, n_y * n_x), np.nan, dtype=np.float32)
+        flat[:, cells] = pred.reshape(n_t, cells.size)
         return xr.DataArray(
             flat.reshape(shape), dims=("time", "lat", "lon"),
             coords={"time": ds["time"], "lat": ds["lat"], "lon": ds["lon"]},
