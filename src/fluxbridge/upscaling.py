@@ -27,6 +27,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -260,9 +261,10 @@ def predict_chunk(members: Sequence[Model], block: xr.Dataset, weights: xr.DataA
 
 @dataclass(frozen=True)
 class _Block:
-    """A chunk's (lazy) predictors, wrapped so that schedulers ship it as is."""
+    """An xarray object (a chunk's lazy predictors, a band's weights) that schedulers ship as
+    is, never as a collection to compute."""
 
-    data: xr.Dataset
+    data: Any
 
 
 def _set_torch_threads(threads: int | None) -> None:
@@ -304,6 +306,13 @@ def _run_chunk(members: Sequence[Model], block: _Block, weights: xr.DataArray,
     with atomic_path(path) as tmp, tmp.open("wb") as fh:
         np.savez(fh, **{k: v.values for k, v in out.data_vars.items()})
     return path
+
+
+def _run_chunk_shipped(members: Sequence[Model], block: _Block, weights: _Block,
+                      land_area: _Block, step_days: np.ndarray, path: str,
+                      threads: int | None = None) -> str:
+    """:func:`_run_chunk` with the static inputs wrapped as scattered by a dask client."""
+    return _run_chunk(members, block, weights.data, land_area.data, step_days, path, threads)
 
 
 # -- execution --------------------------------------------------------------------------------
@@ -382,15 +391,32 @@ def _execute(jobs: list[tuple[Chunk, dict[str, Any]]], members: Sequence[Model],
         # our LocalCluster's workers share this machine's cores; a remote cluster's are its own
         threads = max(1, _cpu_count() // n_workers) if scheduler is None else None
         shipped = client.scatter(list(members), broadcast=True)
-        with warnings.catch_warnings():
-            # predictors held in memory travel inside their chunk's task; a file-backed chunk
-            # travels as its file name and indices
-            warnings.filterwarnings("ignore", message="Sending large graph")
-            futures = [client.submit(_run_chunk, shipped, pure=False, threads=threads, **kw)
-                       for _, kw in jobs]
-        for fut in as_completed(futures):
+        statics: dict[int, Any] = {}  # band weights and areas: scattered once, not per task
+
+        def submit(kw: dict[str, Any]) -> Any:
+            kw = dict(kw)
+            for key in ("weights", "land_area"):
+                if id(kw[key]) not in statics:
+                    statics[id(kw[key])] = client.scatter(_Block(kw[key]))
+                kw[key] = statics[id(kw[key])]
+            with warnings.catch_warnings():
+                # predictors held in memory travel inside their chunk's task; a file-backed
+                # chunk travels as its file name and indices
+                warnings.filterwarnings("ignore", message="Sending large graph")
+                return client.submit(_run_chunk_shipped, shipped, pure=False, threads=threads,
+                                     **kw)
+
+        # a few tasks in flight at a time: what waits at the scheduler does not grow with the
+        # record length
+        todo = iter(kw for _, kw in jobs)
+        window = 2 * max(n_workers, len(client.scheduler_info().get("workers", {}))) + 1
+        running = as_completed([submit(kw) for kw in itertools.islice(todo, window)])
+        for fut in running:
             fut.result()
             bar.update()
+            nxt = next(todo, None)
+            if nxt is not None:
+                running.add(submit(nxt))
 
 
 # -- assembly ---------------------------------------------------------------------------------
@@ -672,6 +698,7 @@ def _upscale_one(name: str, members: list[Model], predictors: xr.Dataset, region
     _prepare_chunk_dir(chunk_dir, _run_key(members, predictors, chunks))
 
     land_area = (regions["cell_area"] * regions["land_fraction"]).fillna(0.0)
+    bands: dict[tuple[int, int], tuple[xr.DataArray, xr.DataArray]] = {}
     jobs = []
     for c in chunks:
         path = chunk_dir / c.filename
@@ -680,10 +707,13 @@ def _upscale_one(name: str, members: list[Model], predictors: xr.Dataset, region
         block = predictors.isel(time=c.time, lat=c.lat)
         if any(v.chunks is not None for v in block.data_vars.values()):
             (block,) = dask.optimize(block)
+        band = (c.lat.start, c.lat.stop)  # static inputs: one object per band, shipped once
+        if band not in bands:
+            bands[band] = (region_weights(regions.isel(lat=c.lat)), land_area.isel(lat=c.lat))
         jobs.append((c, {
             "block": _Block(block),
-            "weights": region_weights(regions.isel(lat=c.lat)),
-            "land_area": land_area.isel(lat=c.lat),
+            "weights": bands[band][0],
+            "land_area": bands[band][1],
             "step_days": step_days[c.time],
             "path": str(path),
         }))
