@@ -141,6 +141,73 @@ def _head_and_tail(path: Path) -> tuple[str, str, str]:
     return (first[0] if first else ""), (last[-1] if last else ""), encoding
 
 
+_NA_VALUES = [MISSING_FLUXNET, str(MISSING_FLUXNET), "-9999.0"]
+
+
+@dataclass(frozen=True)
+class _Csv:
+    """A site CSV checked for its header, timestamps column and last record."""
+
+    where: str
+    names: list[str]
+    time_cols: list[str]
+    encoding: str
+    path: Path | None = None  # a plain CSV file
+    text: str | None = None  # a zip member, decoded
+
+    def source(self) -> io.StringIO | Path:
+        return io.StringIO(self.text) if self.text is not None else self.path
+
+
+def _check_csv(path: Path, resolution: str | None) -> _Csv:
+    if not path.is_file():
+        raise InputError("file not found", path=path)
+    text = None
+    if path.suffix.lower() == ".zip":
+        text, where = _open_text(path, resolution)
+        lines = text.rstrip("\r\n").splitlines()
+        header, last = (lines[0], lines[-1]) if lines else ("", "")
+        encoding = "utf-8"
+    else:
+        header, last, encoding = _head_and_tail(path)
+        where = str(path)
+    if not header.strip():
+        raise InputError("file is empty", path=where, expected="a CSV with a header row")
+    names = header.split(",")
+    time_cols = [c for c in ("TIMESTAMP", "TIMESTAMP_START", "TIMESTAMP_END") if c in names]
+    if not time_cols:
+        raise InputError("no TIMESTAMP or TIMESTAMP_START column", path=where,
+                         variable="TIMESTAMP", expected="a FLUXNET-family CSV header")
+    fields = last.split(",")
+    if len(fields) != len(names):
+        stop = names[min(len(fields), len(names)) - 1]
+        raise InputError(f"the last record has {len(fields)} of {len(names)} fields; "
+                         "truncated file?", path=where, variable=stop,
+                         expected="complete records")
+    return _Csv(where, names, time_cols, encoding, path=None if text else path, text=text)
+
+
+def _read_numeric(csv: _Csv, columns: Sequence[str]) -> pd.DataFrame | None:
+    """The wanted columns parsed straight to numbers (timestamps int64, values float64).
+
+    The fast path for well-formed files: one pass of the C parser over the columns asked for,
+    no string columns. ``None`` where the file needs :func:`read_table`'s checks (text in a
+    number column, a missing or malformed timestamp, duplicated or quoted names...), which then
+    say what is wrong.
+    """
+    if len(set(csv.names)) != len(csv.names):
+        return None
+    wanted = set(columns) | set(csv.time_cols)
+    use = [c for c in csv.names if c in wanted]
+    dtype = {c: "int64" if c in csv.time_cols else "float64" for c in use}
+    try:
+        df = pd.read_csv(csv.source(), usecols=use, dtype=dtype, encoding=csv.encoding,
+                         na_values=_NA_VALUES, keep_default_na=False)
+    except (pd.errors.ParserError, ValueError, TypeError, OverflowError):
+        return None
+    return None if df.empty else df
+
+
 def read_table(path: str | os.PathLike[str], resolution: str | None = None,
                columns: Sequence[str] | None = None) -> tuple[pd.DataFrame, str]:
     """The raw CSV of a site file (timestamps as strings, -9999 as NaN) and its display name.
@@ -155,36 +222,17 @@ def read_table(path: str | os.PathLike[str], resolution: str | None = None,
         Read only these columns (those absent are ignored) besides the timestamps; all by
         default.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("file not found", path=path)
-    if path.suffix.lower() == ".zip":
-        text, where = _open_text(path, resolution)
-        lines = text.rstrip("\r\n").splitlines()
-        header, last = (lines[0], lines[-1]) if lines else ("", "")
-        source: io.StringIO | Path = io.StringIO(text)
-        encoding = "utf-8"
-    else:
-        header, last, encoding = _head_and_tail(path)
-        source, where = path, str(path)
-    if not header.strip():
-        raise InputError("file is empty", path=where, expected="a CSV with a header row")
-    names = header.split(",")
-    time_cols = [c for c in ("TIMESTAMP", "TIMESTAMP_START", "TIMESTAMP_END") if c in names]
-    if not time_cols:
-        raise InputError("no TIMESTAMP or TIMESTAMP_START column", path=where,
-                         variable="TIMESTAMP", expected="a FLUXNET-family CSV header")
-    fields = last.split(",")
-    if len(fields) != len(names):
-        stop = names[min(len(fields), len(names)) - 1]
-        raise InputError(f"the last record has {len(fields)} of {len(names)} fields; "
-                         "truncated file?", path=where, variable=stop,
-                         expected="complete records")
+    csv = _check_csv(Path(path), resolution)
+    return _read_strings(csv, columns), csv.where
+
+
+def _read_strings(csv: _Csv, columns: Sequence[str] | None) -> pd.DataFrame:
+    where, time_cols = csv.where, csv.time_cols
     wanted = None if columns is None else set(columns) | set(time_cols)
     try:
-        df = pd.read_csv(source, dtype={c: str for c in time_cols}, encoding=encoding,
+        df = pd.read_csv(csv.source(), dtype={c: str for c in time_cols},
+                         encoding=csv.encoding, na_values=_NA_VALUES,
                          usecols=None if wanted is None else (lambda c: c in wanted),
-                         na_values=[MISSING_FLUXNET, str(MISSING_FLUXNET), "-9999.0"],
                          keep_default_na=False, low_memory=False)
     except (pd.errors.ParserError, ValueError) as exc:
         raise InputError(f"cannot parse the CSV: {exc}".replace("\n", " "), path=where) from None
@@ -195,26 +243,62 @@ def read_table(path: str | os.PathLike[str], resolution: str | None = None,
         raise InputError(f"{int(ragged.sum())} records with a malformed timestamp (first at row "
                          f"{int(np.flatnonzero(ragged)[0]) + 2}); truncated file?", path=where,
                          variable=time_cols[0], expected="digits YYYY[MM[DD[HHMM]]]")
-    return df, where
+    return df
+
+
+_TIME_FORMATS = {12: "%Y%m%d%H%M", 8: "%Y%m%d", 6: "%Y%m", 4: "%Y"}
+
+
+def _integer_times(values: np.ndarray) -> tuple[pd.DatetimeIndex, int] | None:
+    """Timestamps read as integers (YYYY[MM[DD[HHMM]]]) to dates by integer arithmetic.
+
+    ``None`` unless every stamp has the same number of digits and is a valid date and time
+    within pandas' nanosecond range; :func:`_parse_times` then parses the digits as text and
+    says what is wrong.
+    """
+    if values.size == 0 or values.min() <= 0:
+        return None
+    n = len(str(values.min()))
+    if len(str(values.max())) != n or n not in _TIME_FORMATS:  # digits grow with the value
+        return None
+    year = values // 10 ** (n - 4)
+    month = values // 10 ** (n - 6) % 100 if n >= 6 else np.ones_like(values)
+    day = values // 10 ** (n - 8) % 100 if n >= 8 else np.ones_like(values)
+    minutes = (values // 100 % 100) * 60 + values % 100 if n == 12 else np.zeros_like(values)
+    if (year.min() < 1678 or year.max() > 2261 or month.min() < 1 or month.max() > 12
+            or day.min() < 1 or (n == 12 and ((values // 100 % 100).max() > 23
+                                              or (values % 100).max() > 59))):
+        return None
+    months = ((year - 1970) * 12 + month - 1).astype("datetime64[M]")
+    days = months.astype("datetime64[D]") + (day - 1)
+    if np.any(days.astype("datetime64[M]") != months):  # a day beyond the month's end
+        return None
+    times = (days.astype("datetime64[m]") + minutes).astype("datetime64[ns]")
+    return pd.DatetimeIndex(times), n
 
 
 def _parse_times(df: pd.DataFrame, where: str) -> tuple[pd.DatetimeIndex, str]:
     """Period starts and the resolution the content shows."""
     col = "TIMESTAMP_START" if "TIMESTAMP_START" in df else "TIMESTAMP"
-    raw = df[col].astype(str)
-    lengths = set(raw.str.len())
-    if len(lengths) != 1:
-        raise InputError(f"timestamps of mixed lengths {sorted(lengths)}", path=where,
-                         variable=col, expected="one timestamp format")
-    n = lengths.pop()
-    fmt = {12: "%Y%m%d%H%M", 8: "%Y%m%d", 6: "%Y%m", 4: "%Y"}.get(n)
-    if fmt is None:
-        raise InputError(f"timestamp of {n} digits", path=where, variable=col,
-                         expected="YYYY, YYYYMM, YYYYMMDD or YYYYMMDDHHMM")
-    try:
-        times = pd.DatetimeIndex(pd.to_datetime(raw, format=fmt))
-    except ValueError as exc:
-        raise InputError(f"invalid timestamp: {exc}", path=where, variable=col) from None
+    parsed = (_integer_times(df[col].to_numpy())
+              if pd.api.types.is_integer_dtype(df[col]) else None)
+    if parsed is not None:
+        times, n = parsed
+    else:
+        raw = df[col].astype(str)
+        lengths = set(raw.str.len())
+        if len(lengths) != 1:
+            raise InputError(f"timestamps of mixed lengths {sorted(lengths)}", path=where,
+                             variable=col, expected="one timestamp format")
+        n = lengths.pop()
+        fmt = _TIME_FORMATS.get(n)
+        if fmt is None:
+            raise InputError(f"timestamp of {n} digits", path=where, variable=col,
+                             expected="YYYY, YYYYMM, YYYYMMDD or YYYYMMDDHHMM")
+        try:
+            times = pd.DatetimeIndex(pd.to_datetime(raw, format=fmt))
+        except ValueError as exc:
+            raise InputError(f"invalid timestamp: {exc}", path=where, variable=col) from None
     if times.has_duplicates:
         dup = times[times.duplicated()][0]
         raise InputError(f"duplicated timestamp {dup}", path=where, variable=col,
@@ -287,7 +371,11 @@ def read_site_file(
     parsed = parse_file_name(path)
     needed = [nee_variable, f"{nee_variable}_QC", "NEE_CUT_REF", "NEE_CUT_REF_QC",
               *(c for columns, _ in METEO_COLUMNS.values() for c in columns)]
-    df, where = read_table(path, resolution or parsed.resolution, columns=needed)
+    csv = _check_csv(path, resolution or parsed.resolution)
+    df = _read_numeric(csv, needed)
+    if df is None:  # something to report: the string read says what
+        df = _read_strings(csv, needed)
+    where = csv.where
     times, res = _parse_times(df, where)
     named = parse_file_name(where.split("!")[-1]).resolution or parsed.resolution
     if named is not None and named != res and not (named == "HR" and res == "HH"
