@@ -11,15 +11,16 @@ For each grid it writes daily predictors (random, physically scaled) to NetCDF, 
 in a fresh child process whose process tree is sampled for resident memory:
 
 * ``end_to_end``: :func:`fluxbridge.upscaling.upscale` from the files on a dask LocalCluster with
-  one worker (read, predict, write CF NetCDF and totals), cluster start included; the worker's
-  forward pass uses every core;
+  one worker (read, predict, write CF NetCDF and totals), cluster start included; the worker
+  runs one task per core, each task's forward pass on one torch thread;
 * ``end_to_end_2_workers``: the same with two workers, each with half the cores;
 * ``forward_in_memory``: the same model's forward pass (``predict_arrays``: normalisation and
   network) over land samples held in memory, on every core;
 * ``matmul_same_flops``: ``torch.mm`` of float32 matrices with the network's FLOPs per sample, on
   every core.
 
-Every row states its ``torch_threads`` (per worker for the end-to-end modes) and ``cores``.
+Every row states the ``cores`` it used and its ``torch_threads`` (per task for the end-to-end
+modes, whose ``workers`` x ``threads_per_worker`` tasks run at once).
 
 Writes ``benchmarks/results/upscale.json`` as ``{"rows": [...]}`` and prints a table.
 """
@@ -141,8 +142,8 @@ def run_mode(mode: str, world: Path, out: Path) -> dict:
         res = upscale({"bench": model}, [world / "predictors.nc"], regions, out,
                       n_workers=workers, progress=False, overwrite=True)["bench"]
         return {"samples": res.land_samples, "seconds": time.perf_counter() - t0,
-                "workers": workers, "torch_threads": max(1, cores // workers), "cores": cores,
-                "chunks": res.chunks}
+                "workers": workers, "threads_per_worker": max(1, cores // workers),
+                "torch_threads": 1, "cores": cores, "chunks": res.chunks}
     with xr.open_dataset(world / "predictors.nc") as ds:
         land = int((ds["land_cover"] > 0).sum()) * ds.sizes["time"]
         block = ds.isel(time=slice(0, min(7, ds.sizes["time"]))).load()

@@ -311,11 +311,24 @@ def _run_chunk(members: Sequence[Model], block: _Block, weights: xr.DataArray,
 def _run_chunk_shipped(members: Sequence[Model], block: _Block, weights: _Block,
                       land_area: _Block, step_days: np.ndarray, path: str,
                       threads: int | None = None) -> str:
-    """:func:`_run_chunk` with the static inputs wrapped as scattered by a dask client."""
+    """:func:`_run_chunk` on a dask worker, with the static inputs as scattered.
+
+    The members are the worker's own copies, shared by its task threads: networks go to
+    evaluation mode once, so that no task switches a member's mode while another predicts.
+    """
+    for m in members:
+        estimator = getattr(m, "estimator", None)
+        if callable(getattr(estimator, "eval", None)) and getattr(estimator, "training", False):
+            estimator.eval()
     return _run_chunk(members, block, weights.data, land_area.data, step_days, path, threads)
 
 
 # -- execution --------------------------------------------------------------------------------
+def _worker_threads(n_workers: int) -> int:
+    """Task threads of each LocalCluster worker: its share of the cores."""
+    return max(1, _cpu_count() // n_workers)
+
+
 def _cpu_count() -> int:
     """Cores this process may use."""
     try:
@@ -349,14 +362,16 @@ def _quiet_cluster_logs() -> Iterator[None]:
 def _client(scheduler: str | None, n_workers: int) -> Iterator[Any]:
     """A dask.distributed client: the given address or a LocalCluster, closed on exit.
 
-    A LocalCluster has ``n_workers`` processes of one task thread each; the worker's share of
-    the cores goes to the model's forward pass (see :func:`_run_chunk`).
+    A LocalCluster has ``n_workers`` processes sharing the cores as task threads, each task's
+    forward pass on one torch thread: two chunks in flight overlap one's reading and writing
+    with the other's forward pass, which one chunk on two torch threads cannot.
     """
     from dask.distributed import Client, LocalCluster
 
     with _quiet_cluster_logs():
         if scheduler is None:
-            with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+            with LocalCluster(n_workers=n_workers, threads_per_worker=_worker_threads(n_workers),
+                              processes=True,
                               dashboard_address=None, silence_logs=logging.WARNING) as cluster, \
                     Client(cluster) as client:
                 yield client
@@ -388,8 +403,8 @@ def _execute(jobs: list[tuple[Chunk, dict[str, Any]]], members: Sequence[Model],
         if client is None:
             client = stack.enter_context(_client(scheduler, n_workers))
         log.info("upscaling on dask.distributed at %s", client.scheduler.address)
-        # our LocalCluster's workers share this machine's cores; a remote cluster's are its own
-        threads = max(1, _cpu_count() // n_workers) if scheduler is None else None
+        # our LocalCluster's tasks share this machine's cores; a remote cluster's are its own
+        threads = 1 if scheduler is None else None
         shipped = client.scatter(list(members), broadcast=True)
         statics: dict[int, Any] = {}  # band weights and areas: scattered once, not per task
 
@@ -409,7 +424,8 @@ def _execute(jobs: list[tuple[Chunk, dict[str, Any]]], members: Sequence[Model],
         # a few tasks in flight at a time: what waits at the scheduler does not grow with the
         # record length
         todo = iter(kw for _, kw in jobs)
-        window = 2 * max(n_workers, len(client.scheduler_info().get("workers", {}))) + 1
+        slots = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
+        window = 2 * max(n_workers, slots) + 1
         running = as_completed([submit(kw) for kw in itertools.islice(todo, window)])
         for fut in running:
             fut.result()
