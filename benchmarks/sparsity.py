@@ -97,7 +97,7 @@ def main() -> None:
 
     rows: list[dict[str, Any]] = []
     meta = {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),  # started
         "what": "dual model trained with each estimator and K; regional monthly RMSE and mean "
                 "absolute annual bias against the true regional totals of the twin world",
         "machine": {"python": platform.python_version(), "cpu": platform.processor(),
@@ -127,6 +127,7 @@ def main() -> None:
                            estimators=args.estimators, include_exact=not args.no_exact,
                            on_row=save)
     meta["complete"] = True
+    meta["finished"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     save()
     draw(args.out, png)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))

@@ -656,12 +656,14 @@ def _sparsity_section(table: pd.DataFrame, meta: dict[str, Any]) -> Any:
         settings = meta.get("settings", {})
         origin = (
             f"Result of the benchmark benchmarks/sparsity.py, not of this run: {meta['source']}"
-            f", written {meta.get('date', 'at an unknown date')}"
+            f", started {meta.get('date', 'at an unknown date')}"
+            + (f", finished {meta['finished']}" if meta.get("finished") else "")
             + ("" if meta.get("complete", True) else " (INCOMPLETE: the benchmark was stopped)")
             + f", on the world {meta.get('world', '?')} with {meta.get('epochs', '?')} epochs "
             "per run and otherwise the default experiment settings ("
             + ", ".join(f"{k} = {v}" for k, v in settings.items())
-            + "). Set sparsity_study: true to run it within an experiment.")
+            + ")." + (f" Note: {meta['note']}." if meta.get("note") else "")
+            + " Set sparsity_study: true to run it within an experiment.")
     text = ("The paper's hypothesis: a sparse sample of K cell-days per region-month constrains "
             "the site-level model as well as the full regional sum. The dual model is trained "
             "with the exact operator and with the fixed, resampled and control-variate "
