@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 
 import numpy as np
@@ -123,3 +124,86 @@ def test_extract_at_sites_nearest_land(tmp_path, make_era5):
     assert out["ta"].dims[0] == "site" and out.sizes["site"] == 2
     expected = float(ds["ta"].sel(lat=22.5, lon=90.0).isel(time=0))
     np.testing.assert_allclose(out["ta"].isel(time=0).values, expected)
+
+
+def _packed_hourly(times: pd.DatetimeIndex, seed: int, legacy: bool) -> tuple[xr.Dataset, dict]:
+    """Hourly ERA5 with gaps (fill values), int16 packed like legacy CDS files."""
+    rng = np.random.default_rng(seed)
+    shape = (times.size, 3, 5)
+    t2m = 280.0 + 10.0 * rng.random(shape)
+    fields = {"t2m": t2m, "d2m": t2m - 8.0 * rng.random(shape),
+              "ssrd": 2.0e6 * rng.random(shape), "tp": rng.exponential(4e-4, shape)}
+    fields["tp"][rng.random(shape) < 0.5] = 0.0
+    for values in fields.values():
+        values[rng.random(shape) < 0.02] = np.nan
+    units = {"t2m": "K", "d2m": "K", "ssrd": "J m**-2", "tp": "m"}
+    dim = "time" if legacy else "valid_time"
+    ds = xr.Dataset({n: ((dim, "latitude", "longitude"), v, {"units": units[n]})
+                     for n, v in fields.items()},
+                    coords={dim: times.values, "latitude": [50.0, 49.5, 49.0],
+                            "longitude": np.arange(5) * 0.5})
+    ds[dim].encoding.update(units="hours since 1900-01-01", dtype="int32")
+    ranges = {"t2m": (250.0, 300.0), "d2m": (250.0, 300.0), "ssrd": (0.0, 2.5e6),
+              "tp": (0.0, 0.01)}
+    encoding = {n: {"dtype": "int16", "scale_factor": (hi - lo) / 65533.0 * (1 + seed / 10),
+                    "add_offset": (hi + lo) / 2.0, "_FillValue": -32767}
+                for n, (lo, hi) in ranges.items()}
+    return ds, encoding
+
+
+def _daily_in_memory(paths) -> dict[str, np.ndarray]:
+    """The daily predictors computed plainly: whole files in float64, a loop over the days."""
+    parts = [xr.open_dataset(p).load() for p in paths]
+    parts = [d.rename(valid_time="time") if "valid_time" in d.dims else d for d in parts]
+    ds = xr.concat(parts, dim="time").sortby("latitude", ascending=False)
+    hours = pd.DatetimeIndex(ds["time"].values)
+    values = {n: ds[n].values.astype(np.float64) for n in ("t2m", "d2m", "ssrd", "tp")}
+    vpd = np.clip(_esat(values["t2m"]) - _esat(values["d2m"]), 0, None) / 100
+    days = hours.floor("D").unique()
+    out: dict[str, list] = {"ta": [], "vpd": [], "sw_in": [], "precip": []}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells: mean of nothing
+        for day in days:
+            inst = np.asarray(hours.floor("D") == day)
+            acc = np.asarray((hours - pd.Timedelta(hours=1)).floor("D") == day)
+            out["ta"].append(np.nanmean(values["t2m"][inst], axis=0) - 273.15)
+            out["vpd"].append(np.nanmean(vpd[inst], axis=0))
+            for name, source, factor in (("sw_in", "ssrd", 1 / 86400), ("precip", "tp", 1000)):
+                hourly = values[source][acc]
+                total = hourly.sum(axis=0) if hourly.shape[0] == 24 else np.nan + hourly[0]
+                out[name].append(total * factor)
+    result = {n: np.stack(v) for n, v in out.items()}
+    result["precip"] = np.clip(result["precip"], 0, None)
+    return result
+
+
+@pytest.mark.parametrize("legacy", [True, False])
+@pytest.mark.parametrize("hours", ["regular", "gap"])
+def test_chunked_daily_equals_in_memory(tmp_path, monkeypatch, legacy, hours):
+    """Lazy, chunked, float32 unpacking gives the daily values of a plain float64 computation.
+
+    Two files with their own packing, a record starting at 05:00 and ending mid-day (partial
+    days), fill values, chunks of two days; ``gap`` drops hours (the group-by path).
+    """
+    import fluxbridge.io.era5 as era5
+
+    monkeypatch.setattr(era5, "_CHUNK_VALUES", 2 * 24 * 15)
+    times = pd.date_range("2010-01-01 05:00", periods=24 * 7 + 7, freq="h")
+    if hours == "gap":
+        times = times.delete(slice(50, 53))
+    paths = []
+    for i, part in enumerate((times[:80], times[80:])):
+        ds, encoding = _packed_hourly(part, seed=i, legacy=legacy)
+        paths.append(tmp_path / f"era5_{i}.nc")
+        ds.to_netcdf(paths[-1], encoding=encoding)
+    got = open_era5(paths)
+    assert all(got[n].chunks is not None for n in got.data_vars)
+    got = got.load()
+    expected = _daily_in_memory(paths)
+    assert got.sizes["time"] == 8 and all(got[n].dtype == np.float32 for n in got.data_vars)
+    for name in ("ta", "vpd", "sw_in", "precip"):
+        e = expected[name]
+        np.testing.assert_array_equal(np.isnan(got[name].values), np.isnan(e), err_msg=name)
+        np.testing.assert_allclose(got[name].values, e, rtol=1e-5, atol=1e-4, err_msg=name)
+    assert np.isnan(got["sw_in"].values[0]).all() and np.isnan(got["precip"].values[-1]).all()
+    assert not np.isnan(got["sw_in"].values[1]).all()

@@ -208,3 +208,36 @@ def test_empty_file(tmp_path):
     path.write_text("")
     with pytest.raises(InputError, match="empty"):
         read_site_file(path)
+
+
+def test_half_hourly_daily_aggregation_equals_plain_pandas(site_csv):
+    """aggregate(DD) of a half-hourly file: pandas daily means, refused by QC good fraction."""
+    rng = np.random.default_rng(3)
+    n = 48 * 6 + 17  # partial last day
+    nee = rng.normal(-1, 2, n)
+    nee[rng.random(n) < 0.1] = np.nan
+    qc = rng.choice([0.0, 1.0, 2.0, 3.0], n, p=[0.4, 0.2, 0.2, 0.2])
+    qc[:48] = 3.0  # day 1 entirely poor gap-fill: refused
+    ta = rng.normal(10, 3, n)
+    ta[rng.random(n) < 0.1] = np.nan
+    path = site_csv("HH", n, NEE_VUT_REF=nee, NEE_VUT_REF_QC=qc, TA_F=ta,
+                    P_F=rng.uniform(0, 0.5, n))
+    daily = aggregate(read_site_file(path), "DD", min_good_fraction=0.5)
+    raw = pd.read_csv(path, dtype={"TIMESTAMP_START": str})
+    raw.index = pd.to_datetime(raw["TIMESTAMP_START"], format="%Y%m%d%H%M")
+    raw = raw.drop(columns=["TIMESTAMP_START", "TIMESTAMP_END"]).replace(-9999, np.nan)
+    good = ((raw["NEE_VUT_REF_QC"] <= 1) & raw["NEE_VUT_REF"].notna()).astype(float)
+    fraction = good.resample("1D").mean()
+    nee_daily = (raw["NEE_VUT_REF"] * UMOL_M2_S_TO_GC_M2_D).resample("1D").mean()
+    expected = nee_daily.where(fraction >= 0.5)
+    np.testing.assert_allclose(daily["nee"].values[0], expected.to_numpy(), rtol=1e-12,
+                               equal_nan=True)
+    assert np.isnan(daily["nee"].values[0, 0]) and expected.notna().sum() >= 3
+    np.testing.assert_allclose(daily["nee_weight"].values[0],
+                               fraction.where(expected.notna()).to_numpy(), equal_nan=True)
+    assert int(daily["refused_periods"].item()) == int(
+        (nee_daily.notna() & (fraction < 0.5)).sum())
+    np.testing.assert_allclose(daily["ta"].values[0], raw["TA_F"].resample("1D").mean(),
+                               rtol=1e-12)
+    np.testing.assert_allclose(daily["precip"].values[0],
+                               (raw["P_F"] * 48).resample("1D").mean(), rtol=1e-12)

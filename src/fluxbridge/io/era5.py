@@ -52,8 +52,111 @@ def vpd_hpa(t2m: xr.DataArray, d2m: xr.DataArray) -> xr.DataArray:
     return out
 
 
+_PACKING_ATTRS = ("scale_factor", "add_offset", "_FillValue", "missing_value")
+_CHUNK_VALUES = 8_000_000
+"""Values per variable in one dask chunk (about 32 MB as float32): whole days of hourly data."""
+
+
+def _attr_scalar(value: object) -> float:
+    return float(np.asarray(value).ravel()[0])
+
+
+def _unpack_block(raw: np.ndarray, zero: int, scale: np.float32, base: np.float32,
+                  fills: tuple[int, ...]) -> np.ndarray:
+    """Packed integers to float32, ``(raw - zero) * scale + base``, fill values as NaN.
+
+    ``zero`` is the code nearest the value 0 and ``base`` its value (``add_offset + zero *
+    scale_factor`` in float64), so that values near 0 (dry hours, night) keep their relative
+    precision instead of that of ``add_offset`` in float32.
+    """
+    out = np.multiply(np.subtract(raw, zero, dtype=np.int32), scale, dtype=np.float32)
+    out += base
+    for fill in fills:
+        missing = raw == fill
+        if missing.any():
+            out[missing] = np.nan
+    return out
+
+
+def _unpack_args(dtype: np.dtype, attrs: dict) -> tuple[int, np.float32, np.float32,
+                                                        tuple[int, ...]]:
+    scale = _attr_scalar(attrs.get("scale_factor", 1.0))
+    offset = _attr_scalar(attrs.get("add_offset", 0.0))
+    info = np.iinfo(dtype)
+    zero = int(np.clip(np.round(-offset / scale), info.min, info.max)) if scale else 0
+    fills = tuple(int(f) for k in ("_FillValue", "missing_value") if k in attrs
+                  for f in np.asarray(attrs[k]).ravel())
+    return zero, np.float32(scale), np.float32(offset + zero * scale), fills
+
+
+def _unpack(ds: xr.Dataset) -> xr.Dataset:
+    """Mask and scale the data variables of one file, packed integers straight to float32.
+
+    xarray unpacks int16 with float64 ``scale_factor``/``add_offset`` (legacy CDS files) to
+    float64; float32 holds the 16 bits of a packed value with room to spare and halves the
+    memory and the arithmetic, per dask chunk. Other variables get xarray's own CF decoding.
+    Each file is unpacked on its own: CDS files carry their own scale and offset.
+    """
+    unpacked = {}
+    for name, var in ds.data_vars.items():
+        attrs = var.attrs
+        if (var.dtype.kind in "iu" and var.dtype.itemsize <= 2 and "_Unsigned" not in attrs
+                and ("scale_factor" in attrs or "add_offset" in attrs)):
+            args = _unpack_args(var.dtype, attrs)
+            data = var.data
+            if isinstance(data, np.ndarray):
+                data = _unpack_block(data, *args)
+            else:
+                data = data.map_blocks(_unpack_block, *args, dtype=np.float32)
+            encoding = {**var.encoding, **{k: attrs[k] for k in _PACKING_ATTRS if k in attrs}}
+            unpacked[name] = xr.Variable(
+                var.dims, data, {k: v for k, v in attrs.items() if k not in _PACKING_ATTRS},
+                encoding=encoding)
+    rest = [n for n, v in ds.data_vars.items()
+            if n not in unpacked and any(k in v.attrs for k in _PACKING_ATTRS)]
+    if rest:
+        decoded = xr.decode_cf(ds[rest].reset_coords(drop=True), concat_characters=False,
+                               decode_times=False, decode_coords=False,
+                               decode_timedelta=False)
+        unpacked.update({n: decoded[n].variable for n in rest})
+    return ds.assign(unpacked) if unpacked else ds
+
+
+def _days_per_chunk(cells: int) -> int:
+    return max(1, _CHUNK_VALUES // (24 * max(cells, 1)))
+
+
+def _chunked(ds: xr.Dataset) -> xr.Dataset:
+    """Dask chunks of whole days along time (a few days of hourly data per chunk), unpacked.
+
+    Accumulations are chunked an hour later (a first chunk of one record): their day d is
+    hours 01..24, so their chunks hold whole days too.
+    """
+    dim = next((d for d in ("valid_time", "time") if d in ds.dims), None)
+    if dim is None:
+        return _unpack(ds)
+    chunks = {}
+    for name, var in ds.data_vars.items():
+        if dim not in var.dims:
+            continue
+        size = 24 * _days_per_chunk(int(np.prod([n for d, n in var.sizes.items() if d != dim])))
+        first = 1 if name in ACCUMULATED and var.sizes[dim] > 1 else 0
+        n = var.sizes[dim] - first
+        sizes = (first,) * first + (size,) * (n // size) + ((n % size,) if n % size else ())
+        chunks[name] = var.chunk({dim: sizes})
+    return _unpack(ds.assign(chunks))
+
+
+def _open_one(path: Path) -> xr.Dataset:
+    """One NetCDF file, lazily: the backend reads a chunk's hours when dask computes it."""
+    return _chunked(xr.open_dataset(path, mask_and_scale=False, cache=False))
+
+
 def _open_zip(path: Path) -> xr.Dataset:
-    """A CDS zip of ``data_stream-*_stepType-{instant,accum}.nc`` members, merged."""
+    """A CDS zip of ``data_stream-*_stepType-{instant,accum}.nc`` members, merged.
+
+    Each member is read from memory (its compressed bytes) and decoded a chunk at a time.
+    """
     try:
         with zipfile.ZipFile(path) as zf:
             members = [m for m in zf.namelist() if m.endswith(".nc")]
@@ -62,8 +165,10 @@ def _open_zip(path: Path) -> xr.Dataset:
                                  path=path, expected="data_stream-*_stepType-*.nc members")
             parts = []
             for m in members:
-                with netCDF4.Dataset(m, memory=zf.read(m)) as nc:
-                    parts.append(xr.open_dataset(xr.backends.NetCDF4DataStore(nc)).load())
+                nc = netCDF4.Dataset(m, memory=zf.read(m))
+                store = xr.backends.NetCDF4DataStore(nc)
+                parts.append(_chunked(xr.open_dataset(store, mask_and_scale=False,
+                                                      cache=False)))
     except zipfile.BadZipFile:
         raise InputError("not a valid zip file (truncated download?)", path=path) from None
     return xr.merge(parts, compat="override", join="exact")
@@ -77,10 +182,11 @@ def _open(paths: Sequence[Path]) -> xr.Dataset:
         if len(paths) == 1 and zipfile.is_zipfile(paths[0]):
             ds = _open_zip(paths[0])
         elif len(paths) == 1:
-            ds = xr.open_dataset(paths[0], chunks={})
+            ds = _open_one(paths[0])
         else:
-            ds = xr.open_mfdataset(paths, combine="by_coords", chunks={}, data_vars="minimal",
-                                   coords="minimal", compat="override")
+            ds = xr.combine_by_coords([_open_one(p) for p in paths], data_vars="minimal",
+                                      coords="minimal", compat="override", join="outer",
+                                      combine_attrs="override")
     except ValueError as exc:
         msg = str(exc).replace("\n", " ")
         if "calendar" in msg.lower() or "decode" in msg.lower():
@@ -107,6 +213,73 @@ def _step_hours(time: xr.DataArray) -> float:
     if t.size < 2:
         return 24.0
     return float(np.median(np.diff(t.values).astype("timedelta64[s]").astype(float)) / 3600)
+
+
+def _daily_block(block: np.ndarray, lengths: Sequence[int], how: str) -> np.ndarray:
+    """Days of one chunk of hourly values (time first): ``lengths`` hours per day.
+
+    ``mean``: mean of the valid hours (NaN if none); ``sum24``: sum of exactly 24 valid hours,
+    else NaN. Sums accumulate in float64.
+    """
+    n = lengths[0]
+    if all(k == n for k in lengths):
+        parts = block.reshape(len(lengths), n, *block.shape[1:])
+        total = parts.sum(axis=1, dtype=np.float64)
+    else:  # a partial day at the start or end of the record
+        parts = None
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+        total = np.add.reduceat(block.astype(np.float64), starts, axis=0)
+    shape = (len(lengths),) + (1,) * (block.ndim - 1)
+    hours = np.asarray(lengths, dtype=np.float64).reshape(shape)
+    if how == "sum24":
+        return np.where(hours == 24, total, np.nan)
+    if not np.isnan(total).any():
+        return total / hours
+    valid = ~np.isnan(block)
+    filled = np.where(valid, block, 0)
+    if parts is not None:
+        total = filled.reshape(parts.shape).sum(axis=1, dtype=np.float64)
+        count = valid.reshape(parts.shape).sum(axis=1)
+    else:
+        total = np.add.reduceat(filled.astype(np.float64), starts, axis=0)
+        count = np.add.reduceat(valid.astype(np.int64), starts, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
+
+
+def _daily(da: xr.DataArray, how: str) -> xr.DataArray:
+    """Daily ``mean`` or ``sum24`` of regular hourly values, one dask task per chunk of days.
+
+    The same result as ``resample(time="1D").mean()`` (``sum(min_count=24)``) without a
+    group-by over the hours: each chunk (re-cut at day boundaries where needed) is reshaped to
+    (day, hour, ...) and reduced along the hours.
+    """
+    import dask.array
+    import dask.base
+
+    da = da.transpose("time", ...)
+    days = da["time"].values.astype("datetime64[D]")
+    labels, lengths = np.unique(days, return_counts=True)
+    per_chunk = _days_per_chunk(int(np.prod(da.shape[1:])))
+    full = np.flatnonzero(lengths == 24)
+    j0 = int(full[0]) if full.size else 0
+    groups: list[list[int]] = [[int(k)] for k in lengths[:j0]]
+    for start in range(j0, labels.size, per_chunk):
+        groups.append([int(k) for k in lengths[start:start + per_chunk]])
+    data = da.data if isinstance(da.data, dask.array.Array) else dask.array.from_array(da.data)
+    data = data.rechunk({0: tuple(sum(g) for g in groups)})
+    out = data.map_blocks(
+        lambda block, block_id=None: _daily_block(block, groups[block_id[0]], how),
+        chunks=(tuple(len(g) for g in groups), *data.chunks[1:]), dtype=np.float64,
+        name="era5-daily-" + how + "-" + dask.base.tokenize(data, groups))
+    coords = {k: v for k, v in da.coords.items() if "time" not in v.dims}
+    return xr.DataArray(out, dims=da.dims, coords={**coords, "time": labels.astype(
+        "datetime64[ns]")}, attrs=da.attrs)
+
+
+def _regular_hours(time: xr.DataArray) -> bool:
+    t = time.values
+    return t.size > 1 and bool(np.all(np.diff(t) == np.timedelta64(1, "h")))
 
 
 def open_era5(
@@ -164,23 +337,34 @@ def open_era5(
                          expected="degrees north in [-90, 90]")
     fields = {n: _merge_expver(ds[n]) for n in REQUIRED}
     step = _step_hours(ds["time"])
-    if step < 1.5:  # hourly: VPD on hourly values, accumulations of hours 01..24
-        vpd = vpd_hpa(fields["t2m"], fields["d2m"]).resample(time="1D").mean()
-        ta = fields["t2m"].resample(time="1D").mean() - 273.15
+    if step < 1.5 and _regular_hours(ds["time"]):  # hourly: VPD on hourly values,
+        # accumulations of hours 01..24; per dask chunk of whole days, float32 hours summed
+        # in float64
+        vpd = _daily(vpd_hpa(fields["t2m"], fields["d2m"]), "mean")
+        ta = _daily(fields["t2m"], "mean") - 273.15
         shifted = {n: fields[n].assign_coords(time=fields[n]["time"] - np.timedelta64(1, "h"))
                    for n in ("ssrd", "tp")}
         # the days of the instant fields; a day lacking any of its 24 hours is unknown
-        ssrd = shifted["ssrd"].resample(time="1D").sum(min_count=24).reindex(time=ta["time"])
-        tp = shifted["tp"].resample(time="1D").sum(min_count=24).reindex(time=ta["time"])
+        ssrd, tp = (_daily(shifted[n], "sum24").reindex(time=ta["time"])
+                    for n in ("ssrd", "tp"))
+    elif step < 1.5:  # hourly with gaps: group the hours by day
+        daily = {"dtype": np.float64}
+        vpd = vpd_hpa(fields["t2m"], fields["d2m"]).resample(time="1D").mean(**daily)
+        ta = fields["t2m"].resample(time="1D").mean(**daily) - 273.15
+        shifted = {n: fields[n].assign_coords(time=fields[n]["time"] - np.timedelta64(1, "h"))
+                   for n in ("ssrd", "tp")}
+        ssrd, tp = (shifted[n].resample(time="1D").sum(min_count=24, **daily)
+                    .reindex(time=ta["time"]) for n in ("ssrd", "tp"))
     else:  # daily or monthly means: accumulations per day
         vpd = vpd_hpa(fields["t2m"], fields["d2m"])
         ta = fields["t2m"] - 273.15
         ssrd, tp = fields["ssrd"], fields["tp"]
     out = xr.Dataset({
-        "ta": ta.assign_attrs(var_attrs("ta")),
-        "vpd": vpd.assign_attrs(var_attrs("vpd")),
-        "sw_in": (ssrd / SECONDS_PER_DAY).assign_attrs(var_attrs("sw_in")),
-        "precip": (tp * 1000.0).clip(min=0).assign_attrs(var_attrs("precip")),
+        "ta": ta.astype(np.float32).assign_attrs(var_attrs("ta")),
+        "vpd": vpd.astype(np.float32).assign_attrs(var_attrs("vpd")),
+        "sw_in": (ssrd / SECONDS_PER_DAY).astype(np.float32).assign_attrs(var_attrs("sw_in")),
+        "precip": (tp * 1000.0).clip(min=0).astype(np.float32).assign_attrs(
+            var_attrs("precip")),
     })
     out = out.drop_vars([c for c in ("number", "expver", "step", "surface") if c in out.coords])
     out = to_canonical_grid(out, lat=lat, lon=lon)
