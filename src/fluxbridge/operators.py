@@ -389,15 +389,65 @@ class ResampledEstimator(Estimator):
         self._seg_size = np.diff(np.concatenate([self._seg_start, [seg_key.size]]))
         self._seg_row = row_of[self._seg_start] if self._order is None else \
             row_of[self._order][self._seg_start]
-        absw = np.abs(self._data())
+        # the operator's data in segment order (a copy only for stratified sampling)
+        self._sdata = m.data if self._order is None else m.data[self._order]
+        absw = np.abs(self._sdata)
         self._cum = np.cumsum(absw)
         self._seg_total = np.add.reduceat(absw, self._seg_start) if absw.size else absw
         self._row_total = np.bincount(self._seg_row, self._seg_total, minlength=n_rows)
         self._row_segs = np.searchsorted(self._seg_row, np.arange(n_rows + 1))
+        self._seg_base = np.where(self._seg_start > 0,
+                                  self._cum[np.maximum(self._seg_start - 1, 0)], 0.0)
+        if sampling != "uniform":
+            self._build_guide()
 
-    def _data(self) -> np.ndarray:
-        d = self.operator.matrix.data
-        return d if self._order is None else d[self._order]
+    def _build_guide(self) -> None:
+        """Guide table of the inverse-CDF search (Chen and Asau): segment s is cut into
+        ``size_s`` buckets of equal weight; ``_guide[_guide_start[s] + b]`` is the position
+        that :func:`numpy.searchsorted` (side right) gives for the bucket's lower edge.
+
+        A draw falling in bucket b then lies between the guides of b and b + 1 (a position
+        or two for area weights), so a draw costs a few gathers instead of a binary search
+        over every column of the operator.
+        """
+        n_seg = self._seg_start.size
+        self._guide_start = np.concatenate([[0], np.cumsum(self._seg_size + 1)[:-1]]
+                                           ).astype(np.int64)
+        total = int(np.sum(self._seg_size + 1))
+        dtype = np.int32 if self._cum.size < np.iinfo(np.int32).max else np.int64
+        self._guide = np.empty(total, dtype=dtype)
+        for s in range(n_seg):
+            start, size = int(self._seg_start[s]), int(self._seg_size[s])
+            edges = self._seg_base[s] + (np.arange(size + 1) / size) * self._seg_total[s]
+            g0 = int(self._guide_start[s])
+            self._guide[g0:g0 + size + 1] = start + np.searchsorted(
+                self._cum[start:start + size], edges, side="right")
+
+    def _search(self, d_seg: np.ndarray, u: np.ndarray, target: np.ndarray,
+                start: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """``clip(searchsorted(_cum, target, "right"), start, last)`` through the guide table
+        (the same positions, faster: see :meth:`_build_guide`)."""
+        cum = self._cum
+        size = self._seg_size[d_seg]
+        b = np.minimum((u * size).astype(np.int64), size - 1)
+        g = self._guide_start[d_seg] + b
+        lo = np.clip(self._guide[g].astype(np.int64), start, last)
+        hi = np.clip(self._guide[g + 1].astype(np.int64), start, last)
+        width = hi - lo
+        # the first position in [lo, hi] with cum > target (hi if none): one comparison for
+        # buckets of one or two positions (most draws), a binary search for the few wider ones
+        lo = lo + ((width == 1) & (cum[lo] <= target))
+        wide = np.flatnonzero(width > 1)
+        if wide.size:
+            lo[wide] = np.clip(np.searchsorted(cum, target[wide], side="right"),
+                               start[wide], last[wide])
+        # rounding at a bucket edge can put a target outside its bucket: check, fall back
+        bad = ((lo > start) & (cum[np.maximum(lo - 1, 0)] > target)) | \
+              ((lo < last) & (cum[lo] <= target))
+        if bad.any():
+            lo[bad] = np.clip(np.searchsorted(cum, target[bad], side="right"),
+                              start[bad], last[bad])
+        return lo
 
     def _indices(self, pos: np.ndarray) -> np.ndarray:
         pos = pos if self._order is None else self._order[pos]
@@ -423,14 +473,12 @@ class ResampledEstimator(Estimator):
             start, size = self._seg_start[d_seg], self._seg_size[d_seg]
             if self.sampling == "uniform":
                 pos = start + np.minimum((u * size).astype(np.int64), size - 1)
-                data = self._data()[pos]
+                data = self._sdata[pos]
                 weight = data * size / np.repeat(alloc, alloc)
             else:
-                base = np.where(start > 0, self._cum[np.maximum(start - 1, 0)], 0.0)
-                target = base + u * self._seg_total[d_seg]
-                pos = np.clip(np.searchsorted(self._cum, target, side="right"),
-                              start, start + size - 1)
-                data = self._data()[pos]
+                target = self._seg_base[d_seg] + u * self._seg_total[d_seg]
+                pos = self._search(d_seg, u, target, start, start + size - 1)
+                data = self._sdata[pos]
                 weight = np.sign(data) * self._seg_total[d_seg] / np.repeat(alloc, alloc)
             parts.append((np.repeat(seg_local, alloc), np.full(pos.size, rep),
                           self._indices(pos), weight))

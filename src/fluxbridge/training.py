@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,6 +217,7 @@ class Trainer:
         self.obs_rng = np.random.default_rng([s.seed, 1])
         self.grid = grid
         self._monthly: tuple[np.ndarray, np.ndarray] | None = None
+        self._tables: dict[str, torch.Tensor] | None = None
         self._dayofyear = (None if grid is None
                            else pd.DatetimeIndex(grid.times).dayofyear.to_numpy())
         self.operator: RegionalOperator | None = None
@@ -268,28 +270,78 @@ class Trainer:
         pred = self.model(x[idx], c[idx])
         return (w[idx] * (pred - y[idx]) ** 2).mean() / self.s_y**2
 
+    def _cell_tables(self) -> dict[str, torch.Tensor]:
+        """Tensors that turn grid columns into network inputs without numpy copies: the grid's
+        raw features as (n_time * n_cell, n_feature) rows (a view of ``grid.values``, on the
+        CPU), the normaliser's float64 mean and std, and on the device each cell's class and
+        region and each time's day of year. Built once, on first use."""
+        if self._tables is None:
+            assert self.grid is not None
+            g = self.grid
+            with warnings.catch_warnings():  # read-only grids are fine: never written to
+                warnings.simplefilter("ignore", UserWarning)
+                rows = torch.from_numpy(g.rows())
+            self._tables = {
+                "rows": rows,
+                "mean": torch.as_tensor(self.normaliser.mean, dtype=torch.float64),
+                "std": torch.as_tensor(self.normaliser.std, dtype=torch.float64),
+                "igbp": torch.as_tensor(g.igbp_code, dtype=torch.int64, device=self.device),
+                "region": torch.as_tensor(g.region, dtype=torch.int64, device=self.device),
+                "doy": torch.tensor(self._dayofyear, dtype=torch.int64, device=self.device),
+            }
+        return self._tables
+
+    def _columns(self, time_idx: np.ndarray, cell_idx: np.ndarray) -> torch.Tensor:
+        assert self.grid is not None
+        t = torch.as_tensor(np.asarray(time_idx, dtype=np.int64))
+        c = torch.as_tensor(np.asarray(cell_idx, dtype=np.int64))
+        n_time, n_cell = self.grid.times.size, self.grid.n_cell
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= n_time or int(c.min()) < 0
+                          or int(c.max()) >= n_cell):
+            raise IndexError(f"(time, cell) outside the grid's {n_time} x {n_cell}")
+        return t * n_cell + c
+
+    def column_inputs(self, col: torch.Tensor | np.ndarray
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised features and classes of grid columns ``t * n_cell + c`` (as in
+        :attr:`Sample.col`), on the device.
+
+        Gathers the raw rows, then normalises them as :meth:`Normaliser.transform` does
+        (float64 arithmetic, NaN → 0, float32 result: the same numbers), in torch.
+        """
+        tab = self._cell_tables()
+        col = torch.as_tensor(col).cpu()
+        X = tab["rows"].index_select(0, col).double()
+        Z = X.sub_(tab["mean"]).div_(tab["std"]).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+        cell = col.to(self.device) % self.grid.n_cell
+        return Z.float().to(self.device), tab["igbp"][cell]
+
     def cell_inputs(self, time_idx: np.ndarray, cell_idx: np.ndarray
                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised features and classes of (time, cell) pairs of the grid, on the device."""
-        assert self.grid is not None
-        X, igbp = self.grid.take(time_idx, cell_idx)
-        return (torch.from_numpy(self.normaliser.transform(X)).to(self.device),
-                torch.as_tensor(igbp, device=self.device))
+        return self.column_inputs(self._columns(time_idx, cell_idx))
 
     def predict_cells(self, time_idx: np.ndarray, cell_idx: np.ndarray) -> torch.Tensor:
         """Model NEE [g m-2 d-1] at (time, cell) pairs of the grid (differentiable), with the
         grid offset of the cells' regions when the model has one."""
-        return self.model(*self.cell_inputs(time_idx, cell_idx)) + self._offset(time_idx,
-                                                                                 cell_idx)
+        col = self._columns(time_idx, cell_idx)
+        return self.model(*self.column_inputs(col)) + self._column_offset(col)
+
+    def _column_offset(self, col: torch.Tensor | np.ndarray) -> torch.Tensor | float:
+        """Grid offset of grid columns (0 when the model has none)."""
+        if self.model.offset is None:
+            return 0.0
+        assert self.grid is not None
+        tab = self._cell_tables()
+        col = torch.as_tensor(col).to(self.device)
+        n_cell = self.grid.n_cell
+        return self.model.grid_offset(tab["region"][col % n_cell], tab["doy"][col // n_cell])
 
     def _offset(self, time_idx: np.ndarray, cell_idx: np.ndarray) -> torch.Tensor | float:
         """Grid offset of (time, cell) pairs (0 when the model has none)."""
         if self.model.offset is None:
             return 0.0
-        assert self.grid is not None
-        region = torch.as_tensor(self.grid.region[cell_idx], device=self.device)
-        doy = torch.from_numpy(self._dayofyear[time_idx]).to(self.device)
-        return self.model.grid_offset(region, doy)
+        return self._column_offset(self._columns(time_idx, cell_idx))
 
     def draw(self) -> tuple[np.ndarray, Sample]:
         """``obs_per_step`` random region-months (positions among the targets) and their draw."""
@@ -373,14 +425,15 @@ class Trainer:
             pred = self.model(x, c)
         else:
             pick, sample = self.draw()
-            xs, cs = self.cell_inputs(sample.time_idx, sample.cell_idx)
+            col = torch.from_numpy(sample.col)
+            xs, cs = self.column_inputs(col)
             both = self.model(torch.cat([x, xs]), torch.cat([c, cs]))
             pred = both[: x.shape[0]]
             cells = both[x.shape[0]:]
             if self.model.offset is not None:  # the regional gradient reaches the network
                 a = self.settings.regional_to_network  # scaled by a, the offsets fully
                 cells = a * cells + (1.0 - a) * cells.detach()
-            cells = cells + self._offset(sample.time_idx, sample.cell_idx)
+            cells = cells + self._column_offset(col)
             reg = self.regional_error(cells, pick, sample)
             out["regional"] = float(reg.detach())
         loss = (w * (pred - y) ** 2).mean() / self.s_y**2
