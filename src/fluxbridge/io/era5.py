@@ -307,7 +307,7 @@ def open_era5(
     Nothing is read until the result is computed; then the files are read in dask chunks of
     whole days (a few days of hourly data per variable, about 32 MB as float32), so memory
     holds a few chunks and the daily result, not the hourly record. Packed int16 values are
-    unpacked to float32 (within 1e-5 relative of float64 unpacking, far below the packing step);
+    unpacked to float32 (about 1e-5 K or hPa from float64 unpacking, far below the packing step);
     daily sums and means accumulate in float64.
     """
     paths = [Path(paths)] if isinstance(paths, str | os.PathLike) else [Path(p) for p in paths]
