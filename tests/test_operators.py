@@ -221,3 +221,20 @@ def test_bad_input_raises(op, regions):
         op.match_targets(xr.Dataset({"nee_mean": (("region",), [1.0])}))
     with pytest.raises(InputError, match="time"):
         RegionalOperator(regions, pd.date_range("2001-01-01", periods=4, freq="7D"))
+
+
+@pytest.mark.parametrize("sampling", ["area", "stratified"])
+def test_guide_table_search_equals_binary_search(op, strata, sampling):
+    """The guide-table inverse CDF picks exactly the columns of a plain binary search."""
+    est = ResampledEstimator(op, K=8, sampling=sampling, strata=strata)
+    rng = np.random.default_rng(11)
+    d_seg = rng.integers(0, est._seg_start.size, 20000)
+    u = rng.random(d_seg.size)
+    u[:200] = 0.0
+    u[200:400] = np.nextafter(1.0, 0.0)
+    u[400:600] = (rng.integers(0, 50, 200) / est._seg_size[d_seg[400:600]]).clip(0, 0.999)
+    start = est._seg_start[d_seg]
+    last = start + est._seg_size[d_seg] - 1
+    target = est._seg_base[d_seg] + u * est._seg_total[d_seg]
+    reference = np.clip(np.searchsorted(est._cum, target, side="right"), start, last)
+    np.testing.assert_array_equal(est._search(d_seg, u, target, start, last), reference)

@@ -205,3 +205,26 @@ def test_baseline_predicts_site_nee(world, sites):
     assert r > 0.8
     with pytest.raises(InputError, match="baseline"):
         train_baseline("svm", world.samples, SMALL, train_sites=sites)
+
+
+def test_cell_inputs_equal_normalised_grid_take(world, sites):
+    """The torch path of the step gives the numbers of Normaliser.transform(grid.take(...))."""
+    settings = dataclasses.replace(SMALL, lambda_regional=1.0)
+    trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
+                               targets=world.targets, regions=world.regions)
+    grid = world.grid
+    rng = np.random.default_rng(3)
+    ti = rng.integers(0, grid.times.size, 500)
+    ci = rng.integers(0, grid.n_cell, 500)
+    X, igbp = grid.take(ti, ci)
+    x, c = trainer.cell_inputs(ti, ci)
+    np.testing.assert_array_equal(x.numpy(), trainer.normaliser.transform(X))
+    np.testing.assert_array_equal(c.numpy(), igbp)
+    region = torch.as_tensor(grid.region[ci])
+    doy = torch.as_tensor(pd.DatetimeIndex(grid.times).dayofyear.to_numpy()[ti])
+    with torch.no_grad():
+        expected = trainer.model(torch.from_numpy(trainer.normaliser.transform(X)),
+                                 torch.as_tensor(igbp)) + trainer.model.grid_offset(region, doy)
+        torch.testing.assert_close(trainer.predict_cells(ti, ci), expected, rtol=0, atol=0)
+    with pytest.raises(IndexError):
+        trainer.cell_inputs(np.array([grid.times.size]), np.array([0]))
