@@ -69,7 +69,9 @@ def _unpack_block(raw: np.ndarray, zero: int, scale: np.float32, base: np.float3
     scale_factor`` in float64), so that values near 0 (dry hours, night) keep their relative
     precision instead of that of ``add_offset`` in float32.
     """
-    out = np.multiply(np.subtract(raw, zero, dtype=np.int32), scale, dtype=np.float32)
+    out = raw.astype(np.float32)
+    out -= np.float32(zero)  # exact: integers below 2**24
+    out *= scale
     out += base
     for fill in fills:
         missing = raw == fill
