@@ -497,10 +497,32 @@ class FixedEstimator(ResampledEstimator):
     def __init__(self, operator: LinearOperator, K: int, sampling: Sampling = "area",
                  strata: np.ndarray | None = None, n_rep: int = 1, seed: int = 0) -> None:
         super().__init__(operator, K, sampling, strata, n_rep)
-        self._fixed = super().draw(np.arange(operator.n_obs), np.random.default_rng(seed))
+        fixed = super().draw(np.arange(operator.n_obs), np.random.default_rng(seed))
+        self._fixed = fixed
+        # the kept draws come replicate by replicate, rows in order: (rep, row) runs
+        key = fixed.rep * operator.n_obs + fixed.obs
+        if np.any(np.diff(key) < 0):  # pragma: no cover - draw() keeps this order
+            order = np.argsort(key, kind="stable")
+            self._fixed = fixed = Sample(fixed.obs_ids, fixed.obs[order], fixed.rep[order],
+                                         fixed.col[order], fixed.weight[order], fixed.n_rep,
+                                         fixed.n_cell)
+            key = key[order]
+        self._run = np.searchsorted(key, np.arange(self.n_rep * operator.n_obs + 1))
 
     def draw(self, obs_ids: np.ndarray, rng: np.random.Generator | None = None) -> Sample:
-        return self._fixed.subset(obs_ids)
+        """The kept draws of rows ``obs_ids``, replicate by replicate in the order of
+        ``obs_ids`` (each row's draws in their kept order)."""
+        obs_ids = np.asarray(obs_ids, dtype=np.int64)
+        n_obs, n = self.operator.n_obs, obs_ids.size
+        if n and (obs_ids.min() < 0 or obs_ids.max() >= n_obs):
+            raise InputError("rows not in the sample", variable="obs_ids",
+                             expected=f"rows of the operator, 0 to {n_obs - 1}")
+        keys = (np.arange(self.n_rep)[:, None] * n_obs + obs_ids[None, :]).ravel()
+        starts, sizes = self._run[keys], self._run[keys + 1] - self._run[keys]
+        pos = _ranges(starts, sizes)
+        f = self._fixed
+        return Sample(obs_ids, np.repeat(np.tile(np.arange(n), self.n_rep), sizes), f.rep[pos],
+                      f.col[pos], f.weight[pos], self.n_rep, self.operator.n_cell)
 
 
 class ControlVariateEstimator(ResampledEstimator):
