@@ -154,6 +154,30 @@ def _open_one(path: Path) -> xr.Dataset:
     return _chunked(xr.open_dataset(path, mask_and_scale=False, cache=False))
 
 
+def _esat_inplace(t: np.ndarray) -> np.ndarray:
+    """:func:`saturation_vapour_pressure` of a numpy array, the same operations in place."""
+    out = t - 273.16
+    out *= 17.502
+    out /= t - 32.19
+    np.exp(out, out=out)
+    out *= 611.21
+    return out
+
+
+def _vpd_block(t2m: np.ndarray, d2m: np.ndarray) -> np.ndarray:
+    """:func:`vpd_hpa` on one chunk of numpy arrays, without its temporaries."""
+    out = _esat_inplace(t2m)
+    out -= _esat_inplace(d2m)
+    np.maximum(out, 0, out=out, where=~np.isnan(out))
+    out /= 100
+    return out
+
+
+def _vpd_hourly(t2m: xr.DataArray, d2m: xr.DataArray) -> xr.DataArray:
+    return xr.apply_ufunc(_vpd_block, t2m, d2m, dask="parallelized",
+                          output_dtypes=[np.result_type(t2m.dtype, d2m.dtype)])
+
+
 def _open_zip(path: Path) -> xr.Dataset:
     """A CDS zip of ``data_stream-*_stepType-{instant,accum}.nc`` members, merged.
 
@@ -350,7 +374,7 @@ def open_era5(
     if step < 1.5 and _regular_hours(ds["time"]):  # hourly: VPD on hourly values,
         # accumulations of hours 01..24; per dask chunk of whole days, float32 hours summed
         # in float64
-        vpd = _daily(vpd_hpa(fields["t2m"], fields["d2m"]), "mean")
+        vpd = _daily(_vpd_hourly(fields["t2m"], fields["d2m"]), "mean")
         ta = _daily(fields["t2m"], "mean") - 273.15
         shifted = {n: fields[n].assign_coords(time=fields[n]["time"] - np.timedelta64(1, "h"))
                    for n in ("ssrd", "tp")}
