@@ -38,17 +38,17 @@ size of that process (``VmHWM``) recorded, and its resident size after the impor
   columns with ``na_values=-9999`` and parsed timestamps (the same parsing work).
   ``site daily``: :func:`fluxbridge.io.fluxnet.aggregate` ``(ds, "DD")`` (QC-honouring daily
   means) against ``plain_same`` followed by a plain pandas daily ``resample().mean()``.
-* ``ERA5``: ``fluxbridge`` = :func:`fluxbridge.io.era5.open_era5` ``(path).load()`` (unpacking,
-  daily means, accumulations of hours 01..24, VPD on hourly values, units, canonical grid);
+* ``ERA5``: ``fluxbridge`` = :func:`fluxbridge.io.era5.open_era5` ``(path).load()`` (lazy dask
+  chunks of whole days, int16 unpacked to float32 per chunk, daily means, accumulations of
+  hours 01..24, VPD on hourly values, units, canonical grid);
   ``plain`` = ``xarray.open_dataset(path).load()`` (the unpacked hourly values only);
   ``plain_daily`` = the same followed by plain daily ``resample`` means of t2m, d2m and sums of
   ssrd, tp (the same daily work without VPD, shifting and units). ``ratio`` is against
   ``plain``, ``ratio_same_work`` against ``plain_daily`` (or ``plain_same`` for the site file).
 
 The machine has 2 cores shared with other work; dask (used by ``open_era5``) runs its threaded
-scheduler, plain xarray and pandas run on one core. The ``experiment_flox`` entry of the committed
-results comes from a second run with ``flox`` and ``numpy_groupies`` on ``PYTHONPATH`` (``--out``
-elsewhere), copied in by hand.
+scheduler, plain xarray and pandas run on one core. ``flox`` is a dependency of fluxbridge, so
+xarray's ``resample`` (``aggregate``, the plain daily cases) groups with it.
 """
 
 from __future__ import annotations
