@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("inspect", _cmd_inspect, "tell what a data file is and whether fluxbridge can use it",
             "Identify a file (FLUXNET/ICOS/AmeriFlux site CSV or zip, site metadata, ERA5, "
-            "MODIS, inversion flux, region mask), print its resolution, variables, units, period "
+            "MODIS, inversion flux, region mask as NetCDF or as GeoJSON / shapefile / GeoPackage "
+            "polygons), print its resolution, variables, units, period "
             "and coverage. Exit 0 if usable, 2 with a one-line reason if not.")
     p.add_argument("files", type=Path, nargs="+", help="files to inspect")
 
