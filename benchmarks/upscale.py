@@ -15,7 +15,8 @@ in a fresh child process whose process tree is sampled for resident memory:
   runs one task per core, each task's forward pass on one torch thread;
 * ``end_to_end_2_workers``: the same with two workers, each with half the cores;
 * ``forward_in_memory``: the same model's forward pass (``predict_arrays``: normalisation and
-  network) over land samples held in memory, on every core;
+  network) over land samples held in memory, on every core, in the faster of one pass on all
+  torch threads and one pass per core at once (both rates are in the row);
 * ``matmul_same_flops``: ``torch.mm`` of float32 matrices with the network's FLOPs per sample, on
   every core.
 
@@ -124,6 +125,36 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+def forward_in_memory(model, X: np.ndarray, igbp: np.ndarray, cores: int) -> dict:
+    """The forward pass on every core, in the faster of two layouts: one pass on ``cores``
+    torch threads, or ``cores`` passes at once on one torch thread each (as end to end runs)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    model.estimator.eval()
+    model.predict_arrays(X[:10_000], igbp[:10_000], device="cpu")
+    torch.set_num_threads(cores)
+    t0 = time.perf_counter()
+    model.predict_arrays(X, igbp, device="cpu")
+    one_pass = time.perf_counter() - t0
+    torch.set_num_threads(1)
+    edges = np.linspace(0, X.shape[0], cores + 1).astype(int)
+    with ThreadPoolExecutor(cores) as pool:
+        t0 = time.perf_counter()
+        list(pool.map(lambda i: model.predict_arrays(X[edges[i]:edges[i + 1]],
+                                                     igbp[edges[i]:edges[i + 1]], device="cpu"),
+                      range(cores)))
+        parallel = time.perf_counter() - t0
+    torch.set_num_threads(cores)
+    n = X.shape[0]
+    return {"samples": n, "seconds": min(one_pass, parallel),
+            "torch_threads": cores if one_pass <= parallel else 1,
+            "tasks": 1 if one_pass <= parallel else cores, "cores": cores,
+            f"samples_per_second_1_task_{cores}_torch_threads": round(n / one_pass, 1),
+            f"samples_per_second_{cores}_tasks_1_torch_thread": round(n / parallel, 1)}
+
+
 def run_mode(mode: str, world: Path, out: Path) -> dict:
     """Run one mode in this process; returns samples and seconds."""
     import torch
@@ -155,11 +186,7 @@ def run_mode(mode: str, world: Path, out: Path) -> dict:
     igbp = np.concatenate([igbp] * reps)[:n]
     threads = torch.get_num_threads()
     if mode == "forward_in_memory":
-        model.predict_arrays(X[:10_000], igbp[:10_000], device="cpu")
-        t0 = time.perf_counter()
-        model.predict_arrays(X, igbp, device="cpu")
-        return {"samples": n, "seconds": time.perf_counter() - t0, "torch_threads": threads,
-                "cores": cores}
+        return forward_in_memory(model, X, igbp, cores)
     flops = flops_per_sample(model)
     k = round(np.sqrt(flops / 2))
     batch = 131_072
@@ -211,6 +238,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--grids", type=float, nargs="+", default=[0.5, 1.0])
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
+                        help="modes to run; rows of other modes already in the results file "
+                             "are kept")
     parser.add_argument("--child")
     parser.add_argument("--world", type=Path)
     parser.add_argument("--out", type=Path)
@@ -223,7 +253,7 @@ def main() -> None:
     rows = []
     for grid in args.grids:
         world = write_world(grid, args.days, work)
-        for mode in MODES:
+        for mode in args.modes:
             r = measured(mode, world, work / f"out_{grid}_{mode}")
             shutil.rmtree(work / f"out_{grid}_{mode}", ignore_errors=True)
             row = {"grid_deg": grid, "samples": int(r["samples"]), "mode": mode,
@@ -236,6 +266,11 @@ def main() -> None:
             print(f"{grid:5.2f} {mode:22s} {row['samples']:>11,d} samples "
                   f"{row['samples_per_second']:>13,.0f}/s  {row['peak_rss_mib']:8.1f} MiB",
                   flush=True)
+    if RESULTS.exists() and set(args.modes) != set(MODES):
+        done = {(r["grid_deg"], r["mode"]) for r in rows}
+        kept = [r for r in json.loads(RESULTS.read_text())["rows"]
+                if (r["grid_deg"], r["mode"]) not in done and r.get("days") == args.days]
+        rows = sorted(kept + rows, key=lambda r: (r["grid_deg"], MODES.index(r["mode"])))
     for row in rows:  # end to end as a fraction of the forward pass on the same cores
         fwd = [r for r in rows if r["grid_deg"] == row["grid_deg"]
                and r["mode"] == "forward_in_memory"]
