@@ -228,3 +228,31 @@ def test_cell_inputs_equal_normalised_grid_take(world, sites):
         torch.testing.assert_close(trainer.predict_cells(ti, ci), expected, rtol=0, atol=0)
     with pytest.raises(IndexError):
         trainer.cell_inputs(np.array([grid.times.size]), np.array([0]))
+
+
+def test_offset_fit_recovers_known_offsets_and_leaves_untargeted_regions(world, sites):
+    """Targets made from the network plus known offsets: the least-squares fit finds them."""
+    settings = dataclasses.replace(SMALL, lambda_regional=1.0)
+    trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
+                               targets=world.targets, regions=world.regions)
+    weight = trainer.model.offset.weight
+    n_regions = weight.shape[0] - 1
+    rng = np.random.default_rng(5)
+    known = torch.as_tensor(rng.normal(0, 0.3, (n_regions, 3)), dtype=weight.dtype)
+    with torch.no_grad():
+        weight[1:] = known
+    exact = trainer.operator.exact(trainer.predict_grid())  # daily, offsets included
+    keep_out = int(world.grid.region[0])  # a region whose targets are withheld
+    rows = trainer.operator.obs_index["region"].to_numpy()[trainer.obs_ids] != keep_out
+    trainer.obs_ids, trainer.sigma = trainer.obs_ids[rows], trainer.sigma[rows]
+    trainer.mu = torch.as_tensor(exact[trainer.obs_ids], dtype=torch.float32)
+    start = known.clone()
+    start[np.arange(n_regions) != keep_out - 1] = 0.0
+    with torch.no_grad():
+        weight[1:] = start
+    result = trainer.fit_offsets(K=256)
+    assert result["regional_before"] > 100 * result["regional_after"]
+    fitted = weight[1:].detach()
+    torch.testing.assert_close(fitted[keep_out - 1], known[keep_out - 1], rtol=0, atol=0)
+    others = np.arange(n_regions) != keep_out - 1
+    assert float((fitted[others] - known[others]).abs().max()) < 0.05 * float(known.abs().max())

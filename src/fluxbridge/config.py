@@ -65,6 +65,10 @@ class ConstraintSection(_Strict):
                               "(what towers in undisturbed stands cannot see)")
     offset_lr_factor: float = Field(5.0, gt=0, description="learning rate of the offsets "
                                     "relative to the network's")
+    offset_fit_K: int = Field(512, ge=0, description="after training, fit the grid offsets by "
+                              "σ-weighted least squares with the network held fixed, its regional "
+                              "totals estimated by a control variate with this K (0: keep the "
+                              "offsets of the last optimiser step)")
     regional_to_network: float = Field(0.05, ge=0, le=1, description="share of the regional "
                                        "gradient reaching the network when offsets are learned")
     obs_per_step: int = Field(32, ge=1, description="region-months per training step")

@@ -111,20 +111,21 @@ class NEENet(nn.Module):
         """
         if self.offset is None:
             return torch.zeros(region.shape, dtype=self.y_scale.dtype, device=region.device)
-        return (self._coefficients(region) * self._basis(dayofyear)).sum(-1) * self.y_scale
+        return (self._coefficients(region) * self.offset_basis(dayofyear)).sum(-1) * self.y_scale
 
     def grid_offset_field(self, region: Tensor, dayofyear: Tensor) -> Tensor:
         """:meth:`grid_offset` of every (day, cell) pair: (n_time, n_cell) [g m-2 d-1]."""
         if self.offset is None:
             return torch.zeros((dayofyear.shape[0], region.shape[0]), dtype=self.y_scale.dtype,
                                device=region.device)
-        return self._basis(dayofyear) @ self._coefficients(region).T * self.y_scale
+        return self.offset_basis(dayofyear) @ self._coefficients(region).T * self.y_scale
 
     def _coefficients(self, region: Tensor) -> Tensor:
         assert self.offset is not None
         r = region.long().clamp(0, self.offset.num_embeddings - 1)
         return self.offset(r) * (r > 0).unsqueeze(-1)
 
-    def _basis(self, dayofyear: Tensor) -> Tensor:
+    def offset_basis(self, dayofyear: Tensor) -> Tensor:
+        """(n, 3) seasonal basis of the grid offset: 1, cos(ω d), sin(ω d), ω = 2π / 365.25."""
         w = 2 * torch.pi * dayofyear.to(self.y_scale.dtype) / 365.25
         return torch.stack([torch.ones_like(w), torch.cos(w), torch.sin(w)], dim=-1)
