@@ -546,8 +546,14 @@ class ControlVariateEstimator(ResampledEstimator):
 
     def set_cache(self, g: np.ndarray) -> None:
         """Cache a full-field prediction ``g`` (n_time, n_cell) [g m-2 d-1] and its exact H·g."""
-        g = np.nan_to_num(np.asarray(g, dtype=np.float32))
-        self._hg = self.operator.exact(g)
+        g = np.asarray(g, dtype=np.float32)
+        shape = (self.operator.n_time, self.operator.n_cell)
+        if g.shape != shape:
+            raise InputError(f"field has shape {g.shape}", variable="field",
+                             expected=f"(n_time, n_cell) = {shape}")
+        if not np.isfinite(g).all():  # one pass when finite (the usual case), no copies
+            g = np.nan_to_num(g)
+        self._hg = self.operator.matrix @ g.ravel().astype(np.float64)  # = operator.exact(g)
         self._g = g.ravel()
 
     def estimate(self, pred: torch.Tensor, sample: Sample) -> torch.Tensor:

@@ -305,6 +305,17 @@ class Trainer:
             raise IndexError(f"(time, cell) outside the grid's {n_time} x {n_cell}")
         return t * n_cell + c
 
+    def _normalised(self, X: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """float32 CPU tensor of :meth:`Normaliser.transform` (the same numbers, in torch:
+        float64 arithmetic, NaN and infinities → 0) of raw features (n, n_feature)."""
+        tab = self._cell_tables()
+        if isinstance(X, np.ndarray):
+            with warnings.catch_warnings():  # read-only input is fine: never written to
+                warnings.simplefilter("ignore", UserWarning)
+                X = torch.from_numpy(np.ascontiguousarray(X))
+        Z = X.double().sub_(tab["mean"]).div_(tab["std"])
+        return Z.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0).float()
+
     def column_inputs(self, col: torch.Tensor | np.ndarray
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised features and classes of grid columns ``t * n_cell + c`` (as in
@@ -315,10 +326,9 @@ class Trainer:
         """
         tab = self._cell_tables()
         col = torch.as_tensor(col).cpu()
-        X = tab["rows"].index_select(0, col).double()
-        Z = X.sub_(tab["mean"]).div_(tab["std"]).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+        Z = self._normalised(tab["rows"].index_select(0, col))
         cell = col.to(self.device) % self.grid.n_cell
-        return Z.float().to(self.device), tab["igbp"][cell]
+        return Z.to(self.device), tab["igbp"][cell]
 
     def cell_inputs(self, time_idx: np.ndarray, cell_idx: np.ndarray
                     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -404,9 +414,8 @@ class Trainer:
         with torch.no_grad():
             for t0 in range(0, n_rows, per):
                 t1 = min(n_rows, t0 + per)
-                X = self.normaliser.transform(values[t0:t1].reshape(-1, n_feat))
-                pred = self.model(torch.from_numpy(X).to(self.device),
-                                  codes.repeat(t1 - t0))
+                X = self._normalised(values[t0:t1].reshape(-1, n_feat))
+                pred = self.model(X.to(self.device), codes.repeat(t1 - t0))
                 out[t0:t1] = pred.reshape(t1 - t0, n_cell).cpu().numpy()
             if day_month is not None:
                 out = out[day_month]
