@@ -256,3 +256,42 @@ def test_offset_fit_recovers_known_offsets_and_leaves_untargeted_regions(world, 
     torch.testing.assert_close(fitted[keep_out - 1], known[keep_out - 1], rtol=0, atol=0)
     others = np.arange(n_regions) != keep_out - 1
     assert float((fitted[others] - known[others]).abs().max()) < 0.05 * float(known.abs().max())
+
+
+def test_missing_features_are_masked_and_counted_never_in_the_loss(world, sites):
+    """NaN in gridded predictors and in site samples: the rows and cell-days are left out of
+    both loss terms (not imputed), and the counts are reported."""
+    grid = dataclasses.replace(world.grid, values=world.grid.values.copy())
+    rng = np.random.default_rng(4)
+    gaps = rng.random(grid.values.shape[:2]) < 0.1
+    grid.values[gaps, 5 % grid.values.shape[2]] = np.nan
+    samples = world.samples.copy()
+    feature = grid.feature_names[0]
+    holes = rng.random(len(samples)) < 0.05
+    samples.loc[holes, feature] = np.nan
+    settings = dataclasses.replace(SMALL, lambda_regional=1.0, epochs=2)
+    trainer = training.Trainer(samples, settings, train_sites=sites, grid=grid,
+                               targets=world.targets, regions=world.regions)
+    finite_nee = np.isfinite(samples["nee"].to_numpy())
+    assert trainer.masked["site_samples"] == int(np.count_nonzero(holes & finite_nee))
+    assert trainer.x.shape[0] == int(np.count_nonzero(~holes & finite_nee))
+    in_regions = world.operator.matrix.getnnz(axis=0).reshape(gaps.shape) > 0
+    assert trainer.masked["grid_cell_days"] == int(np.count_nonzero(gaps & in_regions))
+    # a field that is wild where features are missing totals as if it were zero there
+    field = np.where(gaps, 1e9, world.truth)
+    np.testing.assert_allclose(trainer.operator.exact(field),
+                               world.operator.exact(np.where(gaps, 0.0, world.truth)),
+                               rtol=1e-12)
+    # sampled columns never fall on a masked cell-day
+    sample = trainer.estimator.draw(trainer.obs_ids, np.random.default_rng(0))
+    assert not gaps.ravel()[sample.col].any()
+    trainer.refresh_cache()
+    losses = trainer.epoch()
+    assert np.isfinite(losses["site"]) and np.isfinite(losses["regional"])
+    model = train_network(samples, settings, train_sites=sites, grid=grid,
+                          targets=world.targets, regions=world.regions, progress=False)
+    assert model.provenance["masked_for_missing_features"] == trainer.masked
+    rf = train_baseline("rf", samples, dataclasses.replace(SMALL, rf_n_estimators=5),
+                        train_sites=sites)
+    assert rf.provenance["masked_for_missing_features"]["site_samples"] == \
+        trainer.masked["site_samples"]

@@ -161,9 +161,18 @@ def _check_samples(samples: pd.DataFrame) -> None:
                              expected="the table of fluxbridge.features.site_samples")
 
 
-def _rows_of(samples: pd.DataFrame, sites: Sequence[str] | np.ndarray) -> np.ndarray:
-    mask = samples["site"].isin(list(np.asarray(sites).astype(str))).to_numpy()
-    return np.flatnonzero(mask & np.isfinite(samples["nee"].to_numpy(dtype=float)))
+def _rows_of(samples: pd.DataFrame, sites: Sequence[str] | np.ndarray,
+             features: Sequence[str]) -> tuple[np.ndarray, int]:
+    """Rows of ``sites`` with finite NEE and every feature finite, and how many rows with
+    finite NEE were masked for a missing feature (never imputed into the loss)."""
+    mask = samples["site"].isin(list(np.asarray(sites).astype(str))).to_numpy() \
+        & np.isfinite(samples["nee"].to_numpy(dtype=float))
+    X = samples[list(features)].to_numpy(dtype=np.float64, na_value=np.nan)
+    complete = np.isfinite(X).all(axis=1)
+    n_masked = int(np.count_nonzero(mask & ~complete))
+    if n_masked:
+        log.info("%d site samples masked for a missing feature", n_masked)
+    return np.flatnonzero(mask & complete), n_masked
 
 
 class Trainer:
@@ -183,9 +192,10 @@ class Trainer:
         self.settings = s = settings
         self.device = _device(s.device)
         self.features = feature_columns(samples, s, grid)
-        train_rows = _rows_of(samples, train_sites)
+        train_rows, n_masked = _rows_of(samples, train_sites, self.features)
+        self.masked: dict[str, int] = {"site_samples": n_masked, "grid_cell_days": 0}
         if train_rows.size == 0:
-            raise InputError("no sample with finite NEE at the training sites",
+            raise InputError("no sample with finite NEE and features at the training sites",
                              variable="train_sites", expected="sites present in the samples")
         self.normaliser = Normaliser.fit(samples.iloc[train_rows], self.features)
         x, c, y, w = self._tensors(samples, train_rows)
@@ -197,7 +207,7 @@ class Trainer:
         self.s_y = y_scale if y_scale > 0 else 1.0
         self.val = None
         if val_sites is not None and len(val_sites):
-            val_rows = _rows_of(samples, val_sites)
+            val_rows, _ = _rows_of(samples, val_sites, self.features)
             if val_rows.size:
                 self.val = self._tensors(samples, val_rows)
 
@@ -249,6 +259,15 @@ class Trainer:
                                  "(or lambda_regional = 0 for a site-only model)")
         assert grid is not None and targets is not None and regions is not None
         self.operator = RegionalOperator(regions, grid.times, grid.lat_index, grid.lon_index)
+        # cell-days with a missing feature are masked, as in the upscaled totals
+        before = self.operator.matrix.nnz
+        self.operator.matrix = (self.operator.matrix
+                                @ sp.diags(grid.valid().ravel().astype(np.float64))).tocsr()
+        self.operator.matrix.eliminate_zeros()
+        self.masked["grid_cell_days"] = int(before - self.operator.matrix.nnz)
+        if self.masked["grid_cell_days"]:
+            log.info("%d cell-days of the regions masked for a missing feature",
+                     self.masked["grid_cell_days"])
         matched = self.operator.match_targets(targets)
         spread = matched["spread"].to_numpy(dtype=float)
         floor = max(s.sigma_floor * float(np.median(spread)), s.sigma_floor_tg)
@@ -548,7 +567,9 @@ class Trainer:
         return FittedModel(kind="nn", feature_names=self.features, normaliser=self.normaliser,
                            estimator=model, config=self.settings.to_dict(),
                            provenance={"code_version": code_version(),
-                                       "n_train_sites": len(train_sites), **provenance},
+                                       "n_train_sites": len(train_sites),
+                                       "masked_for_missing_features": dict(self.masked),
+                                       **provenance},
                            name=name)
 
 
@@ -742,9 +763,9 @@ def train_baseline(kind: str, samples: pd.DataFrame, settings: TrainSettings, *,
     """A FLUXCOM-style baseline (``"rf"`` or ``"xgboost"``) on the training sites' samples."""
     _check_samples(samples)
     features = feature_columns(samples, settings)
-    rows = _rows_of(samples, train_sites)
+    rows, n_masked = _rows_of(samples, train_sites, features)
     if rows.size == 0:
-        raise InputError("no sample with finite NEE at the training sites",
+        raise InputError("no sample with finite NEE and features at the training sites",
                          variable="train_sites", expected="sites present in the samples")
     df = samples.iloc[rows]
     X = df[features].to_numpy(dtype=np.float32, na_value=np.nan)
@@ -767,7 +788,8 @@ def train_baseline(kind: str, samples: pd.DataFrame, settings: TrainSettings, *,
     return FittedModel(kind=kind, feature_names=features, normaliser=None, estimator=est,
                        config=s.to_dict(), name=name or kind,
                        provenance={"code_version": code_version(), "seed": s.seed,
-                                   "n_train_sites": int(df["site"].nunique())})
+                                   "n_train_sites": int(df["site"].nunique()),
+                                   "masked_for_missing_features": {"site_samples": n_masked}})
 
 
 def make_folds(samples: pd.DataFrame, k: int, kind: Literal["site", "spatial"] = "site",
