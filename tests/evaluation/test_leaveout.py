@@ -98,8 +98,10 @@ def test_regional_series_only_equals_the_full_computation(world, sites):
     rid = sorted(target_regions(world.targets))[1]
     name = target_regions(world.targets)[rid]
     one = regional_series(model, world.grid, world.regions, only=[rid])
-    np.testing.assert_allclose(one["nee_tgc"].to_numpy(),
-                               full[full["region"] == name]["nee_tgc"].to_numpy(), rtol=1e-6)
+    expected = full[full["region"] == name]["nee_tgc"].to_numpy()
+    # float32 sums: compare against the series' scale, months near zero included
+    np.testing.assert_allclose(one["nee_tgc"].to_numpy(), expected, rtol=0,
+                               atol=1e-6 * float(np.abs(expected).max()))
 
 
 def test_site_only_settings_are_refused(world, sites):
