@@ -341,7 +341,7 @@ class Experiment:
             site_sec, reg_sec,
             ReportSection("Global annual NEE", text=global_text, figures=[
                 ("Global annual NEE of each model, the truth and the inversion mean [PgC/yr]",
-                 figures.global_series(annual))], tables=global_tables),
+                 figures.global_series(annual, members=members))], tables=global_tables),
             ReportSection("Maps", figures=maps),
             inversion_section(self.world.targets),
         ]

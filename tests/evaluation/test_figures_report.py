@@ -185,3 +185,14 @@ def test_leave_region_out_figure_one_panel_per_reference_one_bar_per_model_regio
     assert len(axes) == 2
     assert len(axes[0].patches) == 3 * 3
     assert [t.get_text() for t in axes[0].get_xticklabels()] == ["A", "B", "all"]
+
+
+def test_global_series_band_is_members_mean_plus_minus_sd():
+    annual = pd.DataFrame({"model": "dual", "year": [2010, 2011], "nee_pgc": [-3.0, -4.0]})
+    members = pd.DataFrame({"model": ["a", "b", "a", "b"], "year": [2010, 2010, 2011, 2011],
+                            "nee_pgc": [-2.0, -4.0, -5.0, -3.0]})
+    fig = figures.global_series(annual, members=members)
+    band = fig.axes[0].collections[0]
+    lower_upper = band.get_paths()[0].vertices[:, 1]
+    sd = np.std([-2.0, -4.0], ddof=1)  # both years: mean -3 and -4, the same sd
+    assert np.isclose(lower_upper.min(), -4.0 - sd) and np.isclose(lower_upper.max(), -3.0 + sd)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from fluxbridge.errors import InputError
 from fluxbridge.evaluation.metrics import scale_tables, site_metrics
@@ -25,6 +25,7 @@ _STYLE = {
     "rf": {"color": "tab:green", "ls": "--"},
     "xgboost": {"color": "tab:purple", "ls": "--"},
     "nn": {"color": "tab:orange"},
+    "inversions": {"color": "0.45", "ls": "-.", "lw": 1.5},
 }
 _MONTHS = np.arange(1, 13)
 
@@ -171,7 +172,8 @@ def site_scatter(predictions: pd.DataFrame, models: Sequence[str],
     return fig
 
 
-def global_series(annual: pd.DataFrame, *, reference: pd.DataFrame | None = None) -> Figure:
+def global_series(annual: pd.DataFrame, *, reference: pd.DataFrame | None = None,
+                  members: pd.DataFrame | None = None) -> Figure:
     """Global annual NEE of each model.
 
     Parameters
@@ -181,9 +183,18 @@ def global_series(annual: pd.DataFrame, *, reference: pd.DataFrame | None = None
         global_annual`).
     reference
         Optional reference in the same layout (e.g. inversion mean or truth), drawn in black.
+    members
+        Optional global totals of the inversion members in the same layout
+        (:func:`fluxbridge.evaluation.regional.member_global_annual`): their mean ± one standard
+        deviation is drawn as a grey band.
     """
     fig = Figure(figsize=(7, 3.5), layout="constrained")
     ax = fig.subplots()
+    if members is not None and len(members):
+        by_year = members.pivot_table(index="year", columns="model", values="nee_pgc")
+        mean, sd = by_year.mean(axis=1), by_year.std(axis=1, ddof=1)
+        ax.fill_between(by_year.index, mean - sd, mean + sd, color="0.85",
+                        label="inversions ±1 sd")
     for is_reference, frame in ((True, reference), (False, annual)):
         if frame is None:
             continue
@@ -191,8 +202,9 @@ def global_series(annual: pd.DataFrame, *, reference: pd.DataFrame | None = None
             style = {"color": "black", "lw": 2.0} if is_reference else _STYLE.get(model, {})
             ax.plot(part["year"], part["nee_pgc"], marker="o", label=model, **style)
     ax.axhline(0, color="0.8", lw=0.8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="year", ylabel="NEE [Pg yr-1]", title="Global land NEE (+ = source)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncols=2)
     return fig
 
 
