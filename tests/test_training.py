@@ -295,3 +295,26 @@ def test_missing_features_are_masked_and_counted_never_in_the_loss(world, sites)
                         train_sites=sites)
     assert rf.provenance["masked_for_missing_features"]["site_samples"] == \
         trainer.masked["site_samples"]
+
+
+@pytest.mark.parametrize("estimator", ["fixed", "resampled"])
+def test_offset_fit_sees_the_grid_only_through_the_training_estimator(world, sites, estimator):
+    settings = dataclasses.replace(SMALL, lambda_regional=1.0, estimator=estimator, K=8)
+    trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
+                               targets=world.targets, regions=world.regions)
+    seen: list[np.ndarray] = []
+    predict = trainer.predict_cells
+
+    def recording(time_idx, cell_idx):
+        seen.append(np.asarray(time_idx) * world.grid.n_cell + np.asarray(cell_idx))
+        return predict(time_idx, cell_idx)
+
+    trainer.predict_cells = recording
+    trainer.fit_offsets(K=64)
+    columns = np.concatenate(seen)
+    per_obs = columns.size / trainer.obs_ids.size
+    if estimator == "fixed":  # its one draw, nothing else
+        fixed = trainer.estimator.draw(trainer.obs_ids)
+        assert set(columns) == set(fixed.col) and per_obs == pytest.approx(8)
+    else:  # independent draws of K until about 64 cell-days per region-month
+        assert per_obs == pytest.approx(64)

@@ -67,8 +67,8 @@ class ConstraintSection(_Strict):
                                     "relative to the network's")
     offset_fit_K: int = Field(512, ge=0, description="after training, fit the grid offsets by "
                               "σ-weighted least squares with the network held fixed, its regional "
-                              "totals estimated by a control variate with this K (0: keep the "
-                              "offsets of the last optimiser step)")
+                              "totals estimated by the training estimator with about this many "
+                              "cell-days per region-month (0: keep the offsets of the last step)")
     regional_to_network: float = Field(0.05, ge=0, le=1, description="share of the regional "
                                        "gradient reaching the network when offsets are learned")
     obs_per_step: int = Field(32, ge=1, description="region-months per training step")

@@ -37,9 +37,10 @@ from fluxbridge.models.artifact import FittedModel
 from fluxbridge.models.baselines import fit_random_forest, fit_xgboost
 from fluxbridge.models.network import NEENet
 from fluxbridge.operators import (
-    ControlVariateEstimator,
     Estimator,
+    FixedEstimator,
     RegionalOperator,
+    ResampledEstimator,
     Sample,
     make_estimator,
     squared_error,
@@ -69,7 +70,8 @@ class TrainSettings:
     ``cache_features`` (``monthly``: the cache from monthly-mean predictors, 30 times cheaper;
     ``daily``), ``grid_offset`` (with λ > 0, learn a per-region offset with a seasonal
     harmonic that applies to grid cells only: what towers in undisturbed stands cannot see),
-    ``offset_fit_K`` (after training, :meth:`Trainer.fit_offsets` with this K; 0: off),
+    ``offset_fit_K`` (after training, :meth:`Trainer.fit_offsets` with about this many
+    cell-days per region-month, drawn by the training estimator; 0: off),
     ``obs_per_step`` (region-months per step), ``square`` (``"unbiased"`` uses two independent
     half-samples), ``sigma_floor`` (σ floor as a fraction of the median spread) and
     ``sigma_floor_tg`` (absolute floor [Tg month-1]; the larger floor wins).
@@ -451,8 +453,10 @@ class Trainer:
         The offsets enter the regional totals linearly, so once the network is trained their
         best values solve a small weighted least-squares problem (three coefficients per
         region); this removes the optimiser's step-to-step noise from the final offsets. The
-        model's totals are estimated by a control variate (monthly cache plus ``K`` cell-days
-        per region-month, unbiased); regions without targets keep their offsets.
+        model's totals are estimated with the training estimator, so a sparse model stays
+        sparse: ``exact`` sums every cell-day, ``fixed`` uses its one draw, ``resampled`` and
+        ``control_variate`` (cache refreshed first) average independent draws until about
+        ``K`` cell-days per region-month are used. Regions without targets keep their offsets.
 
         Returns
         -------
@@ -460,18 +464,27 @@ class Trainer:
             Mean regional error in units of σ² before and after (``regional_before``,
             ``regional_after``).
         """
-        if self.model.offset is None or self.operator is None or self.grid is None:
+        if self.model.offset is None or self.operator is None or self.grid is None \
+                or self.estimator is None:
             return {}
-        op, g = self.operator, self.grid
+        op, g, est = self.operator, self.grid, self.estimator
         was = self.model.training
         self.model.eval()
-        est = ControlVariateEstimator(op, K=K, sampling=self.settings.sampling,
-                                      strata=g.igbp_code)
-        est.set_cache(self.predict_grid(monthly=True))
-        sample = est.draw(self.obs_ids, np.random.default_rng([self.settings.seed, 11]))
+        if est.needs_cache():
+            self.refresh_cache()
+        draws = max(1, K // est.K) if isinstance(est, ResampledEstimator) \
+            and not isinstance(est, FixedEstimator) else 1
+        rng = np.random.default_rng([self.settings.seed, 11])
+        current = np.zeros(self.obs_ids.size)
+        chunk = max(1, (1 << 20) // max(1, int(op.row_sizes(self.obs_ids).max())))
         with torch.no_grad():
-            pred = self.predict_cells(sample.time_idx, sample.cell_idx).double()
-            current = est.estimate(pred, sample)[0].cpu().numpy()
+            for start in range(0, self.obs_ids.size, chunk):
+                ids = self.obs_ids[start:start + chunk]
+                for _ in range(draws):
+                    sample = est.draw(ids, rng)
+                    pred = self.predict_cells(sample.time_idx, sample.cell_idx).double()
+                    current[start:start + chunk] += \
+                        est.estimate(pred, sample).mean(0).cpu().numpy() / draws
             basis = self.model.offset_basis(torch.from_numpy(self._dayofyear.copy())).double()
         # design: totals of each region's basis fields, [Tg month-1] per unit coefficient
         cols = np.arange(op.n_time * op.n_cell)
