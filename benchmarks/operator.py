@@ -201,49 +201,36 @@ def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list
         note=note, exact_over_site_seconds=t_exact - t_site)
     trainer.settings = settings
     trainer._monthly_features()  # once per training (monthly-mean predictors), not per refresh
-    accuracy_of: dict[tuple[str, int], tuple] = {}
+    def timed(kind: str, K: int, obs_per_step: int, bias: float, std: float) -> None:
+        """Time steps of ``kind`` at K, its cache refresh amortised over the refresh period."""
+        trainer.estimator = make_estimator(kind, op, K=K, sampling="area",
+                                           strata=grid.igbp_code, seed=K)
+        trainer.settings = dataclasses.replace(settings, obs_per_step=obs_per_step)
+        extra, refresh = {}, 0.0
+        if kind == "control_variate":
+            t1 = time.perf_counter()
+            trainer.refresh_cache()
+            refresh = time.perf_counter() - t1
+            extra = {"refresh_seconds": refresh}
+        t_site, step = time_steps(base, trainer, n_steps, rng)
+        site_times.append(t_site)
+        step += refresh / (STEPS_PER_EPOCH * REFRESH_EVERY)
+        row(kind, K=K, frac=float(min(1.0, K / rows_per_obs)), bias=bias, std=std, step=step,
+            ratio_to_site_only=step / t_site, obs_per_step=obs_per_step, **extra)
+
+    accuracy_of: dict[tuple[str, int], tuple[float, float]] = {}
     for kind in ESTIMATORS:
         for K in KS:
-            bias, std = accuracy(op, grid, f, g, sigma, exact, K, kind, reps, rng)
-            trainer.estimator = make_estimator(kind, op, K=K, sampling="area",
-                                               strata=grid.igbp_code, seed=K)
-            extra = {}
-            refresh = 0.0
-            if kind == "control_variate":
-                t1 = time.perf_counter()
-                trainer.refresh_cache()
-                refresh = time.perf_counter() - t1
-                extra = {"refresh_seconds": refresh}
-            t_site, step = time_steps(base, trainer, n_steps, rng)
-            site_times.append(t_site)
-            step += refresh / (STEPS_PER_EPOCH * REFRESH_EVERY)
-            row(kind, K=K, frac=float(min(1.0, K / rows_per_obs)), bias=bias, std=std,
-                step=step, ratio_to_site_only=step / t_site, **extra)
-            accuracy_of[kind, K] = (bias, std, extra)
+            accuracy_of[kind, K] = accuracy(op, grid, f, g, sigma, exact, K, kind, reps, rng)
+            timed(kind, K, OBS_PER_STEP, *accuracy_of[kind, K])
     # a realistic share: the regional rows a fraction of the site batch (same accuracy per
     # region-month; fewer region-months per step)
     for kind in ESTIMATORS:
         for K in SMALL_KS:
-            trainer.estimator = make_estimator(kind, op, K=K, sampling="area",
-                                               strata=grid.igbp_code, seed=K)
-            trainer.settings = dataclasses.replace(settings, obs_per_step=SMALL_OBS_PER_STEP)
-            bias, std, extra = accuracy_of[kind, K]
-            refresh = 0.0
-            if kind == "control_variate":
-                t1 = time.perf_counter()
-                trainer.refresh_cache()
-                refresh = time.perf_counter() - t1
-                extra = {"refresh_seconds": refresh}
-            t_site, step = time_steps(base, trainer, n_steps, rng)
-            site_times.append(t_site)
-            step += refresh / (STEPS_PER_EPOCH * REFRESH_EVERY)
-            row(kind, K=K, frac=float(min(1.0, K / rows_per_obs)), bias=bias, std=std,
-                step=step, ratio_to_site_only=step / t_site, obs_per_step=SMALL_OBS_PER_STEP,
-                **extra)
+            timed(kind, K, SMALL_OBS_PER_STEP, *accuracy_of[kind, K])
     trainer.settings = settings
     row("site_only", frac=0.0, step=float(np.median(site_times)), ratio_to_site_only=1.0,
         obs_per_step=0)
-    del trainer, base, grid, f, g
     gc.collect()
     return rows
 

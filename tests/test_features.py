@@ -209,15 +209,11 @@ def test_grid_features_take_exact_values(world):
             ref = pred[name].values[ti, ilat, ilon]
         np.testing.assert_array_equal(X[:, j], ref)
     np.testing.assert_array_equal(igbp, lc[ilat, ilon])
-    # flat columns t * n_cell + c (the operator's numbering) give the same rows
-    X2, igbp2 = gf.take_columns(ti * gf.n_cell + ci)
-    np.testing.assert_array_equal(X2, X)
-    np.testing.assert_array_equal(igbp2, igbp)
+    # flat rows t * n_cell + c (the operator's numbering) give the same features, no copy
     rows = gf.rows()
     assert rows.shape == (gf.values.shape[0] * gf.n_cell, len(feats))
+    np.testing.assert_array_equal(rows[ti * gf.n_cell + ci], X)
     assert np.shares_memory(rows, gf.values)
-    with pytest.raises(IndexError):
-        gf.take_columns(np.array([rows.shape[0]]))
 
 
 def test_grid_features_valid_matches_feature_matrix(world):

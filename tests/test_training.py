@@ -26,12 +26,7 @@ SMALL = TrainSettings(width=16, depth=2, embed_dim=3, epochs=12, batch_size=512,
                       patience=100, K=16, obs_per_step=16, device="cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -474,17 +474,3 @@ class GridFeatures:
         ``values`` is not C-contiguous)."""
         values = np.ascontiguousarray(self.values)
         return values.reshape(-1, values.shape[-1])
-
-    def take_columns(self, col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Features and classes of flat columns ``t * n_cell + c`` (as in
-        :attr:`fluxbridge.operators.Sample.col`); faster than :meth:`take`'s two indices.
-
-        Returns
-        -------
-        X
-            float32 (n, n_feature), raw units.
-        igbp
-            int64 (n,).
-        """
-        col = np.asarray(col, dtype=np.int64)
-        return np.take(self.rows(), col, axis=0), self.igbp_code[col % self.n_cell]

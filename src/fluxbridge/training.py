@@ -487,18 +487,16 @@ class Trainer:
                         est.estimate(pred, sample).mean(0).cpu().numpy() / draws
             basis = self.model.offset_basis(torch.from_numpy(self._dayofyear.copy())).double()
         # design: totals of each region's basis fields, [Tg month-1] per unit coefficient
-        cols = np.arange(op.n_time * op.n_cell)
-        region = g.region[cols % op.n_cell]
+        rows = op.matrix[self.obs_ids].tocoo()
+        t, c = np.divmod(rows.col, op.n_cell)
+        region = g.region[c]
         on = region > 0
         n_regions = self.model.offset.num_embeddings - 1
-        scale = float(self.model.y_scale)
-        design = []
-        for k in range(3):
-            values = basis[:, k].cpu().numpy()[cols[on] // op.n_cell] * scale
-            member = sp.csr_matrix((values, (cols[on], region[on] - 1)),
-                                   shape=(cols.size, n_regions))
-            design.append((op.matrix[self.obs_ids] @ member).toarray())
-        D = np.stack(design, axis=2).reshape(self.obs_ids.size, 3 * n_regions)
+        weight = rows.data[on, None] * basis.cpu().numpy()[t[on]] * float(self.model.y_scale)
+        shape = (self.obs_ids.size, n_regions)
+        D = np.stack([sp.coo_matrix((weight[:, k], (rows.row[on], region[on] - 1)),
+                                    shape=shape).toarray() for k in range(3)], axis=2)
+        D = D.reshape(self.obs_ids.size, 3 * n_regions)
         mu = self.mu.cpu().double().numpy()
         sigma = self.sigma.cpu().double().numpy()
         delta, *_ = np.linalg.lstsq(D / sigma[:, None], (mu - current) / sigma, rcond=None)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from method_world import World, make_world
 
 from fluxbridge import training
@@ -27,12 +26,7 @@ FAST = TrainSettings(width=8, depth=1, embed_dim=2, epochs=2, batch_size=512, lr
                      patience=100, K=8, obs_per_step=8, device="cpu", lambda_regional=1.0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
