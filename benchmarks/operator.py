@@ -200,7 +200,7 @@ def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list
     row("exact", frac=1.0, bias=0.0, std=0.0, step=t_exact, ratio_to_site_only=t_exact / t_site,
         note=note, exact_over_site_seconds=t_exact - t_site)
     trainer.settings = settings
-    trainer._monthly_features()  # once per training (monthly-mean predictors), not per refresh
+    trainer.cache_groups()  # once per training (monthly-mean predictors), not per refresh
     def timed(kind: str, K: int, obs_per_step: int, bias: float, std: float) -> None:
         """Time steps of ``kind`` at K, its cache refresh amortised over the refresh period."""
         trainer.estimator = make_estimator(kind, op, K=K, sampling="area",

@@ -118,6 +118,26 @@ def test_control_variate_exact_when_model_equals_cache(op, field):
     np.testing.assert_allclose(got, op.exact(field.astype(np.float32)), rtol=1e-5)
 
 
+def test_grouped_cache_equals_its_expanded_field(op, field, times):
+    """A cache given per (month, cell group) estimates exactly as the same field expanded to
+    every (day, cell), and its H·g is the operator's exact total of that field."""
+    rng = np.random.default_rng(9)
+    time_group = times.month.to_numpy() - 1
+    cell_group = rng.integers(0, 7, op.n_cell)
+    g = rng.normal(1.0, 0.5, (12, 7))
+    expanded = g[time_group][:, cell_group]
+    grouped, full = (ControlVariateEstimator(op, K=8) for _ in range(2))
+    grouped.set_cache(g, time_group, cell_group)
+    full.set_cache(expanded)
+    sample = grouped.draw(np.arange(op.n_obs), rng)
+    pred = torch.as_tensor(field.ravel()[sample.col])
+    np.testing.assert_allclose(grouped.estimate(pred, sample).numpy(),
+                               full.estimate(pred, sample).numpy(), rtol=1e-9)
+    np.testing.assert_allclose(grouped._hg, op.exact(expanded.astype(np.float32)), rtol=1e-9)
+    with pytest.raises(InputError, match="groups"):
+        grouped.set_cache(g, time_group[:-1], cell_group)
+
+
 def test_control_variate_unbiased_and_less_variable(op, field):
     rng = np.random.default_rng(5)
     cache = field + rng.normal(0, 0.1, field.shape)  # a slightly stale model

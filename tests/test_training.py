@@ -216,7 +216,7 @@ def test_cell_inputs_equal_normalised_grid_take(world, sites):
     np.testing.assert_array_equal(x.numpy(), trainer.normaliser.transform(X))
     np.testing.assert_array_equal(c.numpy(), igbp)
     region = torch.as_tensor(grid.region[ci])
-    doy = torch.as_tensor(pd.DatetimeIndex(grid.times).dayofyear.to_numpy()[ti])
+    doy = torch.as_tensor(pd.DatetimeIndex(grid.times).day_of_year.to_numpy()[ti])
     with torch.no_grad():
         expected = trainer.model(torch.from_numpy(trainer.normaliser.transform(X)),
                                  torch.as_tensor(igbp)) + trainer.model.grid_offset(region, doy)
@@ -313,3 +313,58 @@ def test_offset_fit_sees_the_grid_only_through_the_training_estimator(world, sit
         assert set(columns) == set(fixed.col) and per_obs == pytest.approx(8)
     else:  # independent draws of K until about 64 cell-days per region-month
         assert per_obs == pytest.approx(64)
+
+
+def test_daily_cell_cache_makes_the_control_variate_exact(world, sites):
+    """Cache refreshed daily per cell from the current model: every draw gives the exact
+    totals (the sampled correction f − g is zero)."""
+    settings = dataclasses.replace(SMALL, lambda_regional=1.0, cache_features="daily", K=4)
+    trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
+                               targets=world.targets, regions=world.regions)
+    with torch.no_grad():
+        trainer.model.offset.weight.normal_(0, 0.2)
+    trainer.refresh_cache()
+    exact = trainer.operator.exact(trainer.predict_grid())[trainer.obs_ids]
+    sample = trainer.estimator.draw(trainer.obs_ids, np.random.default_rng(0))
+    with torch.no_grad():
+        got = trainer.estimator.estimate(
+            trainer.predict_cells(sample.time_idx, sample.cell_idx).double(), sample)[0]
+    np.testing.assert_allclose(got.numpy(), exact, rtol=1e-4, atol=1e-3)
+
+
+def test_block_cache_groups_cells_and_keeps_the_estimate_unbiased(world, sites):
+    """Blocks of cells (one region and class each) share a monthly cache value; the control
+    variate stays unbiased for the model's exact totals."""
+    spacing = 180.0 / world.grid.n_lat
+    settings = dataclasses.replace(SMALL, lambda_regional=1.0, cache_block_deg=2 * spacing,
+                                   K=8)
+    trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
+                               targets=world.targets, regions=world.regions)
+    with torch.no_grad():
+        trainer.model.offset.weight.normal_(0, 0.2)
+    trainer.refresh_cache()
+    groups = trainer.cache_groups()
+    grid = world.grid
+    assert groups.values.shape[:2] == (12, groups.igbp.size) and groups.igbp.size < grid.n_cell
+    np.testing.assert_array_equal(groups.region[groups.cell_group], grid.region)
+    np.testing.assert_array_equal(groups.igbp[groups.cell_group], grid.igbp_code)
+    blocks = np.stack([grid.lat_index // 2, grid.lon_index // 2], axis=1)
+    for k in np.unique(groups.cell_group):
+        assert len(np.unique(blocks[groups.cell_group == k], axis=0)) == 1
+    cols = np.arange(grid.times.size * grid.n_cell)
+    cache = trainer.estimator.cached(cols).reshape(grid.times.size, grid.n_cell)
+    month = pd.DatetimeIndex(grid.times).month.to_numpy()
+    for m in (1, 7):
+        for k in np.unique(groups.cell_group)[:5]:
+            assert np.ptp(cache[month == m][:, groups.cell_group == k]) == 0
+    exact = trainer.operator.exact(trainer.predict_grid())[trainer.obs_ids]
+    rng = np.random.default_rng(1)
+    draws = []
+    with torch.no_grad():
+        for _ in range(200):
+            sample = trainer.estimator.draw(trainer.obs_ids, rng)
+            pred = trainer.predict_cells(sample.time_idx, sample.cell_idx).double()
+            draws.append(trainer.estimator.estimate(pred, sample)[0].numpy())
+    draws = np.array(draws)
+    se = draws.std(axis=0, ddof=1) / np.sqrt(len(draws))
+    assert np.all(np.abs(draws.mean(axis=0) - exact) < 5 * se + 1e-3 * np.abs(exact))

@@ -61,6 +61,10 @@ class ConstraintSection(_Strict):
     refresh_every: int = Field(2, ge=1, description="epochs between control-variate refreshes")
     cache_features: Literal["daily", "monthly"] = Field(
         "monthly", description="control-variate cache from monthly-mean predictors (cheap)")
+    cache_block_deg: float = Field(
+        0.0, ge=0.0, description="cells of a block of this size [degrees], region and vegetation "
+        "class share one control-variate cache value (cheaper refreshes on fine grids); 0: each "
+        "cell its own")
     grid_offset: bool = Field(True, description="learn a per-region offset of grid cells "
                               "(what towers in undisturbed stands cannot see)")
     offset_lr_factor: float = Field(5.0, gt=0, description="learning rate of the offsets "

@@ -540,26 +540,81 @@ class ControlVariateEstimator(ResampledEstimator):
         super().__init__(operator, K, sampling, strata, n_rep)
         self._g: np.ndarray | None = None
         self._hg: np.ndarray | None = None
+        self._groups: tuple[np.ndarray, np.ndarray] | None = None
+        self._merged: sp.csr_matrix | None = None
+        self._n_cell_group = operator.n_cell
 
     def needs_cache(self) -> bool:
         return True
 
-    def set_cache(self, g: np.ndarray) -> None:
-        """Cache a full-field prediction ``g`` (n_time, n_cell) [g m-2 d-1] and its exact H·g."""
+    def set_cache(self, g: np.ndarray, time_group: np.ndarray | None = None,
+                  cell_group: np.ndarray | None = None) -> None:
+        """Cache a full-field prediction ``g`` [g m-2 d-1] and its exact H·g.
+
+        Parameters
+        ----------
+        g
+            (n_time, n_cell) without groups; with groups (n_time_group, n_cell_group), the
+            field whose value at (t, c) is ``g[time_group[t], cell_group[c]]`` (constant over
+            each group: e.g. one value per month, or per block of cells).
+        time_group, cell_group
+            Group (0, 1, ...) of each time (n_time,) and each cell (n_cell,); None: each its
+            own. H·g is then exact through the operator's columns merged by group (built once
+            per grouping), without expanding ``g`` to the full grid.
+        """
+        op = self.operator
         g = np.asarray(g, dtype=np.float32)
-        shape = (self.operator.n_time, self.operator.n_cell)
+        if time_group is None and cell_group is None:
+            groups = None
+            shape = (op.n_time, op.n_cell)
+        else:
+            tg = np.arange(op.n_time) if time_group is None else np.asarray(time_group, np.int64)
+            cg = np.arange(op.n_cell) if cell_group is None else np.asarray(cell_group, np.int64)
+            if tg.shape != (op.n_time,) or cg.shape != (op.n_cell,) or tg.min() < 0 \
+                    or cg.min() < 0:
+                raise InputError("groups do not match the operator", variable="groups",
+                                 expected=f"non-negative groups of {op.n_time} times and "
+                                          f"{op.n_cell} cells")
+            groups = (tg, cg)
+            shape = (int(tg.max()) + 1, int(cg.max()) + 1)
         if g.shape != shape:
             raise InputError(f"field has shape {g.shape}", variable="field",
-                             expected=f"(n_time, n_cell) = {shape}")
+                             expected=f"(time or time group, cell or cell group) = {shape}")
         if not np.isfinite(g).all():  # one pass when finite (the usual case), no copies
             g = np.nan_to_num(g)
-        self._hg = self.operator.matrix @ g.ravel().astype(np.float64)  # = operator.exact(g)
         self._g = g.ravel()
+        if groups is None:
+            self._groups, matrix = None, op.matrix
+        else:
+            if self._groups is None or not all(
+                    np.array_equal(a, b) for a, b in zip(self._groups, groups, strict=True)):
+                self._merged = self._merge(*groups, n_cell_group=shape[1])
+            self._groups, matrix = groups, self._merged
+        self._n_cell_group = shape[1]
+        self._hg = matrix @ self._g.astype(np.float64)
+
+    def _merge(self, tg: np.ndarray, cg: np.ndarray, n_cell_group: int) -> sp.csr_matrix:
+        """The operator with its columns summed by (time group, cell group)."""
+        m = self.operator.matrix.tocoo()
+        t, c = np.divmod(m.col.astype(np.int64), self.operator.n_cell)
+        col = tg[t] * n_cell_group + cg[c]
+        n_col = (int(tg.max()) + 1) * n_cell_group
+        return sp.csr_matrix((m.data, (m.row, col)), shape=(m.shape[0], n_col))
+
+    def cached(self, col: np.ndarray) -> np.ndarray:
+        """The cache at grid columns ``col`` (``t * n_cell + c``)."""
+        if self._g is None:
+            raise RuntimeError("control variate estimator used before set_cache")
+        if self._groups is None:
+            return self._g[col]
+        tg, cg = self._groups
+        t, c = np.divmod(np.asarray(col, dtype=np.int64), self.operator.n_cell)
+        return self._g[tg[t] * self._n_cell_group + cg[c]]
 
     def estimate(self, pred: torch.Tensor, sample: Sample) -> torch.Tensor:
         if self._g is None or self._hg is None:
             raise RuntimeError("control variate estimator used before set_cache")
-        g = torch.as_tensor(self._g[sample.col], dtype=pred.dtype, device=pred.device)
+        g = torch.as_tensor(self.cached(sample.col), dtype=pred.dtype, device=pred.device)
         hg = torch.as_tensor(self._hg[sample.obs_ids], dtype=pred.dtype, device=pred.device)
         return hg.unsqueeze(0) + _weighted_sum(pred - g, sample)
 

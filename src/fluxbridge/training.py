@@ -31,6 +31,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
+from fluxbridge.cache import CacheGroups
 from fluxbridge.errors import FluxbridgeError, InputError
 from fluxbridge.features import GridFeatures, Normaliser
 from fluxbridge.models.artifact import FittedModel
@@ -68,8 +69,10 @@ class TrainSettings:
     Constraint: ``lambda_regional`` (λ), ``estimator``, ``K`` (cell-days per region-month),
     ``sampling``, ``refresh_every`` (epochs between control-variate cache refreshes),
     ``cache_features`` (``monthly``: the cache from monthly-mean predictors, 30 times cheaper;
-    ``daily``), ``grid_offset`` (with λ > 0, learn a per-region offset with a seasonal
-    harmonic that applies to grid cells only: what towers in undisturbed stands cannot see),
+    ``daily``), ``cache_block_deg`` (cells of a block of this size [degrees], region and
+    vegetation class share one cache value; 0: each cell its own), ``grid_offset`` (with
+    λ > 0, learn a per-region offset with a seasonal harmonic that applies to grid cells only:
+    what towers in undisturbed stands cannot see),
     ``offset_fit_K`` (after training, :meth:`Trainer.fit_offsets` with about this many
     cell-days per region-month, drawn by the training estimator; 0: off),
     ``obs_per_step`` (region-months per step), ``square`` (``"unbiased"`` uses two independent
@@ -101,6 +104,7 @@ class TrainSettings:
     sampling: Literal["uniform", "area", "stratified"] = "area"
     refresh_every: int = 2
     cache_features: Literal["daily", "monthly"] = "monthly"
+    cache_block_deg: float = 0.0
     grid_offset: bool = True
     offset_lr_factor: float = 5.0
     offset_fit_K: int = 512
@@ -232,7 +236,7 @@ class Trainer:
         self.rng = np.random.default_rng(s.seed)
         self.obs_rng = np.random.default_rng([s.seed, 1])
         self.grid = grid
-        self._monthly: tuple[np.ndarray, np.ndarray] | None = None
+        self._groups: CacheGroups | None = None
         self._tables: dict[str, torch.Tensor] | None = None
         self._dayofyear = (None if grid is None
                            else pd.DatetimeIndex(grid.times).day_of_year.to_numpy())
@@ -312,7 +316,8 @@ class Trainer:
                 "std": torch.as_tensor(self.normaliser.std, dtype=torch.float64),
                 "igbp": torch.as_tensor(g.igbp_code, dtype=torch.int64, device=self.device),
                 "region": torch.as_tensor(g.region, dtype=torch.int64, device=self.device),
-                "doy": torch.tensor(self._dayofyear, dtype=torch.int64, device=self.device),
+                "basis": self.model.offset_basis(torch.tensor(
+                    self._dayofyear, dtype=torch.int64, device=self.device)),
             }
         return self._tables
 
@@ -370,7 +375,7 @@ class Trainer:
         tab = self._cell_tables()
         col = torch.as_tensor(col).to(self.device)
         n_cell = self.grid.n_cell
-        return self.model.grid_offset(tab["region"][col % n_cell], tab["doy"][col // n_cell])
+        return self.model.offset_at(tab["region"][col % n_cell], tab["basis"][col // n_cell])
 
     def _offset(self, time_idx: np.ndarray, cell_idx: np.ndarray) -> torch.Tensor | float:
         """Grid offset of (time, cell) pairs (0 when the model has none)."""
@@ -393,43 +398,45 @@ class Trainer:
         return (squared_error(est, self.mu[pick]) / self.sigma[pick] ** 2).mean()
 
     def refresh_cache(self) -> None:
-        """Recompute the control variate's cached full-grid prediction from the model.
+        """Recompute the control variate's cached prediction from the model.
 
-        With ``cache_features="monthly"`` the cache is the model at each cell's monthly-mean
-        predictors, repeated over the month's days: about 30 times cheaper, still unbiased (the
-        sampled correction of ``f − g`` absorbs the difference), with a somewhat larger spread.
+        The cache is the model at the mean predictors of each cache group (see
+        :meth:`cache_groups`), constant over the group: unbiased whatever the groups (the
+        sampled correction of ``f − g`` absorbs the difference), cheaper and somewhat noisier
+        the coarser they are.
         """
         assert self.grid is not None and self.estimator is not None
-        monthly = self.settings.cache_features == "monthly"
-        self.estimator.set_cache(self.predict_grid(monthly=monthly))
+        groups = self.cache_groups()
+        g = self._predict(groups.values, groups.igbp)
+        if self.model.offset is not None:
+            with torch.no_grad():
+                g += self.model.offset_field(
+                    torch.as_tensor(groups.region, device=self.device),
+                    torch.as_tensor(groups.basis, device=self.device)).cpu().numpy()
+        self.estimator.set_cache(g, groups.time_group, groups.cell_group)
 
-    def _monthly_features(self) -> tuple[np.ndarray, np.ndarray]:
-        """Monthly means of the grid's features (n_month, n_cell, f) and each day's month."""
-        if self._monthly is None:
-            g = self.grid
-            months = pd.DatetimeIndex(g.times).to_period("M")
-            starts = np.flatnonzero(np.r_[True, months[1:] != months[:-1]])
-            finite = np.isfinite(g.values)
-            sums = np.add.reduceat(np.where(finite, g.values, 0.0), starts, axis=0)
-            counts = np.add.reduceat(finite, starts, axis=0)
-            with np.errstate(invalid="ignore"):
-                means = (sums / counts).astype(np.float32)
-            day_month = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, months.size]))
-            self._monthly = (means, day_month)
-        return self._monthly
+    def cache_groups(self) -> CacheGroups:
+        """The control variate's cache groups and their mean predictors (built once).
 
-    def predict_grid(self, chunk_rows: int = 1 << 18, monthly: bool = False) -> np.ndarray:
-        """The model over every (time, cell) of the grid, (n_time, n_cell) [g m-2 d-1].
-
-        ``monthly``: evaluate at monthly-mean predictors and repeat over each month's days.
+        Times are grouped by month with ``cache_features="monthly"`` (else each day is its own
+        group); cells sharing a block of ``cache_block_deg`` degrees, a region and a vegetation
+        class are grouped (each cell its own group when ``cache_block_deg`` is at most the grid
+        spacing). Predictors are means over a group's finite cell-days.
         """
-        assert self.grid is not None
-        g = self.grid
-        values, day_month = self._monthly_features() if monthly else (g.values, None)
+        if self._groups is None:
+            assert self.grid is not None
+            self._groups = CacheGroups.build(self.grid, self.settings.cache_features,
+                                             self.settings.cache_block_deg,
+                                             self._cell_tables()["basis"].cpu().numpy())
+        return self._groups
+
+    def _predict(self, values: np.ndarray, igbp: np.ndarray, chunk_rows: int = 1 << 18
+                 ) -> np.ndarray:
+        """The network (no grid offset) at features (n_t, n_c, f) of classes (n_c,), (n_t, n_c)."""
         n_rows, n_cell, n_feat = values.shape
         out = np.empty((n_rows, n_cell), dtype=np.float32)
         per = max(1, chunk_rows // n_cell)
-        codes = torch.as_tensor(g.igbp_code, device=self.device)
+        codes = torch.as_tensor(igbp, dtype=torch.int64, device=self.device)
         was = self.model.training
         self.model.eval()
         with torch.no_grad():
@@ -438,13 +445,18 @@ class Trainer:
                 X = self._normalised(values[t0:t1].reshape(-1, n_feat))
                 pred = self.model(X.to(self.device), codes.repeat(t1 - t0))
                 out[t0:t1] = pred.reshape(t1 - t0, n_cell).cpu().numpy()
-            if day_month is not None:
-                out = out[day_month]
-            if self.model.offset is not None:
-                out += self.model.grid_offset_field(
-                    torch.as_tensor(g.region, device=self.device),
-                    torch.from_numpy(self._dayofyear.copy()).to(self.device)).cpu().numpy()
         self.model.train(was)
+        return out
+
+    def predict_grid(self) -> np.ndarray:
+        """The model over every (time, cell) of the grid, offsets included, (n_time, n_cell)
+        [g m-2 d-1]."""
+        assert self.grid is not None
+        out = self._predict(self.grid.values, self.grid.igbp_code)
+        if self.model.offset is not None:
+            tab = self._cell_tables()
+            with torch.no_grad():
+                out += self.model.offset_field(tab["region"], tab["basis"]).cpu().numpy()
         return out
 
     def fit_offsets(self, K: int) -> dict[str, float]:
@@ -485,7 +497,7 @@ class Trainer:
                     pred = self.predict_cells(sample.time_idx, sample.cell_idx).double()
                     current[start:start + chunk] += \
                         est.estimate(pred, sample).mean(0).cpu().numpy() / draws
-            basis = self.model.offset_basis(torch.from_numpy(self._dayofyear.copy())).double()
+            basis = self._cell_tables()["basis"].double()
         # design: totals of each region's basis fields, [Tg month-1] per unit coefficient
         rows = op.matrix[self.obs_ids].tocoo()
         t, c = np.divmod(rows.col, op.n_cell)

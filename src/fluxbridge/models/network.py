@@ -109,16 +109,25 @@ class NEENet(nn.Module):
         dayofyear
             (n,) day of the year.
         """
+        return self.offset_at(region, self.offset_basis(dayofyear))
+
+    def offset_at(self, region: Tensor, basis: Tensor) -> Tensor:
+        """:meth:`grid_offset` from the seasonal basis rows (n, 3) of :meth:`offset_basis`
+        (precomputed once per day by callers that evaluate many cells)."""
         if self.offset is None:
             return torch.zeros(region.shape, dtype=self.y_scale.dtype, device=region.device)
-        return (self._coefficients(region) * self.offset_basis(dayofyear)).sum(-1) * self.y_scale
+        return (self._coefficients(region) * basis).sum(-1) * self.y_scale
 
     def grid_offset_field(self, region: Tensor, dayofyear: Tensor) -> Tensor:
         """:meth:`grid_offset` of every (day, cell) pair: (n_time, n_cell) [g m-2 d-1]."""
+        return self.offset_field(region, self.offset_basis(dayofyear))
+
+    def offset_field(self, region: Tensor, basis: Tensor) -> Tensor:
+        """:meth:`offset_at` of every (basis row, cell) pair: (n_basis, n_cell) [g m-2 d-1]."""
         if self.offset is None:
-            return torch.zeros((dayofyear.shape[0], region.shape[0]), dtype=self.y_scale.dtype,
+            return torch.zeros((basis.shape[0], region.shape[0]), dtype=self.y_scale.dtype,
                                device=region.device)
-        return self.offset_basis(dayofyear) @ self._coefficients(region).T * self.y_scale
+        return basis @ self._coefficients(region).T * self.y_scale
 
     def _coefficients(self, region: Tensor) -> Tensor:
         assert self.offset is not None
