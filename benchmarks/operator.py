@@ -6,7 +6,12 @@ Setting (twin-world-like, built synthetically here so that it runs anywhere):
   of the real land mask; ten gridded features with seasonal cycles by latitude plus noise;
 * the model field ``f`` (n_time, n_cell) = a smooth nonlinear function of the features
   [g m-2 d-1]; the control-variate cache ``g`` = the same function with its coefficients moved
-  by 5 % (a model a few epochs older);
+  by 5 % (a model a few epochs older), evaluated as training caches it: at each cell's
+  monthly-mean predictors (``cache_block_deg`` 0, the default) and, on grids finer than 2°, also
+  at the monthly means of 2° blocks of cells of one region and class (``cache_block_deg`` 2:
+  one network evaluation per block instead of per cell, so a refresh costs ~16x less at 0.5°);
+  each to first order (``cache_linear``, the default: the group value plus the gradient times
+  each cell-day's departure from the group mean) and, per cell, also as a plain group mean;
 * inversion spread σ_rm = 0.15 |F_rm| + 0.05 median |F| [Tg month-1] with F the exact totals.
 
 Accuracy: for K in {4, 16, 64, 256, 1024} cell-days per region-month, R independent draws of
@@ -49,6 +54,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from fluxbridge.cache import CacheGroups
 from fluxbridge.features import GridFeatures
 from fluxbridge.operators import RegionalOperator, make_estimator
 from fluxbridge.regions import builtin_regions
@@ -62,11 +68,12 @@ REFRESH_EVERY = 2
 OBS_PER_STEP = 32  # the demo's default: 32 x K cell rows beside 2048 site rows
 SMALL_OBS_PER_STEP = 8  # rows with the regional rows a fraction of the site batch
 SMALL_KS = (4, 16, 64)
+CACHE_BLOCKS = (2.0,)  # control variate also with 2-degree cache blocks on finer grids
 OUT = Path(__file__).resolve().parent / "results" / "operator.json"
 
 
 def build(resolution: float, year: int = 2001, seed: int = 0):
-    """Grid features, model field f, stale cache g, regions and targets."""
+    """Grid features, model field f, stale model g (a function of features) and regions."""
     rng = np.random.default_rng(seed)
     regions = builtin_regions("transcom_like", resolution)
     region = regions["region"].values
@@ -87,14 +94,20 @@ def build(resolution: float, year: int = 2001, seed: int = 0):
     igbp = (region[ilat, ilon] % 16 + 1).astype(np.int64)
     coef = rng.normal(0, 1, N_FEATURES) / np.sqrt(N_FEATURES)
 
-    def field(c: np.ndarray) -> np.ndarray:
-        z = np.zeros((n_t, n_c), dtype=np.float32)
+    def field(c: np.ndarray, x: np.ndarray = values) -> np.ndarray:
+        z = np.zeros(x.shape[:2], dtype=np.float32)
         for j in range(N_FEATURES):
-            z += np.float32(c[j]) * values[:, :, j]
+            z += np.float32(c[j]) * np.nan_to_num(x[:, :, j])
         return (2.0 * np.tanh(z) - 0.3).astype(np.float32)  # g m-2 d-1
 
     f = field(coef)
-    g = field(coef * (1 + 0.05 * rng.standard_normal(N_FEATURES)))
+    stale = coef * (1 + 0.05 * rng.standard_normal(N_FEATURES))
+
+    def g(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The stale model at features x (n_t, n_c, N_FEATURES), and its gradient."""
+        value = field(stale, x)
+        dz = 1.0 - ((value + 0.3) / 2.0) ** 2  # tanh' at the same argument
+        return value, (2.0 * dz[..., None] * stale[None, None, :]).astype(np.float32)
     n_lon = regions.sizes["lon"]
     grid = GridFeatures(values=values, igbp_code=igbp, lat_index=ilat.astype(np.int64),
                         lon_index=ilon.astype(np.int64),
@@ -122,11 +135,15 @@ def site_samples(grid: GridFeatures, f: np.ndarray, n_sites: int = 100, seed: in
     return df
 
 
-def accuracy(op, grid, f, g, sigma, exact, K, kind, reps, rng):
+def accuracy(op, grid, f, cv, sigma, exact, K, kind, reps, rng):
+    """Bias and spread / σ of ``kind`` at K; ``cv``: the control-variate estimator, its cache
+    set (built once per cache: its K is changed here)."""
     obs = np.arange(op.n_obs)
-    est = make_estimator(kind, op, K=K, sampling="area", strata=grid.igbp_code, seed=K)
     if kind == "control_variate":
-        est.set_cache(g)
+        est, est.K = cv, K
+    else:
+        est = make_estimator(kind, op, K=K, sampling="area", strata=grid.igbp_code, seed=K)
+    inputs = grid.values.reshape(-1, grid.values.shape[2])
     flat = f.ravel()
     n_draws = 1 if kind == "fixed" else reps
     draws = np.empty((n_draws, op.n_obs))
@@ -134,7 +151,7 @@ def accuracy(op, grid, f, g, sigma, exact, K, kind, reps, rng):
     for r in range(n_draws):
         sample = est.draw(obs, rng)
         pred = torch.from_numpy(flat[sample.col].astype(np.float64))
-        draws[r] = est.estimate(pred, sample)[0].numpy()
+        draws[r] = est.estimate(pred, sample, torch.from_numpy(inputs[sample.col]))[0].numpy()
         touched.append(len(sample))
     err = (draws - exact[None, :]) / sigma[None, :]
     if kind == "fixed":
@@ -200,34 +217,70 @@ def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list
     row("exact", frac=1.0, bias=0.0, std=0.0, step=t_exact, ratio_to_site_only=t_exact / t_site,
         note=note, exact_over_site_seconds=t_exact - t_site)
     trainer.settings = settings
-    trainer.cache_groups()  # once per training (monthly-mean predictors), not per refresh
-    def timed(kind: str, K: int, obs_per_step: int, bias: float, std: float) -> None:
+
+    inputs = grid.values.reshape(-1, grid.values.shape[2])
+
+    def cache_of(block: float, linear: bool) -> dict:
+        """The stale model as the training caches it: at monthly-mean predictors, per cell
+        (``block`` 0) or per block of cells of one region and class; ``linear``: to first
+        order around them."""
+        groups = CacheGroups.build(grid, "monthly", block, np.zeros((grid.times.size, 3)))
+        center = np.nan_to_num(groups.values)
+        value, slope = g(center)
+        out = {"g": value, "time_group": groups.time_group, "cell_group": groups.cell_group}
+        if linear:
+            out.update(slope=slope, center=center, inputs=lambda col: inputs[col])
+        return out
+
+    def timed(kind: str, K: int, obs_per_step: int, bias: float, std: float,
+              block: float = 0.0, linear: bool = True) -> None:
         """Time steps of ``kind`` at K, its cache refresh amortised over the refresh period."""
-        trainer.estimator = make_estimator(kind, op, K=K, sampling="area",
-                                           strata=grid.igbp_code, seed=K)
-        trainer.settings = dataclasses.replace(settings, obs_per_step=obs_per_step)
+        trainer.settings = dataclasses.replace(settings, obs_per_step=obs_per_step,
+                                               cache_block_deg=block, cache_linear=linear)
         extra, refresh = {}, 0.0
-        if kind == "control_variate":
+        if kind != "control_variate":
+            trainer.estimator = make_estimator(kind, op, K=K, sampling="area",
+                                               strata=grid.igbp_code, seed=K)
+        else:
+            if cv_trainer.get("key") != (block, linear):  # once per training, not per refresh
+                trainer.estimator = make_estimator(kind, op, K=K, sampling="area")
+                trainer._groups = trainer._center = None
+                t1 = time.perf_counter()
+                trainer.refresh_cache()  # the first also merges the operator's columns
+                cv_trainer.update(key=(block, linear), build=time.perf_counter() - t1)
+            trainer.estimator.K = K
+            extra["cache_build_seconds"] = cv_trainer["build"]
             t1 = time.perf_counter()
             trainer.refresh_cache()
             refresh = time.perf_counter() - t1
-            extra = {"refresh_seconds": refresh}
+            extra.update({"refresh_seconds": refresh, "cache_block_deg": block,
+                          "cache_linear": linear,
+                          "cache_groups": int(trainer.cache_groups().igbp.size)})
         t_site, step = time_steps(base, trainer, n_steps, rng)
         site_times.append(t_site)
         step += refresh / (STEPS_PER_EPOCH * REFRESH_EVERY)
         row(kind, K=K, frac=float(min(1.0, K / rows_per_obs)), bias=bias, std=std, step=step,
             ratio_to_site_only=step / t_site, obs_per_step=obs_per_step, **extra)
 
-    accuracy_of: dict[tuple[str, int], tuple[float, float]] = {}
-    for kind in ESTIMATORS:
+    accuracy_of: dict[tuple, tuple[float, float]] = {}
+    runs = [(kind, 0.0, True) for kind in ESTIMATORS] + [("control_variate", 0.0, False)] + [
+        ("control_variate", b, True) for b in CACHE_BLOCKS if b > resolution]
+    cv_trainer: dict = {}
+    for kind, block, linear in runs:
+        cv = None
+        if kind == "control_variate":
+            cv = make_estimator(kind, op, K=KS[0], sampling="area")
+            cv.set_cache(**cache_of(block, linear))
         for K in KS:
-            accuracy_of[kind, K] = accuracy(op, grid, f, g, sigma, exact, K, kind, reps, rng)
-            timed(kind, K, OBS_PER_STEP, *accuracy_of[kind, K])
+            key = (kind, K, block, linear)
+            accuracy_of[key] = accuracy(op, grid, f, cv, sigma, exact, K, kind, reps, rng)
+            timed(kind, K, OBS_PER_STEP, *accuracy_of[key], block=block, linear=linear)
     # a realistic share: the regional rows a fraction of the site batch (same accuracy per
     # region-month; fewer region-months per step)
-    for kind in ESTIMATORS:
+    for kind, block, linear in runs:
         for K in SMALL_KS:
-            timed(kind, K, SMALL_OBS_PER_STEP, *accuracy_of[kind, K])
+            timed(kind, K, SMALL_OBS_PER_STEP, *accuracy_of[kind, K, block, linear],
+                  block=block, linear=linear)
     trainer.settings = settings
     row("site_only", frac=0.0, step=float(np.median(site_times)), ratio_to_site_only=1.0,
         obs_per_step=0)
@@ -236,14 +289,17 @@ def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list
 
 
 def print_table(rows: list[dict]) -> None:
-    head = f"{'grid':>5} {'estimator':>16} {'K':>5} {'obs':>4} {'cells%':>8} {'bias/σ':>8} " \
+    head = f"{'grid':>5} {'estimator':>23} {'block':>5} {'K':>5} {'obs':>4} {'cells%':>8} " \
+           f"{'bias/σ':>8} " \
            f"{'std/σ':>8} {'step ms':>9} {'×site':>6}"
     print(head)
     def fmt(v, spec):
         return format(v, spec) if v is not None else "-"
 
     for r in rows:
-        print(f"{r['grid_deg']:>5} {r['estimator']:>16} {fmt(r['K'], '>5')} "
+        name = r["estimator"] + ("" if r.get("cache_linear", True) else " (mean)")
+        print(f"{r['grid_deg']:>5} {name:>23} {fmt(r.get('cache_block_deg'), '>5')} "
+              f"{fmt(r['K'], '>5')} "
               f"{r['obs_per_step']:>4} "
               f"{fmt(None if r['cells_fraction'] is None else 100 * r['cells_fraction'], '>8.3f')}"
               f" {fmt(r['bias_sigma'], '>8.4f')} {fmt(r['std_sigma'], '>8.4f')} "

@@ -138,6 +138,31 @@ def test_grouped_cache_equals_its_expanded_field(op, field, times):
         grouped.set_cache(g, time_group[:-1], cell_group)
 
 
+def test_first_order_cache_is_exact_for_a_field_linear_in_the_inputs(op, times):
+    """A field that is, in each (month, cell group), linear in the inputs is reproduced exactly
+    by the first-order cache: every draw gives the exact totals."""
+    rng = np.random.default_rng(11)
+    time_group = times.month.to_numpy() - 1
+    cell_group = rng.integers(0, 5, op.n_cell)
+    x = rng.normal(0, 1, (op.n_time * op.n_cell, 3))  # inputs of every column
+    slope = rng.normal(0, 1, (12, 5, 3))
+    center = rng.normal(0, 0.3, (12, 5, 3))
+    level = rng.normal(1, 0.5, (12, 5))
+    t, c = np.divmod(np.arange(op.n_time * op.n_cell), op.n_cell)
+    g, s = time_group[t], cell_group[c]
+    field = level[g, s] + ((x - center[g, s]) * slope[g, s]).sum(axis=1)
+    est = ControlVariateEstimator(op, K=4)
+    est.set_cache(level, time_group, cell_group, slope=slope, center=center,
+                  inputs=lambda col: x[col])
+    sample = est.draw(np.arange(op.n_obs), rng)
+    got = est.estimate(torch.as_tensor(field[sample.col]), sample,
+                       torch.as_tensor(x[sample.col], dtype=torch.float32))
+    np.testing.assert_allclose(got[0].numpy(), op.exact(field.reshape(op.n_time, op.n_cell)),
+                               rtol=1e-4)
+    with pytest.raises(RuntimeError, match="inputs"):
+        est.estimate(torch.as_tensor(field[sample.col]), sample)
+
+
 def test_control_variate_unbiased_and_less_variable(op, field):
     rng = np.random.default_rng(5)
     cache = field + rng.normal(0, 0.1, field.shape)  # a slightly stale model

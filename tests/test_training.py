@@ -332,12 +332,42 @@ def test_daily_cell_cache_makes_the_control_variate_exact(world, sites):
     np.testing.assert_allclose(got.numpy(), exact, rtol=1e-4, atol=1e-3)
 
 
+def _cv_draws(trainer, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """Control-variate estimates of the trainer's model over ``n`` draws, and exact totals."""
+    exact = trainer.operator.exact(trainer.predict_grid())[trainer.obs_ids]
+    rng = np.random.default_rng(1)
+    draws = []
+    with torch.no_grad():
+        for _ in range(n):
+            sample = trainer.estimator.draw(trainer.obs_ids, rng)
+            xs, cs = trainer.column_inputs(sample.col)
+            pred = (trainer.model(xs, cs) + trainer._column_offset(sample.col)).double()
+            draws.append(trainer.estimator.estimate(pred, sample, xs)[0].numpy())
+    return np.array(draws), exact
+
+
+def test_first_order_cache_is_unbiased_and_tighter_than_the_group_mean(world, sites):
+    """The first-order monthly cache (group value + input gradient × departure) keeps the
+    control variate unbiased and, following the days' weather, halves its spread at least."""
+    spread = {}
+    for linear in (False, True):
+        settings = dataclasses.replace(SMALL, lambda_regional=1.0, K=8, cache_linear=linear)
+        trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
+                                   targets=world.targets, regions=world.regions)
+        trainer.refresh_cache()
+        draws, exact = _cv_draws(trainer)
+        se = draws.std(axis=0, ddof=1) / np.sqrt(len(draws))
+        assert np.all(np.abs(draws.mean(axis=0) - exact) < 5 * se + 1e-3 * np.abs(exact))
+        spread[linear] = float(np.median(draws.std(axis=0)))
+    assert spread[True] < 0.5 * spread[False]
+
+
 def test_block_cache_groups_cells_and_keeps_the_estimate_unbiased(world, sites):
     """Blocks of cells (one region and class each) share a monthly cache value; the control
     variate stays unbiased for the model's exact totals."""
     spacing = 180.0 / world.grid.n_lat
     settings = dataclasses.replace(SMALL, lambda_regional=1.0, cache_block_deg=2 * spacing,
-                                   K=8)
+                                   K=8, cache_linear=False)
     trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
                                targets=world.targets, regions=world.regions)
     with torch.no_grad():
@@ -357,14 +387,6 @@ def test_block_cache_groups_cells_and_keeps_the_estimate_unbiased(world, sites):
     for m in (1, 7):
         for k in np.unique(groups.cell_group)[:5]:
             assert np.ptp(cache[month == m][:, groups.cell_group == k]) == 0
-    exact = trainer.operator.exact(trainer.predict_grid())[trainer.obs_ids]
-    rng = np.random.default_rng(1)
-    draws = []
-    with torch.no_grad():
-        for _ in range(200):
-            sample = trainer.estimator.draw(trainer.obs_ids, rng)
-            pred = trainer.predict_cells(sample.time_idx, sample.cell_idx).double()
-            draws.append(trainer.estimator.estimate(pred, sample)[0].numpy())
-    draws = np.array(draws)
+    draws, exact = _cv_draws(trainer)
     se = draws.std(axis=0, ddof=1) / np.sqrt(len(draws))
     assert np.all(np.abs(draws.mean(axis=0) - exact) < 5 * se + 1e-3 * np.abs(exact))

@@ -65,6 +65,9 @@ class ConstraintSection(_Strict):
         0.0, ge=0.0, description="cells of a block of this size [degrees], region and vegetation "
         "class share one control-variate cache value (cheaper refreshes on fine grids); 0: each "
         "cell its own")
+    cache_linear: bool = Field(
+        True, description="first-order control-variate cache: the group value plus the "
+        "network's input gradient times each cell-day's departure from the group mean")
     grid_offset: bool = Field(True, description="learn a per-region offset of grid cells "
                               "(what towers in undisturbed stands cannot see)")
     offset_lr_factor: float = Field(5.0, gt=0, description="learning rate of the offsets "

@@ -23,6 +23,7 @@ estimate of ``(F − μ)²`` (the plain square of a noisy estimate is biased by 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -286,13 +287,17 @@ class Estimator:
         """Columns and weights for the rows ``obs_ids``."""
         raise NotImplementedError
 
-    def estimate(self, pred: torch.Tensor, sample: Sample) -> torch.Tensor:
+    def estimate(self, pred: torch.Tensor, sample: Sample,
+                 inputs: torch.Tensor | None = None) -> torch.Tensor:
         """Estimates (n_rep, len(sample.obs_ids)) of the rows from predictions at the draws.
 
         Parameters
         ----------
         pred
             Model predictions (n,) [g m-2 d-1] at ``sample.col``; gradients flow through.
+        inputs
+            The model's inputs at the draws (n, n_input); only a first-order control-variate
+            cache uses them.
         """
         return _weighted_sum(pred, sample)
 
@@ -543,12 +548,17 @@ class ControlVariateEstimator(ResampledEstimator):
         self._groups: tuple[np.ndarray, np.ndarray] | None = None
         self._merged: sp.csr_matrix | None = None
         self._n_cell_group = operator.n_cell
+        self._deviation: tuple[np.ndarray, sp.csr_matrix] | None = None
+        self._slope: torch.Tensor | None = None
+        self._center: torch.Tensor | None = None
 
     def needs_cache(self) -> bool:
         return True
 
     def set_cache(self, g: np.ndarray, time_group: np.ndarray | None = None,
-                  cell_group: np.ndarray | None = None) -> None:
+                  cell_group: np.ndarray | None = None, *, slope: np.ndarray | None = None,
+                  center: np.ndarray | None = None,
+                  inputs: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         """Cache a full-field prediction ``g`` [g m-2 d-1] and its exact H·g.
 
         Parameters
@@ -561,6 +571,16 @@ class ControlVariateEstimator(ResampledEstimator):
             Group (0, 1, ...) of each time (n_time,) and each cell (n_cell,); None: each its
             own. H·g is then exact through the operator's columns merged by group (built once
             per grouping), without expanding ``g`` to the full grid.
+        slope, center
+            (n_time_group, n_cell_group, n_input): a first-order cache
+            ``g + slope · (x − center)`` of the group, at the model inputs ``x`` of each
+            column (the network's normalised predictors): it follows the day-to-day weather
+            that a group mean misses, so the sampled correction is smaller. Estimates then need
+            the draws' ``inputs`` (:meth:`estimate`).
+        inputs
+            With ``slope``: the model inputs of operator columns, ``inputs(col) -> (n,
+            n_input)``, read once per grouping and ``center`` to make H of the linear part
+            exact (the operator's columns weighted by ``x − center``, merged by group).
         """
         op = self.operator
         g = np.asarray(g, dtype=np.float32)
@@ -589,9 +609,32 @@ class ControlVariateEstimator(ResampledEstimator):
             if self._groups is None or not all(
                     np.array_equal(a, b) for a, b in zip(self._groups, groups, strict=True)):
                 self._merged = self._merge(*groups, n_cell_group=shape[1])
+                self._deviation = None
             self._groups, matrix = groups, self._merged
         self._n_cell_group = shape[1]
         self._hg = matrix @ self._g.astype(np.float64)
+        self._slope = self._center = None
+        if slope is not None:
+            if center is None or inputs is None or slope.shape[:2] != shape \
+                    or center.shape != slope.shape:
+                raise InputError("a first-order cache needs slope and center of the groups' "
+                                 "shape and the columns' inputs", variable="slope",
+                                 expected=f"slope and center of shape {shape} + (n_input,)")
+            if self._deviation is None or center is not self._deviation[0]:
+                self._deviation = (center, self._deviation_matrix(center, inputs))
+            self._slope = torch.from_numpy(np.ascontiguousarray(slope, dtype=np.float32)
+                                           .reshape(-1, slope.shape[2]))
+            self._center = torch.from_numpy(np.ascontiguousarray(center, dtype=np.float32)
+                                            .reshape(-1, center.shape[2]))
+            self._hg = self._hg + self._deviation[1] @ self._slope.double().numpy().ravel()
+
+    def _group_of(self, col: np.ndarray) -> np.ndarray:
+        """Cache entry of grid columns ``col`` (``t * n_cell + c``)."""
+        if self._groups is None:
+            return np.asarray(col, dtype=np.int64)
+        tg, cg = self._groups
+        t, c = np.divmod(np.asarray(col, dtype=np.int64), self.operator.n_cell)
+        return tg[t] * self._n_cell_group + cg[c]
 
     def _merge(self, tg: np.ndarray, cg: np.ndarray, n_cell_group: int) -> sp.csr_matrix:
         """The operator with its columns summed by (time group, cell group)."""
@@ -601,20 +644,46 @@ class ControlVariateEstimator(ResampledEstimator):
         n_col = (int(tg.max()) + 1) * n_cell_group
         return sp.csr_matrix((m.data, (m.row, col)), shape=(m.shape[0], n_col))
 
-    def cached(self, col: np.ndarray) -> np.ndarray:
-        """The cache at grid columns ``col`` (``t * n_cell + c``)."""
+    def _deviation_matrix(self, center: np.ndarray, inputs: Callable[[np.ndarray], np.ndarray],
+                          chunk: int = 1 << 20) -> sp.csr_matrix:
+        """(n_obs, n_entries * n_input): the operator's columns weighted by each input's
+        departure from its group's center, merged by (group, input)."""
+        m = self.operator.matrix.tocoo()
+        n_in = center.shape[2]
+        flat = center.reshape(-1, n_in)
+        shape = (m.shape[0], flat.shape[0] * n_in)
+        out = sp.csr_matrix(shape)
+        for a in range(0, m.nnz, chunk):
+            col, row, data = m.col[a:a + chunk], m.row[a:a + chunk], m.data[a:a + chunk]
+            entry = self._group_of(col)
+            dev = np.asarray(inputs(col), dtype=np.float64) - flat[entry]
+            cols = (entry[:, None] * n_in + np.arange(n_in)[None, :]).ravel()
+            out = out + sp.csr_matrix(((data[:, None] * dev).ravel(),
+                                       (np.repeat(row, n_in), cols)), shape=shape)
+        return out
+
+    def cached(self, col: np.ndarray, inputs: torch.Tensor | None = None) -> np.ndarray:
+        """The cache at grid columns ``col`` (``t * n_cell + c``); a first-order cache needs
+        the columns' model ``inputs``."""
         if self._g is None:
             raise RuntimeError("control variate estimator used before set_cache")
-        if self._groups is None:
-            return self._g[col]
-        tg, cg = self._groups
-        t, c = np.divmod(np.asarray(col, dtype=np.int64), self.operator.n_cell)
-        return self._g[tg[t] * self._n_cell_group + cg[c]]
+        entry = self._group_of(col)
+        value = self._g[entry]
+        if self._slope is None:
+            return value
+        if inputs is None:
+            raise RuntimeError("a first-order control-variate cache needs the draws' inputs")
+        idx = torch.from_numpy(entry)
+        x = torch.as_tensor(inputs).detach().cpu().float()
+        linear = ((x - self._center[idx]) * self._slope[idx]).sum(-1)
+        return value + linear.numpy()
 
-    def estimate(self, pred: torch.Tensor, sample: Sample) -> torch.Tensor:
+    def estimate(self, pred: torch.Tensor, sample: Sample,
+                 inputs: torch.Tensor | None = None) -> torch.Tensor:
         if self._g is None or self._hg is None:
             raise RuntimeError("control variate estimator used before set_cache")
-        g = torch.as_tensor(self.cached(sample.col), dtype=pred.dtype, device=pred.device)
+        g = torch.as_tensor(self.cached(sample.col, inputs), dtype=pred.dtype,
+                            device=pred.device)
         hg = torch.as_tensor(self._hg[sample.obs_ids], dtype=pred.dtype, device=pred.device)
         return hg.unsqueeze(0) + _weighted_sum(pred - g, sample)
 

@@ -70,7 +70,9 @@ class TrainSettings:
     ``sampling``, ``refresh_every`` (epochs between control-variate cache refreshes),
     ``cache_features`` (``monthly``: the cache from monthly-mean predictors, 30 times cheaper;
     ``daily``), ``cache_block_deg`` (cells of a block of this size [degrees], region and
-    vegetation class share one cache value; 0: each cell its own), ``grid_offset`` (with
+    vegetation class share one cache value; 0: each cell its own), ``cache_linear``
+    (first-order cache: the group value plus the input gradient times each cell-day's
+    departure from the group mean), ``grid_offset`` (with
     λ > 0, learn a per-region offset with a seasonal harmonic that applies to grid cells only:
     what towers in undisturbed stands cannot see),
     ``offset_fit_K`` (after training, :meth:`Trainer.fit_offsets` with about this many
@@ -105,6 +107,7 @@ class TrainSettings:
     refresh_every: int = 2
     cache_features: Literal["daily", "monthly"] = "monthly"
     cache_block_deg: float = 0.0
+    cache_linear: bool = True
     grid_offset: bool = True
     offset_lr_factor: float = 5.0
     offset_fit_K: int = 512
@@ -237,6 +240,7 @@ class Trainer:
         self.obs_rng = np.random.default_rng([s.seed, 1])
         self.grid = grid
         self._groups: CacheGroups | None = None
+        self._center: np.ndarray | None = None
         self._tables: dict[str, torch.Tensor] | None = None
         self._dayofyear = (None if grid is None
                            else pd.DatetimeIndex(grid.times).day_of_year.to_numpy())
@@ -390,30 +394,52 @@ class Trainer:
         pick = self.obs_rng.choice(self.obs_ids.size, size=n, replace=False)
         return pick, self.estimator.draw(self.obs_ids[pick], self.obs_rng)
 
-    def regional_error(self, pred: torch.Tensor, pick: np.ndarray, sample: Sample
-                       ) -> torch.Tensor:
-        """Mean regional error in units of σ² from predictions at the draws of ``sample``."""
+    def regional_error(self, pred: torch.Tensor, pick: np.ndarray, sample: Sample,
+                       inputs: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean regional error in units of σ² from predictions (and the model inputs) at the
+        draws of ``sample``."""
         assert self.estimator is not None
-        est = self.estimator.estimate(pred, sample)
+        est = self.estimator.estimate(pred, sample, inputs)
         return (squared_error(est, self.mu[pick]) / self.sigma[pick] ** 2).mean()
 
     def refresh_cache(self) -> None:
         """Recompute the control variate's cached prediction from the model.
 
         The cache is the model at the mean predictors of each cache group (see
-        :meth:`cache_groups`), constant over the group: unbiased whatever the groups (the
-        sampled correction of ``f − g`` absorbs the difference), cheaper and somewhat noisier
-        the coarser they are.
+        :meth:`cache_groups`), constant over the group, or with ``cache_linear`` its first-order
+        expansion there (plus the network's input gradient times each cell-day's departure from
+        the group mean, so that it follows the weather). Unbiased whatever the groups (the
+        sampled correction of ``f − g`` absorbs the difference); cheaper and noisier the
+        coarser they are.
         """
         assert self.grid is not None and self.estimator is not None
         groups = self.cache_groups()
-        g = self._predict(groups.values, groups.igbp)
+        center = self._cache_center()
+        linear = self.settings.cache_linear and center.shape[:2] != self.grid.values.shape[:2]
+        g, slope = self._predict(center, groups.igbp, slope=linear)
         if self.model.offset is not None:
             with torch.no_grad():
                 g += self.model.offset_field(
                     torch.as_tensor(groups.region, device=self.device),
                     torch.as_tensor(groups.basis, device=self.device)).cpu().numpy()
-        self.estimator.set_cache(g, groups.time_group, groups.cell_group)
+        if not linear:
+            self.estimator.set_cache(g, groups.time_group, groups.cell_group)
+            return
+        tab = self._cell_tables()
+
+        def inputs(col: np.ndarray) -> np.ndarray:
+            return self._normalised(tab["rows"].index_select(0, torch.from_numpy(col))).numpy()
+
+        self.estimator.set_cache(g, groups.time_group, groups.cell_group, slope=slope,
+                                 center=center, inputs=inputs)
+
+    def _cache_center(self) -> np.ndarray:
+        """Normalised mean predictors of the cache groups (n_tg, n_cg, f), built once."""
+        if self._center is None:
+            values = self.cache_groups().values
+            self._center = self._normalised(values.reshape(-1, values.shape[2])).numpy() \
+                .reshape(values.shape)
+        return self._center
 
     def cache_groups(self) -> CacheGroups:
         """The control variate's cache groups and their mean predictors (built once).
@@ -430,29 +456,41 @@ class Trainer:
                                              self._cell_tables()["basis"].cpu().numpy())
         return self._groups
 
-    def _predict(self, values: np.ndarray, igbp: np.ndarray, chunk_rows: int = 1 << 18
-                 ) -> np.ndarray:
-        """The network (no grid offset) at features (n_t, n_c, f) of classes (n_c,), (n_t, n_c)."""
-        n_rows, n_cell, n_feat = values.shape
+    def _predict(self, inputs: np.ndarray, igbp: np.ndarray, slope: bool = False,
+                 chunk_rows: int = 1 << 18) -> tuple[np.ndarray, np.ndarray | None]:
+        """The network (no grid offset) at normalised inputs (n_t, n_c, f) of classes (n_c,):
+        (n_t, n_c), and with ``slope`` its gradient with respect to the inputs (n_t, n_c, f)."""
+        n_rows, n_cell, n_feat = inputs.shape
         out = np.empty((n_rows, n_cell), dtype=np.float32)
+        grad = np.empty(inputs.shape, dtype=np.float32) if slope else None
         per = max(1, chunk_rows // n_cell)
         codes = torch.as_tensor(igbp, dtype=torch.int64, device=self.device)
         was = self.model.training
         self.model.eval()
-        with torch.no_grad():
-            for t0 in range(0, n_rows, per):
-                t1 = min(n_rows, t0 + per)
-                X = self._normalised(values[t0:t1].reshape(-1, n_feat))
-                pred = self.model(X.to(self.device), codes.repeat(t1 - t0))
-                out[t0:t1] = pred.reshape(t1 - t0, n_cell).cpu().numpy()
+        for t0 in range(0, n_rows, per):
+            t1 = min(n_rows, t0 + per)
+            X = torch.from_numpy(np.ascontiguousarray(inputs[t0:t1].reshape(-1, n_feat)))
+            X = X.to(self.device).requires_grad_(slope)
+            with torch.set_grad_enabled(slope):
+                pred = self.model(X, codes.repeat(t1 - t0))
+                if slope:
+                    (dx,) = torch.autograd.grad(pred.sum(), X)
+                    grad[t0:t1] = dx.reshape(t1 - t0, n_cell, n_feat).cpu().numpy()
+            out[t0:t1] = pred.detach().reshape(t1 - t0, n_cell).cpu().numpy()
         self.model.train(was)
-        return out
+        return out, grad
 
-    def predict_grid(self) -> np.ndarray:
+    def predict_grid(self, chunk_days: int = 16) -> np.ndarray:
         """The model over every (time, cell) of the grid, offsets included, (n_time, n_cell)
         [g m-2 d-1]."""
         assert self.grid is not None
-        out = self._predict(self.grid.values, self.grid.igbp_code)
+        g = self.grid
+        n_time, n_cell, n_feat = g.values.shape
+        out = np.empty((n_time, n_cell), dtype=np.float32)
+        for t0 in range(0, n_time, chunk_days):
+            t1 = min(n_time, t0 + chunk_days)
+            Z = self._normalised(g.values[t0:t1].reshape(-1, n_feat)).numpy()
+            out[t0:t1] = self._predict(Z.reshape(t1 - t0, n_cell, n_feat), g.igbp_code)[0]
         if self.model.offset is not None:
             tab = self._cell_tables()
             with torch.no_grad():
@@ -495,8 +533,9 @@ class Trainer:
                 for _ in range(draws):
                     sample = est.draw(ids, rng)
                     pred = self.predict_cells(sample.time_idx, sample.cell_idx).double()
+                    xs = self.column_inputs(sample.col)[0] if est.needs_cache() else None
                     current[start:start + chunk] += \
-                        est.estimate(pred, sample).mean(0).cpu().numpy() / draws
+                        est.estimate(pred, sample, xs).mean(0).cpu().numpy() / draws
             basis = self._cell_tables()["basis"].double()
         # design: totals of each region's basis fields, [Tg month-1] per unit coefficient
         rows = op.matrix[self.obs_ids].tocoo()
@@ -545,7 +584,7 @@ class Trainer:
                 a = self.settings.regional_to_network  # scaled by a, the offsets fully
                 cells = a * cells + (1.0 - a) * cells.detach()
             cells = cells + self._column_offset(col)
-            reg = self.regional_error(cells, pick, sample)
+            reg = self.regional_error(cells, pick, sample, xs)
             out["regional"] = float(reg.detach())
         loss = (w * (pred - y) ** 2).mean() / self.s_y**2
         out["site"] = float(loss.detach())
