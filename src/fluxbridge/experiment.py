@@ -711,7 +711,9 @@ def _worlds_section() -> Any:
             "dual model, which can only be as close to the truth as the inversion mean it is "
             "constrained by. Worlds meeting each target: "
             + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary.items()
-                        if isinstance(v, str)) + ".")
+                        if isinstance(v, str)) + "."
+            + ("" if meta.get("complete", True) else " (INCOMPLETE: the benchmark was stopped "
+               "before its last seed.)"))
     return ReportSection("Across twin worlds: are the targets met by luck?", text=text,
                          tables=[("Twin worlds by seed", table)])
 

@@ -414,8 +414,11 @@ class Trainer:
         """
         assert self.grid is not None and self.estimator is not None
         groups = self.cache_groups()
+        if groups.values is self.grid.values:  # each cell-day its own group: the model itself
+            self.estimator.set_cache(self.predict_grid())
+            return
         center = self._cache_center()
-        linear = self.settings.cache_linear and center.shape[:2] != self.grid.values.shape[:2]
+        linear = self.settings.cache_linear
         g, slope = self._predict(center, groups.igbp, slope=linear)
         if self.model.offset is not None:
             with torch.no_grad():

@@ -88,6 +88,8 @@ def test_report_embeds_benchmark_results_with_their_origin(run):
         assert metrics["sparsity"]["meta"]["own_run"] is False
     if (repo / "operator.json").exists():
         assert "Result of the benchmark benchmarks/operator.py" in html
+    if (repo / "worlds.json").exists():
+        assert "Result of the benchmark benchmarks/worlds.py" in html
 
 
 def test_sparsity_study_flag_runs_the_study_in_the_experiment(run, monkeypatch):
