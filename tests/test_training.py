@@ -225,15 +225,18 @@ def test_cell_inputs_equal_normalised_grid_take(world, sites):
         trainer.cell_inputs(np.array([grid.times.size]), np.array([0]))
 
 
-def test_offset_fit_recovers_known_offsets_and_leaves_untargeted_regions(world, sites):
+@pytest.mark.parametrize("harmonics", [1, 2])
+def test_offset_fit_recovers_known_offsets_and_leaves_untargeted_regions(world, sites,
+                                                                          harmonics):
     """Targets made from the network plus known offsets: the least-squares fit finds them."""
-    settings = dataclasses.replace(SMALL, lambda_regional=1.0)
+    settings = dataclasses.replace(SMALL, lambda_regional=1.0, offset_harmonics=harmonics)
     trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
                                targets=world.targets, regions=world.regions)
     weight = trainer.model.offset.weight
     n_regions = weight.shape[0] - 1
     rng = np.random.default_rng(5)
-    known = torch.as_tensor(rng.normal(0, 0.3, (n_regions, 3)), dtype=weight.dtype)
+    assert weight.shape[1] == 1 + 2 * harmonics
+    known = torch.as_tensor(rng.normal(0, 0.3, (n_regions, weight.shape[1])), dtype=weight.dtype)
     with torch.no_grad():
         weight[1:] = known
     exact = trainer.operator.exact(trainer.predict_grid())  # daily, offsets included

@@ -36,7 +36,7 @@ class CacheGroups:
     igbp, region
         Vegetation class and region of each cell group (n_cell_group,).
     basis
-        Mean seasonal basis of the grid offset over each time group's days (n_time_group, 3).
+        Mean seasonal basis of the grid offset over each time group's days (n_time_group, n_basis).
     """
 
     time_group: np.ndarray
@@ -62,7 +62,7 @@ class CacheGroups:
         block_deg
             Side of the cell blocks [degrees]; 0: no blocks.
         basis
-            Seasonal basis of the grid offset of each day (n_time, 3).
+            Seasonal basis of the grid offset of each day (n_time, n_basis).
         """
         n_time, n_cell, n_feat = grid.values.shape
         if time == "monthly":
@@ -88,8 +88,9 @@ class CacheGroups:
             region, igbp = unique[:, 0], unique[:, 1]
         n_tg, n_cg = int(time_group[-1]) + 1, int(cell_group.max()) + 1
         days = np.bincount(time_group, minlength=n_tg).astype(np.float64)
-        mean_basis = np.stack([np.bincount(time_group, np.asarray(basis, np.float64)[:, k],
-                                           minlength=n_tg) / days for k in range(3)], axis=1)
+        basis = np.asarray(basis, dtype=np.float64)
+        mean_basis = np.stack([np.bincount(time_group, basis[:, k], minlength=n_tg) / days
+                               for k in range(basis.shape[1])], axis=1)
         if n_tg == n_time and n_cg == n_cell:
             values = grid.values
         else:

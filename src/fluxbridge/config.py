@@ -70,6 +70,8 @@ class ConstraintSection(_Strict):
         "network's input gradient times each cell-day's departure from the group mean")
     grid_offset: bool = Field(True, description="learn a per-region offset of grid cells "
                               "(what towers in undisturbed stands cannot see)")
+    offset_harmonics: int = Field(1, ge=0, le=4, description="seasonal harmonics of the grid "
+                                  "offset (1: annual; 2: annual and semiannual)")
     offset_lr_factor: float = Field(5.0, gt=0, description="learning rate of the offsets "
                                     "relative to the network's")
     offset_fit_K: int = Field(512, ge=0, description="after training, fit the grid offsets by "

@@ -74,7 +74,7 @@ class TrainSettings:
     (first-order cache: the group value plus the input gradient times each cell-day's
     departure from the group mean), ``grid_offset`` (with
     λ > 0, learn a per-region offset with a seasonal harmonic that applies to grid cells only:
-    what towers in undisturbed stands cannot see),
+    what towers in undisturbed stands cannot see; ``offset_harmonics`` seasonal harmonics),
     ``offset_fit_K`` (after training, :meth:`Trainer.fit_offsets` with about this many
     cell-days per region-month, drawn by the training estimator; 0: off),
     ``obs_per_step`` (region-months per step), ``square`` (``"unbiased"`` uses two independent
@@ -109,6 +109,7 @@ class TrainSettings:
     cache_block_deg: float = 0.0
     cache_linear: bool = True
     grid_offset: bool = True
+    offset_harmonics: int = 1
     offset_lr_factor: float = 5.0
     offset_fit_K: int = 512
     regional_to_network: float = 0.05
@@ -226,7 +227,7 @@ class Trainer:
             n_regions = int(np.max(regions["region"].values))
         self.model = NEENet(len(self.features), width=s.width, depth=s.depth,
                             activation=s.activation, dropout=s.dropout, embed_dim=s.embed_dim,
-                            n_regions=n_regions)
+                            n_regions=n_regions, offset_harmonics=s.offset_harmonics)
         self.model.set_target_scaling(y_mean, self.s_y)
         self.model.to(self.device)
         offset = [] if self.model.offset is None else list(self.model.offset.parameters())
@@ -504,12 +505,13 @@ class Trainer:
         """Set the grid offsets to their σ-weighted least-squares fit, the network held fixed.
 
         The offsets enter the regional totals linearly, so once the network is trained their
-        best values solve a small weighted least-squares problem (three coefficients per
-        region); this removes the optimiser's step-to-step noise from the final offsets. The
-        model's totals are estimated with the training estimator, so a sparse model stays
-        sparse: ``exact`` sums every cell-day, ``fixed`` uses its one draw, ``resampled`` and
-        ``control_variate`` (cache refreshed first) average independent draws until about
-        ``K`` cell-days per region-month are used. Regions without targets keep their offsets.
+        best values solve a small weighted least-squares problem (1 + 2 × harmonics
+        coefficients per region); this removes the optimiser's step-to-step noise from the
+        final offsets. The model's totals are estimated with the training estimator, so a
+        sparse model stays sparse: ``exact`` sums every cell-day, ``fixed`` uses its one draw,
+        ``resampled`` and ``control_variate`` (cache refreshed first) average independent
+        draws until about ``K`` cell-days per region-month are used. Regions without targets
+        keep their offsets.
 
         Returns
         -------
@@ -545,18 +547,18 @@ class Trainer:
         t, c = np.divmod(rows.col, op.n_cell)
         region = g.region[c]
         on = region > 0
-        n_regions = self.model.offset.num_embeddings - 1
+        n_regions, n_basis = self.model.offset.num_embeddings - 1, basis.shape[1]
         weight = rows.data[on, None] * basis.cpu().numpy()[t[on]] * float(self.model.y_scale)
         shape = (self.obs_ids.size, n_regions)
         D = np.stack([sp.coo_matrix((weight[:, k], (rows.row[on], region[on] - 1)),
-                                    shape=shape).toarray() for k in range(3)], axis=2)
-        D = D.reshape(self.obs_ids.size, 3 * n_regions)
+                                    shape=shape).toarray() for k in range(n_basis)], axis=2)
+        D = D.reshape(self.obs_ids.size, n_basis * n_regions)
         mu = self.mu.cpu().double().numpy()
         sigma = self.sigma.cpu().double().numpy()
         delta, *_ = np.linalg.lstsq(D / sigma[:, None], (mu - current) / sigma, rcond=None)
         with torch.no_grad():
             self.model.offset.weight[1:] += torch.as_tensor(
-                delta.reshape(n_regions, 3), dtype=self.model.offset.weight.dtype,
+                delta.reshape(n_regions, n_basis), dtype=self.model.offset.weight.dtype,
                 device=self.model.offset.weight.device)
         self.model.train(was)
         after = current + D @ delta

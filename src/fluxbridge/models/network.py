@@ -36,21 +36,26 @@ class NEENet(nn.Module):
     embed_dim
         Size of the vegetation class embedding (0: no embedding).
     n_regions
-        With ``n_regions > 0``, a learned grid offset per region (mean and first seasonal
-        harmonic, see :meth:`grid_offset`) that applies to grid cells only, never to towers.
+        With ``n_regions > 0``, a learned grid offset per region (mean and seasonal
+        harmonics, see :meth:`grid_offset`) that applies to grid cells only, never to towers.
+    offset_harmonics
+        Number of seasonal harmonics of the grid offset (1: annual; 2: annual and semiannual).
     """
 
     def __init__(self, n_features: int, n_classes: int = 17, width: int = 64, depth: int = 3,
                  activation: str = "silu", dropout: float = 0.0, embed_dim: int = 4,
-                 n_regions: int = 0) -> None:
+                 n_regions: int = 0, offset_harmonics: int = 1) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation {activation!r}: expected one of {sorted(ACTIVATIONS)}")
-        if n_features < 1 or depth < 1 or width < 1 or n_classes < 1:
-            raise ValueError("n_features, n_classes, width and depth must be positive")
+        if n_features < 1 or depth < 1 or width < 1 or n_classes < 1 or offset_harmonics < 0:
+            raise ValueError("n_features, n_classes, width and depth must be positive, "
+                             "offset_harmonics not negative")
         self.arch = {"n_features": n_features, "n_classes": n_classes, "width": width,
                      "depth": depth, "activation": activation, "dropout": dropout,
-                     "embed_dim": embed_dim, "n_regions": n_regions}
+                     "embed_dim": embed_dim, "n_regions": n_regions,
+                     "offset_harmonics": offset_harmonics}
+        self.offset_harmonics = offset_harmonics
         self.n_classes = n_classes
         self.embed = nn.Embedding(n_classes, embed_dim) if embed_dim > 0 else None
         layers: list[nn.Module] = []
@@ -62,7 +67,8 @@ class NEENet(nn.Module):
             size = width
         layers.append(nn.Linear(size, 1))
         self.mlp = nn.Sequential(*layers)
-        self.offset = nn.Embedding(n_regions + 1, 3) if n_regions > 0 else None
+        n_basis = 1 + 2 * offset_harmonics
+        self.offset = nn.Embedding(n_regions + 1, n_basis) if n_regions > 0 else None
         if self.offset is not None:
             nn.init.zeros_(self.offset.weight)
         self.register_buffer("y_mean", torch.zeros((), dtype=torch.float32))
@@ -96,7 +102,7 @@ class NEENet(nn.Module):
         return self.mlp(x).squeeze(-1) * self.y_scale + self.y_mean
 
     def grid_offset(self, region: Tensor, dayofyear: Tensor) -> Tensor:
-        """Offset [g m-2 d-1] of grid cells: ``a_r + b_r cos(ω d) + c_r sin(ω d)``.
+        """Offset [g m-2 d-1] of grid cells: ``a_r + Σ_k b_rk cos(k ω d) + c_rk sin(k ω d)``.
 
         It stands for what towers cannot see (disturbance and stand-age legacies of the region's
         cells; towers stand in undisturbed stands), so it is added to gridded predictions and
@@ -112,7 +118,7 @@ class NEENet(nn.Module):
         return self.offset_at(region, self.offset_basis(dayofyear))
 
     def offset_at(self, region: Tensor, basis: Tensor) -> Tensor:
-        """:meth:`grid_offset` from the seasonal basis rows (n, 3) of :meth:`offset_basis`
+        """:meth:`grid_offset` from the seasonal basis rows (n, n_basis) of :meth:`offset_basis`
         (precomputed once per day by callers that evaluate many cells)."""
         if self.offset is None:
             return torch.zeros(region.shape, dtype=self.y_scale.dtype, device=region.device)
@@ -135,6 +141,10 @@ class NEENet(nn.Module):
         return self.offset(r) * (r > 0).unsqueeze(-1)
 
     def offset_basis(self, dayofyear: Tensor) -> Tensor:
-        """(n, 3) seasonal basis of the grid offset: 1, cos(ω d), sin(ω d), ω = 2π / 365.25."""
+        """(n, 1 + 2 h) seasonal basis of the grid offset: 1, cos(k ω d), sin(k ω d) for
+        k = 1..h harmonics, ω = 2π / 365.25."""
         w = 2 * torch.pi * dayofyear.to(self.y_scale.dtype) / 365.25
-        return torch.stack([torch.ones_like(w), torch.cos(w), torch.sin(w)], dim=-1)
+        terms = [torch.ones_like(w)]
+        for k in range(1, self.offset_harmonics + 1):
+            terms += [torch.cos(k * w), torch.sin(k * w)]
+        return torch.stack(terms, dim=-1)
