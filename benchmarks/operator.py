@@ -32,9 +32,9 @@ otherwise); the row says so in ``note``.
 
 Each row carries ``obs_per_step``: 32 is the demo's default (at K = 64 that is 2048 cell rows
 beside the 2048 site rows, twice the network's work, so a ratio near 2 is the floor there);
-rows with ``obs_per_step`` 8 and K in 4, 16, 64 time a realistic share where the regional rows
-are a fraction of the site batch (their accuracy columns are those of the same K, which does not
-depend on the number of region-months per step). ``site_only`` has ``obs_per_step`` 0.
+rows with ``obs_per_step`` 16 and 8 and K in 4, 16, 64 time a realistic share where the regional
+rows are a fraction of the site batch (their accuracy columns are those of the same K, which does
+not depend on the number of region-months per step). ``site_only`` has ``obs_per_step`` 0.
 
 Run from the repository root: ``python -m benchmarks.operator [--quick]`` (as a script its name
 would shadow the standard library's ``operator``); writes ``benchmarks/results/operator.json``.
@@ -66,7 +66,7 @@ N_FEATURES = 10
 STEPS_PER_EPOCH = 100
 REFRESH_EVERY = 2
 OBS_PER_STEP = 32  # the demo's default: 32 x K cell rows beside 2048 site rows
-SMALL_OBS_PER_STEP = 8  # rows with the regional rows a fraction of the site batch
+SMALL_OBS_PER_STEP = (16, 8)  # rows with the regional rows a fraction of the site batch
 SMALL_KS = (4, 16, 64)
 CACHE_BLOCKS = (2.0,)  # control variate also with 2-degree cache blocks on finer grids
 OUT = Path(__file__).resolve().parent / "results" / "operator.json"
@@ -277,10 +277,11 @@ def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list
             timed(kind, K, OBS_PER_STEP, *accuracy_of[key], block=block, linear=linear)
     # a realistic share: the regional rows a fraction of the site batch (same accuracy per
     # region-month; fewer region-months per step)
-    for kind, block, linear in runs:
-        for K in SMALL_KS:
-            timed(kind, K, SMALL_OBS_PER_STEP, *accuracy_of[kind, K, block, linear],
-                  block=block, linear=linear)
+    for obs in SMALL_OBS_PER_STEP:
+        for kind, block, linear in runs:
+            for K in SMALL_KS:
+                timed(kind, K, obs, *accuracy_of[kind, K, block, linear], block=block,
+                      linear=linear)
     trainer.settings = settings
     row("site_only", frac=0.0, step=float(np.median(site_times)), ratio_to_site_only=1.0,
         obs_per_step=0)
@@ -325,12 +326,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2-degree grid only, fewer draws")
     args = parser.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    rows = run_grid(2.0, reps=30 if args.quick else 60, n_steps=10 if args.quick else 20,
+    rows = run_grid(2.0, reps=30 if args.quick else 60, n_steps=10 if args.quick else 60,
                     exact_obs=OBS_PER_STEP)
     print_table(rows)
     write(rows)
     if not args.quick:
-        rows += run_grid(0.5, reps=30, n_steps=15, exact_obs=2)
+        rows += run_grid(0.5, reps=30, n_steps=40, exact_obs=2)
         print_table(rows)
         write(rows)
     print(f"written {OUT}")
