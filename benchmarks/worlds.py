@@ -36,13 +36,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def score_world(manifest: Path, epochs: int | None) -> dict[str, Any]:
-    """Train site-only and dual in one world as the demo does; their scores against the truth."""
+def score_world(manifest: Path, epochs: int | None,
+                constraint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train site-only and dual in one world as the demo does (``constraint``: settings of the
+    constraint section that differ from the defaults); their scores against the truth."""
     from fluxbridge.config import parse_config
     from fluxbridge.evaluation.regional import (
         global_annual,
@@ -58,7 +61,10 @@ def score_world(manifest: Path, epochs: int | None) -> dict[str, Any]:
     from fluxbridge.training import train_ensemble
 
     world = open_world(manifest)
-    cfg = parse_config({} if epochs is None else {"network": {"epochs": epochs}})
+    overrides: dict[str, Any] = {"constraint": constraint or {}}
+    if epochs is not None:
+        overrides["network"] = {"epochs": epochs}
+    cfg = parse_config(overrides)
     samples = site_samples(world.sites, world.predictors, features=cfg.features)
     grid = GridFeatures.from_dataset(world.predictors, world.regions, features=cfg.features)
     sites = np.unique(samples["site"])
@@ -129,8 +135,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     parser.add_argument("--epochs", type=int, default=None,
                         help="training epochs (default: the experiment's)")
+    parser.add_argument("--constraint", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="constraint settings that differ from the defaults, e.g. K=16")
     parser.add_argument("--out", type=Path, default=RESULTS / "worlds.json")
     args = parser.parse_args()
+    constraint = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.constraint)}
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
 
     import torch
@@ -142,7 +151,8 @@ def main() -> None:
                     "several seeds, scored against each world's truth",
             "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
                         "torch_threads": torch.get_num_threads()},
-            "epochs": args.epochs, "seeds": args.seeds, "complete": False}
+            "epochs": args.epochs, "constraint": constraint, "seeds": args.seeds,
+            "complete": False}
     rows: list[dict[str, Any]] = []
 
     def save() -> None:
@@ -155,7 +165,7 @@ def main() -> None:
         try:
             t0 = time.perf_counter()
             manifest = synthesize(tmp / "world", seed=seed, progress=False)
-            row = {"seed": seed, **score_world(manifest, args.epochs),
+            row = {"seed": seed, **score_world(manifest, args.epochs, constraint),
                    "seconds": time.perf_counter() - t0}
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

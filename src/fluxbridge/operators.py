@@ -471,23 +471,23 @@ class ResampledEstimator(Estimator):
         segs = _ranges(first, last - first)
         seg_local = np.repeat(np.arange(obs_ids.size), last - first)
         alloc = self._allocation(segs, k)
-        parts = []
-        for rep in range(self.n_rep):
-            d_seg = np.repeat(segs, alloc)
-            u = rng.random(d_seg.size)
-            start, size = self._seg_start[d_seg], self._seg_size[d_seg]
-            if self.sampling == "uniform":
-                pos = start + np.minimum((u * size).astype(np.int64), size - 1)
-                data = self._sdata[pos]
-                weight = data * size / np.repeat(alloc, alloc)
-            else:
-                target = self._seg_base[d_seg] + u * self._seg_total[d_seg]
-                pos = self._search(d_seg, u, target, start, start + size - 1)
-                data = self._sdata[pos]
-                weight = np.sign(data) * self._seg_total[d_seg] / np.repeat(alloc, alloc)
-            parts.append((np.repeat(seg_local, alloc), np.full(pos.size, rep),
-                          self._indices(pos), weight))
-        obs, rep, col, weight = (np.concatenate(x) for x in zip(*parts, strict=True))
+        # every replicate at once: the same random numbers, in the same order, as one
+        # replicate after the other
+        one = np.repeat(segs, alloc)
+        d_seg = np.tile(one, self.n_rep)
+        per_draw = np.tile(np.repeat(alloc, alloc), self.n_rep)
+        u = rng.random(d_seg.size)
+        start, size = self._seg_start[d_seg], self._seg_size[d_seg]
+        if self.sampling == "uniform":
+            pos = start + np.minimum((u * size).astype(np.int64), size - 1)
+            weight = self._sdata[pos] * size / per_draw
+        else:
+            target = self._seg_base[d_seg] + u * self._seg_total[d_seg]
+            pos = self._search(d_seg, u, target, start, start + size - 1)
+            weight = np.sign(self._sdata[pos]) * self._seg_total[d_seg] / per_draw
+        obs = np.tile(np.repeat(seg_local, alloc), self.n_rep)
+        rep = np.repeat(np.arange(self.n_rep), one.size)
+        col = self._indices(pos)
         return Sample(obs_ids, obs, rep, col, weight, self.n_rep, self.operator.n_cell)
 
 
