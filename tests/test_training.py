@@ -393,3 +393,22 @@ def test_block_cache_groups_cells_and_keeps_the_estimate_unbiased(world, sites):
     draws, exact = _cv_draws(trainer)
     se = draws.std(axis=0, ddof=1) / np.sqrt(len(draws))
     assert np.all(np.abs(draws.mean(axis=0) - exact) < 5 * se + 1e-3 * np.abs(exact))
+
+
+def test_offset_fit_matches_each_regions_total_exactly(world, sites):
+    """With offset_match_totals the fitted model's total over each region's target months is
+    the targets' total; without, the σ-weighted fit leaves a residual."""
+    residual = {}
+    for match in (True, False):
+        settings = dataclasses.replace(SMALL, lambda_regional=1.0, estimator="exact",
+                                       offset_match_totals=match, offset_harmonics=1)
+        trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
+                                   targets=world.targets, regions=world.regions)
+        trainer.fit_offsets(K=64)
+        totals = trainer.operator.exact(trainer.predict_grid())[trainer.obs_ids]
+        mu = trainer.mu.double().numpy()
+        region = trainer.operator.obs_index["region"].to_numpy()[trainer.obs_ids]
+        residual[match] = np.array([(totals - mu)[region == r].sum() for r in np.unique(region)])
+        scale = np.array([np.abs(mu[region == r]).sum() for r in np.unique(region)])
+    np.testing.assert_allclose(residual[True], 0.0, atol=1e-4 * scale.max())
+    assert np.abs(residual[False]).max() > 1e-3 * scale.max()

@@ -78,6 +78,9 @@ class ConstraintSection(_Strict):
                               "σ-weighted least squares with the network held fixed, its regional "
                               "totals estimated by the training estimator with about this many "
                               "cell-days per region-month (0: keep the offsets of the last step)")
+    offset_match_totals: bool = Field(True, description="the least-squares offset fit matches "
+                                      "each region's total over its target months exactly (the "
+                                      "σ-weighted fit shapes the season)")
     regional_to_network: float = Field(0.05, ge=0, le=1, description="share of the regional "
                                        "gradient reaching the network when offsets are learned")
     obs_per_step: int = Field(32, ge=1, description="region-months per training step")

@@ -76,7 +76,8 @@ class TrainSettings:
     λ > 0, learn a per-region offset with a seasonal harmonic that applies to grid cells only:
     what towers in undisturbed stands cannot see; ``offset_harmonics`` seasonal harmonics),
     ``offset_fit_K`` (after training, :meth:`Trainer.fit_offsets` with about this many
-    cell-days per region-month, drawn by the training estimator; 0: off),
+    cell-days per region-month, drawn by the training estimator; 0: off; with
+    ``offset_match_totals`` each region's total over its target months is matched exactly),
     ``obs_per_step`` (region-months per step), ``square`` (``"unbiased"`` uses two independent
     half-samples), ``sigma_floor`` (σ floor as a fraction of the median spread) and
     ``sigma_floor_tg`` (absolute floor [Tg month-1]; the larger floor wins).
@@ -110,6 +111,7 @@ class TrainSettings:
     cache_linear: bool = True
     grid_offset: bool = True
     offset_harmonics: int = 1
+    offset_match_totals: bool = True
     offset_lr_factor: float = 5.0
     offset_fit_K: int = 512
     regional_to_network: float = 0.05
@@ -555,7 +557,21 @@ class Trainer:
         D = D.reshape(self.obs_ids.size, n_basis * n_regions)
         mu = self.mu.cpu().double().numpy()
         sigma = self.sigma.cpu().double().numpy()
-        delta, *_ = np.linalg.lstsq(D / sigma[:, None], (mu - current) / sigma, rcond=None)
+        A, b = D / sigma[:, None], (mu - current) / sigma
+        if self.settings.offset_match_totals:
+            # each region's total over its target months matched exactly (the budget the
+            # inversions constrain best), the σ-weighted fit shaping the season: the
+            # Karush-Kuhn-Tucker system of the constrained least squares (minimum norm, so
+            # regions without targets keep their offsets)
+            obs_region = op.obs_index["region"].to_numpy()[self.obs_ids]
+            ids = np.unique(obs_region)
+            C = np.stack([D[obs_region == r].sum(axis=0) for r in ids])
+            e = np.array([(mu - current)[obs_region == r].sum() for r in ids])
+            kkt = np.block([[A.T @ A, C.T], [C, np.zeros((ids.size, ids.size))]])
+            solution, *_ = np.linalg.lstsq(kkt, np.concatenate([A.T @ b, e]), rcond=None)
+            delta = solution[:D.shape[1]]
+        else:
+            delta, *_ = np.linalg.lstsq(A, b, rcond=None)
         with torch.no_grad():
             self.model.offset.weight[1:] += torch.as_tensor(
                 delta.reshape(n_regions, n_basis), dtype=self.model.offset.weight.dtype,
