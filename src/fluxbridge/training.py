@@ -384,12 +384,6 @@ class Trainer:
         n_cell = self.grid.n_cell
         return self.model.offset_at(tab["region"][col % n_cell], tab["basis"][col // n_cell])
 
-    def _offset(self, time_idx: np.ndarray, cell_idx: np.ndarray) -> torch.Tensor | float:
-        """Grid offset of (time, cell) pairs (0 when the model has none)."""
-        if self.model.offset is None:
-            return 0.0
-        return self._column_offset(self._columns(time_idx, cell_idx))
-
     def draw(self) -> tuple[np.ndarray, Sample]:
         """``obs_per_step`` random region-months (positions among the targets) and their draw."""
         assert self.estimator is not None

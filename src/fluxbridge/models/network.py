@@ -124,10 +124,6 @@ class NEENet(nn.Module):
             return torch.zeros(region.shape, dtype=self.y_scale.dtype, device=region.device)
         return (self._coefficients(region) * basis).sum(-1) * self.y_scale
 
-    def grid_offset_field(self, region: Tensor, dayofyear: Tensor) -> Tensor:
-        """:meth:`grid_offset` of every (day, cell) pair: (n_time, n_cell) [g m-2 d-1]."""
-        return self.offset_field(region, self.offset_basis(dayofyear))
-
     def offset_field(self, region: Tensor, basis: Tensor) -> Tensor:
         """:meth:`offset_at` of every (basis row, cell) pair: (n_basis, n_cell) [g m-2 d-1]."""
         if self.offset is None:
