@@ -301,13 +301,13 @@ def test_offset_fit_sees_the_grid_only_through_the_training_estimator(world, sit
     trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
                                targets=world.targets, regions=world.regions)
     seen: list[np.ndarray] = []
-    predict = trainer.predict_cells
+    predict = trainer._predict_columns
 
-    def recording(time_idx, cell_idx):
-        seen.append(np.asarray(time_idx) * world.grid.n_cell + np.asarray(cell_idx))
-        return predict(time_idx, cell_idx)
+    def recording(col):
+        seen.append(np.asarray(col))
+        return predict(col)
 
-    trainer.predict_cells = recording
+    trainer._predict_columns = recording
     trainer.fit_offsets(K=64)
     columns = np.concatenate(seen)
     per_obs = columns.size / trainer.obs_ids.size

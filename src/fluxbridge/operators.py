@@ -603,15 +603,13 @@ class ControlVariateEstimator(ResampledEstimator):
         if not np.isfinite(g).all():  # one pass when finite (the usual case), no copies
             g = np.nan_to_num(g)
         self._g = g.ravel()
-        if groups is None:
-            self._groups, matrix = None, op.matrix
-        else:
-            if self._groups is None or not all(
-                    np.array_equal(a, b) for a, b in zip(self._groups, groups, strict=True)):
-                self._merged = self._merge(*groups, n_cell_group=shape[1])
-                self._deviation = None
-            self._groups, matrix = groups, self._merged
-        self._n_cell_group = shape[1]
+        same = (groups is None) == (self._groups is None) and (groups is None or all(
+            np.array_equal(a, b) for a, b in zip(self._groups, groups, strict=True)))
+        self._groups, self._n_cell_group = groups, shape[1]
+        if not same:
+            self._merged = None if groups is None else self._merge(self._g.size)
+            self._deviation = None
+        matrix = op.matrix if groups is None else self._merged
         self._hg = matrix @ self._g.astype(np.float64)
         self._slope = self._center = None
         if slope is not None:
@@ -636,13 +634,11 @@ class ControlVariateEstimator(ResampledEstimator):
         t, c = np.divmod(np.asarray(col, dtype=np.int64), self.operator.n_cell)
         return tg[t] * self._n_cell_group + cg[c]
 
-    def _merge(self, tg: np.ndarray, cg: np.ndarray, n_cell_group: int) -> sp.csr_matrix:
-        """The operator with its columns summed by (time group, cell group)."""
+    def _merge(self, n_entries: int) -> sp.csr_matrix:
+        """The operator with its columns summed by cache entry (:meth:`_group_of`)."""
         m = self.operator.matrix.tocoo()
-        t, c = np.divmod(m.col.astype(np.int64), self.operator.n_cell)
-        col = tg[t] * n_cell_group + cg[c]
-        n_col = (int(tg.max()) + 1) * n_cell_group
-        return sp.csr_matrix((m.data, (m.row, col)), shape=(m.shape[0], n_col))
+        return sp.csr_matrix((m.data, (m.row, self._group_of(m.col))),
+                             shape=(m.shape[0], n_entries))
 
     def _deviation_matrix(self, center: np.ndarray, inputs: Callable[[np.ndarray], np.ndarray],
                           chunk: int = 1 << 20) -> sp.csr_matrix:
@@ -652,15 +648,20 @@ class ControlVariateEstimator(ResampledEstimator):
         n_in = center.shape[2]
         flat = center.reshape(-1, n_in)
         shape = (m.shape[0], flat.shape[0] * n_in)
-        out = sp.csr_matrix(shape)
-        for a in range(0, m.nnz, chunk):
+        parts = []
+        for a in range(0, m.nnz, chunk):  # each chunk merged first: memory stays bounded
             col, row, data = m.col[a:a + chunk], m.row[a:a + chunk], m.data[a:a + chunk]
             entry = self._group_of(col)
             dev = np.asarray(inputs(col), dtype=np.float64) - flat[entry]
             cols = (entry[:, None] * n_in + np.arange(n_in)[None, :]).ravel()
-            out = out + sp.csr_matrix(((data[:, None] * dev).ravel(),
-                                       (np.repeat(row, n_in), cols)), shape=shape)
-        return out
+            parts.append(sp.coo_matrix(((data[:, None] * dev).ravel(),
+                                        (np.repeat(row, n_in), cols)), shape=shape).tocsr()
+                         .tocoo())
+        if not parts:
+            return sp.csr_matrix(shape)
+        return sp.csr_matrix((np.concatenate([p.data for p in parts]),
+                              (np.concatenate([p.row for p in parts]),
+                               np.concatenate([p.col for p in parts]))), shape=shape)
 
     def cached(self, col: np.ndarray, inputs: torch.Tensor | None = None) -> np.ndarray:
         """The cache at grid columns ``col`` (``t * n_cell + c``); a first-order cache needs

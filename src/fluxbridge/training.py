@@ -371,8 +371,13 @@ class Trainer:
     def predict_cells(self, time_idx: np.ndarray, cell_idx: np.ndarray) -> torch.Tensor:
         """Model NEE [g m-2 d-1] at (time, cell) pairs of the grid (differentiable), with the
         grid offset of the cells' regions when the model has one."""
-        col = self._columns(time_idx, cell_idx)
-        return self.model(*self.column_inputs(col)) + self._column_offset(col)
+        return self._predict_columns(self._columns(time_idx, cell_idx))[0]
+
+    def _predict_columns(self, col: torch.Tensor | np.ndarray
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Model NEE at grid columns (grid offset included) and the network's inputs there."""
+        x, c = self.column_inputs(col)
+        return self.model(x, c) + self._column_offset(col), x
 
     def _column_offset(self, col: torch.Tensor | np.ndarray) -> torch.Tensor | float:
         """Grid offset of grid columns (0 when the model has none)."""
@@ -533,10 +538,9 @@ class Trainer:
                 ids = self.obs_ids[start:start + chunk]
                 for _ in range(draws):
                     sample = est.draw(ids, rng)
-                    pred = self.predict_cells(sample.time_idx, sample.cell_idx).double()
-                    xs = self.column_inputs(sample.col)[0] if est.needs_cache() else None
+                    pred, xs = self._predict_columns(sample.col)
                     current[start:start + chunk] += \
-                        est.estimate(pred, sample, xs).mean(0).cpu().numpy() / draws
+                        est.estimate(pred.double(), sample, xs).mean(0).cpu().numpy() / draws
             basis = self._cell_tables()["basis"].double()
         # design: totals of each region's basis fields, [Tg month-1] per unit coefficient
         rows = op.matrix[self.obs_ids].tocoo()
