@@ -283,3 +283,41 @@ def test_guide_table_search_equals_binary_search(op, strata, sampling):
     target = est._seg_base[d_seg] + u * est._seg_total[d_seg]
     reference = np.clip(np.searchsorted(est._cum, target, side="right"), start, last)
     np.testing.assert_array_equal(est._search(d_seg, u, target, start, last), reference)
+
+
+@pytest.mark.parametrize("sampling", ["uniform", "area", "stratified"])
+def test_variance_estimate_is_unbiased_for_the_spread_of_draws(op, field, strata, sampling):
+    """The draws' own variance estimate averages to the variance of the estimates over many
+    draws (within a confidence bound), for both replicates; stratified draws leave out strata
+    of one draw, so there it is a lower bound. A control variate with the field itself as
+    cache has zero spread and estimates zero."""
+    est = ResampledEstimator(op, K=12, sampling=sampling, strata=strata, n_rep=2)
+    obs = np.arange(op.n_obs)
+    rng = np.random.default_rng(7)
+    values, variances = [], []
+    for _ in range(N_DRAWS * 2):
+        sample = est.draw(obs, rng)
+        out, var = est.estimate_with_variance(torch.as_tensor(field.ravel()[sample.col]),
+                                              sample)
+        values.append(out.numpy())
+        variances.append(var)
+    values, variances = np.array(values), np.array(variances)
+    empirical = values.var(axis=0, ddof=1)  # (n_rep, n_obs)
+    mean_var = variances.mean(axis=0)
+    ratio = mean_var.sum() / empirical.sum()  # pooled over rows: tight
+    if sampling == "stratified":
+        assert 0.2 < ratio < 1.05
+    else:
+        assert abs(ratio - 1) < 0.05
+        assert np.median(np.abs(mean_var / empirical - 1)) < 0.15
+    cv = ControlVariateEstimator(op, K=12, sampling=sampling, strata=strata)
+    single = field.astype(np.float32)  # the cache's precision: f − g is exactly zero
+    cv.set_cache(single)
+    sample = cv.draw(obs, rng)
+    out, var = cv.estimate_with_variance(torch.as_tensor(single.ravel()[sample.col]), sample)
+    np.testing.assert_allclose(out[0].numpy(), op.exact(single), rtol=1e-6)
+    np.testing.assert_array_equal(var, 0.0)
+    fixed = FixedEstimator(op, K=12, sampling=sampling, strata=strata)
+    _, var = fixed.estimate_with_variance(torch.as_tensor(field.ravel()[sample.col][:0]),
+                                          fixed.draw(obs[:0]))
+    assert var.size == 0

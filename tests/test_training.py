@@ -88,9 +88,13 @@ def test_lambda_zero_changes_nothing(world, sites):
         torch.testing.assert_close(value, _weights(without)[key], rtol=0, atol=0)
 
 
-def test_resume_after_interruption_gives_same_weights(world, sites, tmp_path):
+@pytest.mark.parametrize("refresh_std", [0.0, 1e-9])
+def test_resume_after_interruption_gives_same_weights(world, sites, tmp_path, refresh_std):
+    """Also with the control variate's cache refreshed within epochs (refresh_std tiny: every
+    REFRESH_WINDOW steps)."""
     settings = dataclasses.replace(SMALL, epochs=5, lambda_regional=1.0, refresh_every=2,
-                                   estimator="control_variate", dropout=0.1)
+                                   estimator="control_variate", dropout=0.1,
+                                   refresh_std=refresh_std, batch_size=256)
     fit, val = sites[:-5], sites[-5:]
     reference = _fit(world, fit, settings, val_sites=val)
     with pytest.raises(TrainingInterrupted):
@@ -98,6 +102,10 @@ def test_resume_after_interruption_gives_same_weights(world, sites, tmp_path):
     assert (tmp_path / training.CHECKPOINT_NAME).exists()
     resumed = _fit(world, fit, settings, val_sites=val, checkpoint_dir=tmp_path)
     assert resumed.provenance["epochs_run"] == 5
+    refreshes = [h["refreshes"] for h in resumed.provenance["history"]]
+    assert refreshes == [h["refreshes"] for h in reference.provenance["history"]]
+    if refresh_std > 0:
+        assert min(refreshes) >= 1 and sum(refreshes) > 3  # more than the schedule's 3
     for key, value in _weights(reference).items():
         torch.testing.assert_close(value, _weights(resumed)[key], rtol=0, atol=0)
     # a finished run is not retrained, and a different configuration is refused
@@ -303,9 +311,9 @@ def test_offset_fit_sees_the_grid_only_through_the_training_estimator(world, sit
     seen: list[np.ndarray] = []
     predict = trainer._predict_columns
 
-    def recording(col):
+    def recording(col, **kwargs):
         seen.append(np.asarray(col))
-        return predict(col)
+        return predict(col, **kwargs)
 
     trainer._predict_columns = recording
     trainer.fit_offsets(K=64)
@@ -330,9 +338,33 @@ def test_daily_cell_cache_makes_the_control_variate_exact(world, sites):
     exact = trainer.operator.exact(trainer.predict_grid())[trainer.obs_ids]
     sample = trainer.estimator.draw(trainer.obs_ids, np.random.default_rng(0))
     with torch.no_grad():
-        got = trainer.estimator.estimate(
-            trainer.predict_cells(sample.time_idx, sample.cell_idx).double(), sample)[0]
+        pred, xs = trainer._predict_columns(sample.col, offset=False)
+        got = trainer.totals(pred.double(), np.arange(trainer.obs_ids.size), sample, xs)[0]
     np.testing.assert_allclose(got.numpy(), exact, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("estimator", ["fixed", "resampled", "control_variate"])
+def test_grid_offset_totals_are_exact_and_add_no_sampling_noise(world, sites, estimator):
+    """The offset's totals from its design equal H·(offset field); for the same draw, the
+    sampled totals with and without an offset differ by exactly those totals."""
+    settings = dataclasses.replace(SMALL, lambda_regional=1.0, estimator=estimator, K=4,
+                                   offset_harmonics=2)
+    trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
+                               targets=world.targets, regions=world.regions)
+    if trainer.estimator.needs_cache():
+        trainer.refresh_cache()
+    pick = np.arange(trainer.obs_ids.size)
+    sample = trainer.estimator.draw(trainer.obs_ids, np.random.default_rng(2))
+    with torch.no_grad():
+        pred, xs = trainer._predict_columns(sample.col, offset=False)
+        without = trainer.totals(pred.double(), pick, sample, xs)
+        trainer.model.offset.weight.normal_(0, 0.5)
+        with_offset = trainer.totals(pred.double(), pick, sample, xs)
+        field = trainer.predict_grid() - trainer.predict_grid(offset=False)
+    offset_totals = trainer.operator.exact(field)[trainer.obs_ids]
+    assert np.abs(offset_totals).max() > 0
+    np.testing.assert_allclose((with_offset - without)[0].numpy(), offset_totals,
+                               rtol=1e-5, atol=1e-6 * np.abs(offset_totals).max())
 
 
 def _cv_draws(trainer, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
@@ -343,9 +375,9 @@ def _cv_draws(trainer, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
     with torch.no_grad():
         for _ in range(n):
             sample = trainer.estimator.draw(trainer.obs_ids, rng)
-            xs, cs = trainer.column_inputs(sample.col)
-            pred = (trainer.model(xs, cs) + trainer._column_offset(sample.col)).double()
-            draws.append(trainer.estimator.estimate(pred, sample, xs)[0].numpy())
+            pred, xs = trainer._predict_columns(sample.col, offset=False)
+            draws.append(trainer.totals(pred.double(), np.arange(trainer.obs_ids.size), sample,
+                                        xs)[0].numpy())
     return np.array(draws), exact
 
 
@@ -412,3 +444,27 @@ def test_offset_fit_matches_each_regions_total_exactly(world, sites):
         scale = np.array([np.abs(mu[region == r]).sum() for r in np.unique(region)])
     np.testing.assert_allclose(residual[True], 0.0, atol=1e-4 * scale.max())
     assert np.abs(residual[False]).max() > 1e-3 * scale.max()
+
+
+def test_control_variate_refreshes_when_its_own_variance_estimate_says_so(world, sites):
+    """Within an epoch the cache is refreshed every REFRESH_WINDOW steps when any spread is
+    too much (refresh_std tiny), never when none is (refresh_std huge) or the rule is off; the
+    estimate variance is reported per step, and right after a refresh the model equals its
+    cache, so the control variate's variance estimate is zero there."""
+    n_steps = 2 * training.REFRESH_WINDOW + 1
+    counts = {}
+    for limit in (0.0, 1e-9, 1e9):
+        settings = dataclasses.replace(SMALL, lambda_regional=1.0, refresh_std=limit, K=8,
+                                       cache_features="daily")
+        trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
+                                   targets=world.targets, regions=world.regions)
+        trainer.refresh_cache()
+        rng = np.random.default_rng(0)
+        noise = []
+        for _ in range(n_steps):
+            idx = torch.as_tensor(rng.choice(trainer.x.shape[0], 256, replace=False))
+            noise.append(trainer.step(idx)["estimate_var"])
+        counts[limit] = trainer.refreshes - 1
+        assert noise[0] < 1e-6 * max(noise[1:])  # the first step sees the fresh daily cache
+        assert all(v >= 0 for v in noise) and max(noise) > 0
+    assert counts == {0.0: 0, 1e-9: 2, 1e9: 0}

@@ -59,6 +59,10 @@ class ConstraintSection(_Strict):
     K: int = Field(64, ge=1, description="cell-days sampled per region-month")
     sampling: Literal["uniform", "area", "stratified"] = "area"
     refresh_every: int = Field(2, ge=1, description="epochs between control-variate refreshes")
+    refresh_std: float = Field(
+        0.1, ge=0.0, description="also refresh the control-variate cache within an epoch when "
+        "the draws' own estimate of the regional estimates' standard deviation, averaged over "
+        "the last 20 steps, exceeds this many σ; 0: on the epoch schedule only")
     cache_features: Literal["daily", "monthly"] = Field(
         "monthly", description="control-variate cache from monthly-mean predictors (cheap)")
     cache_block_deg: float = Field(

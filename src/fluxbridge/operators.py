@@ -229,6 +229,10 @@ class Sample:
         replicate's draws of a row estimates that row of H·f without bias.
     n_rep
         Number of replicates.
+    stratum
+        Stratum of each draw (n,): draws of one replicate and stratum are independent and
+        identically distributed (with replacement), which :meth:`Estimator.estimate_with_variance`
+        needs; None where draws are not random (exact, fixed).
     """
 
     obs_ids: np.ndarray
@@ -238,6 +242,7 @@ class Sample:
     weight: np.ndarray
     n_rep: int
     n_cell: int
+    stratum: np.ndarray | None = None
 
     @property
     def time_idx(self) -> np.ndarray:
@@ -263,7 +268,8 @@ class Sample:
         new = local[self.obs]
         keep = new >= 0
         return Sample(obs_ids, new[keep], self.rep[keep], self.col[keep], self.weight[keep],
-                      self.n_rep, self.n_cell)
+                      self.n_rep, self.n_cell,
+                      None if self.stratum is None else self.stratum[keep])
 
 
 def _weighted_sum(values: torch.Tensor, sample: Sample) -> torch.Tensor:
@@ -273,6 +279,32 @@ def _weighted_sum(values: torch.Tensor, sample: Sample) -> torch.Tensor:
     weight = torch.as_tensor(sample.weight, dtype=values.dtype, device=values.device)
     out = torch.zeros(sample.n_rep * n_obs, dtype=values.dtype, device=values.device)
     return out.index_add(0, index, values * weight).reshape(sample.n_rep, n_obs)
+
+
+def _sum_variance(terms: np.ndarray, sample: Sample) -> np.ndarray:
+    """(n_rep, n_obs_local) unbiased estimates of the variance of each replicate's sum of
+    ``terms`` (weight × value of each draw).
+
+    Within a stratum of m independent draws with replacement, each ``m × term`` is an unbiased
+    estimate of the stratum's total, so their sample variance / m estimates the variance of the
+    stratum's sum without bias (Hansen–Hurwitz); strata add. A stratum of one draw contributes
+    nothing (its variance cannot be estimated from one draw).
+    """
+    n_obs = sample.obs_ids.size
+    out = np.zeros(sample.n_rep * n_obs)
+    if sample.stratum is None or terms.size == 0:
+        return out.reshape(sample.n_rep, n_obs)
+    cell = sample.rep * n_obs + sample.obs
+    key = cell * (int(sample.stratum.max()) + 1) + sample.stratum
+    _, group, m = np.unique(key, return_inverse=True, return_counts=True)
+    total = np.bincount(group, terms)
+    y = m[group] * terms
+    ss = np.bincount(group, (y - total[group]) ** 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.where(m > 1, ss / (m * np.maximum(m - 1, 1)), 0.0)
+    first = np.zeros(m.size, dtype=np.int64)
+    first[group] = cell
+    return np.bincount(first, var, minlength=out.size).reshape(sample.n_rep, n_obs)
 
 
 class Estimator:
@@ -299,7 +331,28 @@ class Estimator:
             The model's inputs at the draws (n, n_input); only a first-order control-variate
             cache uses them.
         """
-        return _weighted_sum(pred, sample)
+        base, values = self._terms(pred, sample, inputs)
+        out = _weighted_sum(values, sample)
+        return out if base is None else base.unsqueeze(0) + out
+
+    def estimate_with_variance(self, pred: torch.Tensor, sample: Sample,
+                               inputs: torch.Tensor | None = None
+                               ) -> tuple[torch.Tensor, np.ndarray]:
+        """:meth:`estimate` and an unbiased estimate of each estimate's variance from the same
+        draws (n_rep, n_obs_local) [(Tg month-1)²], without a gradient: zero for exact
+        estimates, the variance of the sampled correction ``f − g`` for the control variate.
+        """
+        base, values = self._terms(pred, sample, inputs)
+        out = _weighted_sum(values, sample)
+        terms = values.detach().double().cpu().numpy() * sample.weight
+        out = out if base is None else base.unsqueeze(0) + out
+        return out, _sum_variance(terms, sample)
+
+    def _terms(self, pred: torch.Tensor, sample: Sample, inputs: torch.Tensor | None
+               ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Per-row base (or None) and per-draw values whose weighted sums complete the
+        estimate."""
+        return None, pred
 
     def cells_touched(self, sample: Sample) -> int:
         """Distinct (cell, time) columns a sample needs predictions at."""
@@ -488,7 +541,7 @@ class ResampledEstimator(Estimator):
         obs = np.tile(np.repeat(seg_local, alloc), self.n_rep)
         rep = np.repeat(np.arange(self.n_rep), one.size)
         col = self._indices(pos)
-        return Sample(obs_ids, obs, rep, col, weight, self.n_rep, self.operator.n_cell)
+        return Sample(obs_ids, obs, rep, col, weight, self.n_rep, self.operator.n_cell, d_seg)
 
 
 class FixedEstimator(ResampledEstimator):
@@ -510,7 +563,7 @@ class FixedEstimator(ResampledEstimator):
             order = np.argsort(key, kind="stable")
             self._fixed = fixed = Sample(fixed.obs_ids, fixed.obs[order], fixed.rep[order],
                                          fixed.col[order], fixed.weight[order], fixed.n_rep,
-                                         fixed.n_cell)
+                                         fixed.n_cell, fixed.stratum[order])
             key = key[order]
         self._run = np.searchsorted(key, np.arange(self.n_rep * operator.n_obs + 1))
 
@@ -679,14 +732,14 @@ class ControlVariateEstimator(ResampledEstimator):
         linear = ((x - self._center[idx]) * self._slope[idx]).sum(-1)
         return value + linear.numpy()
 
-    def estimate(self, pred: torch.Tensor, sample: Sample,
-                 inputs: torch.Tensor | None = None) -> torch.Tensor:
+    def _terms(self, pred: torch.Tensor, sample: Sample, inputs: torch.Tensor | None
+               ) -> tuple[torch.Tensor | None, torch.Tensor]:
         if self._g is None or self._hg is None:
             raise RuntimeError("control variate estimator used before set_cache")
         g = torch.as_tensor(self.cached(sample.col, inputs), dtype=pred.dtype,
                             device=pred.device)
         hg = torch.as_tensor(self._hg[sample.obs_ids], dtype=pred.dtype, device=pred.device)
-        return hg.unsqueeze(0) + _weighted_sum(pred - g, sample)
+        return hg, pred - g
 
 
 def make_estimator(kind: str, operator: LinearOperator, *, K: int = 64,

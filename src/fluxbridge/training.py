@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 RESERVED_COLUMNS = frozenset({"site", "time", "igbp", "igbp_code", "lat", "lon", "nee",
                               "weight", "fold"})
 CHECKPOINT_NAME = "checkpoint.pt"
+REFRESH_WINDOW = 20  # steps whose estimate variance the control variate's refresh rule averages
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ class TrainSettings:
 
     Constraint: ``lambda_regional`` (λ), ``estimator``, ``K`` (cell-days per region-month),
     ``sampling``, ``refresh_every`` (epochs between control-variate cache refreshes),
+    ``refresh_std`` (refresh also within an epoch when the draws' own estimate of the regional
+    estimates' standard deviation, mean over the last ``REFRESH_WINDOW`` steps, exceeds this
+    many σ; 0: off),
     ``cache_features`` (``monthly``: the cache from monthly-mean predictors, 30 times cheaper;
     ``daily``), ``cache_block_deg`` (cells of a block of this size [degrees], region and
     vegetation class share one cache value; 0: each cell its own), ``cache_linear``
@@ -106,6 +110,7 @@ class TrainSettings:
     K: int = 64
     sampling: Literal["uniform", "area", "stratified"] = "area"
     refresh_every: int = 2
+    refresh_std: float = 0.1
     cache_features: Literal["daily", "monthly"] = "monthly"
     cache_block_deg: float = 0.0
     cache_linear: bool = True
@@ -245,6 +250,10 @@ class Trainer:
         self._groups: CacheGroups | None = None
         self._center: np.ndarray | None = None
         self._tables: dict[str, torch.Tensor] | None = None
+        self._design: torch.Tensor | None = None
+        self.cache_state: dict[str, torch.Tensor] | None = None  # the model at the last refresh
+        self.refreshes = 0
+        self._noise: list[float] = []  # per step since the last refresh: estimate variance / σ²
         self._dayofyear = (None if grid is None
                            else pd.DatetimeIndex(grid.times).day_of_year.to_numpy())
         self.operator: RegionalOperator | None = None
@@ -373,11 +382,13 @@ class Trainer:
         grid offset of the cells' regions when the model has one."""
         return self._predict_columns(self._columns(time_idx, cell_idx))[0]
 
-    def _predict_columns(self, col: torch.Tensor | np.ndarray
+    def _predict_columns(self, col: torch.Tensor | np.ndarray, offset: bool = True
                          ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Model NEE at grid columns (grid offset included) and the network's inputs there."""
+        """Model NEE at grid columns (with ``offset`` the grid offset included) and the
+        network's inputs there."""
         x, c = self.column_inputs(col)
-        return self.model(x, c) + self._column_offset(col), x
+        pred = self.model(x, c)
+        return (pred + self._column_offset(col) if offset else pred), x
 
     def _column_offset(self, col: torch.Tensor | np.ndarray) -> torch.Tensor | float:
         """Grid offset of grid columns (0 when the model has none)."""
@@ -396,18 +407,71 @@ class Trainer:
         pick = self.obs_rng.choice(self.obs_ids.size, size=n, replace=False)
         return pick, self.estimator.draw(self.obs_ids[pick], self.obs_rng)
 
-    def regional_error(self, pred: torch.Tensor, pick: np.ndarray, sample: Sample,
-                       inputs: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean regional error in units of σ² from predictions (and the model inputs) at the
-        draws of ``sample``."""
+    def totals(self, pred: torch.Tensor, pick: np.ndarray, sample: Sample,
+               inputs: torch.Tensor | None = None) -> torch.Tensor:
+        """Estimated model totals (n_rep, len(pick)) [Tg month-1] of the targets at positions
+        ``pick``: the estimator's estimate from the network's predictions ``pred`` (grid offset
+        excluded; and its inputs) at the draws of ``sample``, plus the exact totals of the grid
+        offset (:meth:`offset_totals`)."""
         assert self.estimator is not None
         est = self.estimator.estimate(pred, sample, inputs)
-        return (squared_error(est, self.mu[pick]) / self.sigma[pick] ** 2).mean()
+        if self.model.offset is None:
+            return est
+        return est + self.offset_totals(pick).to(est.dtype).unsqueeze(0)
+
+    def regional_error(self, pred: torch.Tensor, pick: np.ndarray, sample: Sample,
+                       inputs: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+        """Mean regional error in units of σ² from the network's predictions (and its inputs)
+        at the draws of ``sample`` (see :meth:`totals`), and the draws' own estimate of the
+        variance of the estimated totals (the replicates' mean), mean over the rows in units
+        of σ²."""
+        assert self.estimator is not None
+        est, var = self.estimator.estimate_with_variance(pred, sample, inputs)
+        if self.model.offset is not None:
+            est = est + self.offset_totals(pick).to(est.dtype).unsqueeze(0)
+        sigma = self.sigma[pick]
+        noise = float(np.mean(var.mean(axis=0) / est.shape[0]
+                              / sigma.double().cpu().numpy() ** 2))
+        return (squared_error(est, self.mu[pick]) / sigma**2).mean(), noise
+
+    def offset_design(self) -> torch.Tensor:
+        """Exact totals of the grid offset's basis fields: (n_targets, n_regions * n_basis)
+        float64 [Tg month-1 per g m-2 d-1 of coefficient], column ``(region - 1) * n_basis +
+        k`` for the target rows in order (built once).
+
+        The offset is linear in its coefficients and constant over a region's cells, so its
+        regional totals are a small matrix product: they are summed exactly, and only the
+        network's share of the totals is sampled.
+        """
+        if self._design is None:
+            assert self.operator is not None and self.grid is not None \
+                and self.model.offset is not None
+            rows = self.operator.matrix[self.obs_ids].tocoo()
+            t, c = np.divmod(rows.col, self.operator.n_cell)
+            region = self.grid.region[c]
+            on = region > 0
+            n_regions = self.model.offset.num_embeddings - 1
+            basis = self._cell_tables()["basis"].double().cpu().numpy()
+            key = rows.row[on] * n_regions + region[on] - 1
+            size = self.obs_ids.size * n_regions
+            D = np.stack([np.bincount(key, rows.data[on] * basis[t[on], k], minlength=size)
+                          for k in range(basis.shape[1])], axis=1)
+            self._design = torch.as_tensor(D.reshape(self.obs_ids.size, -1),
+                                           device=self.device)
+        return self._design
+
+    def offset_totals(self, pick: np.ndarray) -> torch.Tensor:
+        """Exact totals of the grid offset at target positions ``pick`` (len(pick),) float64
+        [Tg month-1], differentiable in the offset's coefficients."""
+        assert self.model.offset is not None
+        coef = self.model.offset.weight[1:].reshape(-1).double() * self.model.y_scale.double()
+        return self.offset_design()[torch.as_tensor(pick, device=self.device)] @ coef
 
     def refresh_cache(self) -> None:
         """Recompute the control variate's cached prediction from the model.
 
-        The cache is the model at the mean predictors of each cache group (see
+        The cache is the network (the grid offset's totals are exact, see :meth:`totals`) at
+        the mean predictors of each cache group (see
         :meth:`cache_groups`), constant over the group, or with ``cache_linear`` its first-order
         expansion there (plus the network's input gradient times each cell-day's departure from
         the group mean, so that it follows the weather). Unbiased whatever the groups (the
@@ -415,18 +479,16 @@ class Trainer:
         coarser they are.
         """
         assert self.grid is not None and self.estimator is not None
+        self.cache_state = _cpu_state(self.model)
+        self.refreshes += 1
+        self._noise = []
         groups = self.cache_groups()
         if groups.values is self.grid.values:  # each cell-day its own group: the model itself
-            self.estimator.set_cache(self.predict_grid())
+            self.estimator.set_cache(self.predict_grid(offset=False))
             return
         center = self._cache_center()
         linear = self.settings.cache_linear
         g, slope = self._predict(center, groups.igbp, slope=linear)
-        if self.model.offset is not None:
-            with torch.no_grad():
-                g += self.model.offset_field(
-                    torch.as_tensor(groups.region, device=self.device),
-                    torch.as_tensor(groups.basis, device=self.device)).cpu().numpy()
         if not linear:
             self.estimator.set_cache(g, groups.time_group, groups.cell_group)
             return
@@ -485,9 +547,9 @@ class Trainer:
         self.model.train(was)
         return out, grad
 
-    def predict_grid(self, chunk_days: int = 16) -> np.ndarray:
-        """The model over every (time, cell) of the grid, offsets included, (n_time, n_cell)
-        [g m-2 d-1]."""
+    def predict_grid(self, chunk_days: int = 16, offset: bool = True) -> np.ndarray:
+        """The model over every (time, cell) of the grid, with ``offset`` the grid offset
+        included, (n_time, n_cell) [g m-2 d-1]."""
         assert self.grid is not None
         g = self.grid
         n_time, n_cell, n_feat = g.values.shape
@@ -496,7 +558,7 @@ class Trainer:
             t1 = min(n_time, t0 + chunk_days)
             Z = self._normalised(g.values[t0:t1].reshape(-1, n_feat)).numpy()
             out[t0:t1] = self._predict(Z.reshape(t1 - t0, n_cell, n_feat), g.igbp_code)[0]
-        if self.model.offset is not None:
+        if offset and self.model.offset is not None:
             tab = self._cell_tables()
             with torch.no_grad():
                 out += self.model.offset_field(tab["region"], tab["basis"]).cpu().numpy()
@@ -523,7 +585,7 @@ class Trainer:
         if self.model.offset is None or self.operator is None or self.grid is None \
                 or self.estimator is None:
             return {}
-        op, g, est = self.operator, self.grid, self.estimator
+        op, est = self.operator, self.estimator
         was = self.model.training
         self.model.eval()
         if est.needs_cache():
@@ -533,26 +595,19 @@ class Trainer:
         rng = np.random.default_rng([self.settings.seed, 11])
         current = np.zeros(self.obs_ids.size)
         chunk = max(1, (1 << 20) // max(1, int(op.row_sizes(self.obs_ids).max())))
-        with torch.no_grad():
+        with torch.no_grad():  # the network's totals sampled, the offset's exact
             for start in range(0, self.obs_ids.size, chunk):
                 ids = self.obs_ids[start:start + chunk]
                 for _ in range(draws):
                     sample = est.draw(ids, rng)
-                    pred, xs = self._predict_columns(sample.col)
+                    pred, xs = self._predict_columns(sample.col, offset=False)
                     current[start:start + chunk] += \
                         est.estimate(pred.double(), sample, xs).mean(0).cpu().numpy() / draws
-            basis = self._cell_tables()["basis"].double()
+            current += self.offset_totals(np.arange(self.obs_ids.size)).cpu().numpy()
         # design: totals of each region's basis fields, [Tg month-1] per unit coefficient
-        rows = op.matrix[self.obs_ids].tocoo()
-        t, c = np.divmod(rows.col, op.n_cell)
-        region = g.region[c]
-        on = region > 0
-        n_regions, n_basis = self.model.offset.num_embeddings - 1, basis.shape[1]
-        weight = rows.data[on, None] * basis.cpu().numpy()[t[on]] * float(self.model.y_scale)
-        shape = (self.obs_ids.size, n_regions)
-        D = np.stack([sp.coo_matrix((weight[:, k], (rows.row[on], region[on] - 1)),
-                                    shape=shape).toarray() for k in range(n_basis)], axis=2)
-        D = D.reshape(self.obs_ids.size, n_basis * n_regions)
+        D = self.offset_design().cpu().numpy() * float(self.model.y_scale)
+        n_regions = self.model.offset.num_embeddings - 1
+        n_basis = D.shape[1] // n_regions
         mu = self.mu.cpu().double().numpy()
         sigma = self.sigma.cpu().double().numpy()
         A, b = D / sigma[:, None], (mu - current) / sigma
@@ -602,20 +657,35 @@ class Trainer:
             if self.model.offset is not None:  # the regional gradient reaches the network
                 a = self.settings.regional_to_network  # scaled by a, the offsets fully
                 cells = a * cells + (1.0 - a) * cells.detach()
-            cells = cells + self._column_offset(col)
-            reg = self.regional_error(cells, pick, sample, xs)
+            reg, noise = self.regional_error(cells, pick, sample, xs)
             out["regional"] = float(reg.detach())
+            out["estimate_var"] = noise
         loss = (w * (pred - y) ** 2).mean() / self.s_y**2
         out["site"] = float(loss.detach())
         if self.estimator is not None:
             loss = loss + self.settings.lambda_regional * reg
         loss.backward()
         self.optimizer.step()
+        if self.estimator is not None and self.estimator.needs_cache():
+            self._refresh_if_noisy(out["estimate_var"])
         return out
 
+    def _refresh_if_noisy(self, noise: float) -> None:
+        """Refresh the control-variate cache when the mean estimate variance of the last
+        ``REFRESH_WINDOW`` steps since the last refresh exceeds ``refresh_std``² (σ²)."""
+        self._noise.append(noise)
+        limit = self.settings.refresh_std
+        if limit > 0 and len(self._noise) >= REFRESH_WINDOW \
+                and np.mean(self._noise[-REFRESH_WINDOW:]) > limit**2:
+            self.refresh_cache()
+
     def epoch(self) -> dict[str, float]:
-        """One pass over the training rows in random batches; mean losses."""
+        """One pass over the training rows in random batches; mean losses (and with a control
+        variate ``estimate_var``, the mean variance of its estimates [σ²] by the draws' own
+        estimate, and ``refreshes`` of its cache during the epoch)."""
         self.model.train()
+        self._noise = []  # the refresh rule looks within an epoch (resumes see the same)
+        refreshes = self.refreshes
         n = self.x.shape[0]
         order = self.rng.permutation(n)
         sums: dict[str, float] = {}
@@ -626,7 +696,10 @@ class Trainer:
             for k, v in self.step(idx).items():
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1
-        return {k: v / steps for k, v in sums.items()}
+        out = {k: v / steps for k, v in sums.items()}
+        if self.estimator is not None and self.estimator.needs_cache():
+            out["refreshes"] = float(self.refreshes - refreshes)
+        return out
 
     def val_loss(self) -> float | None:
         """Site loss on the validation sites (None without validation sites)."""
@@ -760,8 +833,8 @@ def train_network(samples: pd.DataFrame, settings: TrainSettings, *,
         if trainer.estimator is not None and trainer.estimator.needs_cache() \
                 and epoch % s.refresh_every == 0:
             trainer.refresh_cache()
-            state["cache_state"] = _cpu_state(trainer.model)
         losses = trainer.epoch()
+        state["cache_state"] = trainer.cache_state  # the model at the last refresh
         val = trainer.val_loss()
         losses["val"] = val
         history.append(losses)
