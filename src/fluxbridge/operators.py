@@ -288,23 +288,22 @@ def _sum_variance(terms: np.ndarray, sample: Sample) -> np.ndarray:
     Within a stratum of m independent draws with replacement, each ``m × term`` is an unbiased
     estimate of the stratum's total, so their sample variance / m estimates the variance of the
     stratum's sum without bias (Hansen–Hurwitz); strata add. A stratum of one draw contributes
-    nothing (its variance cannot be estimated from one draw).
+    nothing (its variance cannot be estimated from one draw). The draws of one replicate, row
+    and stratum come in one run, as the estimators here draw them (no sorting needed).
     """
     n_obs = sample.obs_ids.size
     out = np.zeros(sample.n_rep * n_obs)
     if sample.stratum is None or terms.size == 0:
         return out.reshape(sample.n_rep, n_obs)
     cell = sample.rep * n_obs + sample.obs
-    key = cell * (int(sample.stratum.max()) + 1) + sample.stratum
-    _, group, m = np.unique(key, return_inverse=True, return_counts=True)
-    total = np.bincount(group, terms)
-    y = m[group] * terms
-    ss = np.bincount(group, (y - total[group]) ** 2)
+    change = np.ones(terms.size, dtype=bool)
+    change[1:] = (cell[1:] != cell[:-1]) | (sample.stratum[1:] != sample.stratum[:-1])
+    group = np.cumsum(change) - 1
+    m = np.bincount(group)[group]
+    total = np.bincount(group, terms)[group]
     with np.errstate(invalid="ignore", divide="ignore"):
-        var = np.where(m > 1, ss / (m * np.maximum(m - 1, 1)), 0.0)
-    first = np.zeros(m.size, dtype=np.int64)
-    first[group] = cell
-    return np.bincount(first, var, minlength=out.size).reshape(sample.n_rep, n_obs)
+        part = np.where(m > 1, (m * terms - total) ** 2 / (m * np.maximum(m - 1, 1)), 0.0)
+    return np.bincount(cell, part, minlength=out.size).reshape(sample.n_rep, n_obs)
 
 
 class Estimator:

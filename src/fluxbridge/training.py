@@ -39,6 +39,7 @@ from fluxbridge.models.baselines import fit_random_forest, fit_xgboost
 from fluxbridge.models.network import NEENet
 from fluxbridge.operators import (
     Estimator,
+    ExactEstimator,
     FixedEstimator,
     RegionalOperator,
     ResampledEstimator,
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 RESERVED_COLUMNS = frozenset({"site", "time", "igbp", "igbp_code", "lat", "lon", "nee",
                               "weight", "fold"})
 CHECKPOINT_NAME = "checkpoint.pt"
+DRAW_AHEAD = 32  # steps whose region-months are drawn in one call (see Trainer.draw)
 REFRESH_WINDOW = 20  # steps whose estimate variance the control variate's refresh rule averages
 
 
@@ -254,6 +256,7 @@ class Trainer:
         self.cache_state: dict[str, torch.Tensor] | None = None  # the model at the last refresh
         self.refreshes = 0
         self._noise: list[float] = []  # per step since the last refresh: estimate variance / σ²
+        self._ahead: list[tuple[np.ndarray, Sample, torch.Tensor, torch.Tensor]] = []
         self._dayofyear = (None if grid is None
                            else pd.DatetimeIndex(grid.times).day_of_year.to_numpy())
         self.operator: RegionalOperator | None = None
@@ -400,12 +403,44 @@ class Trainer:
         n_cell = self.grid.n_cell
         return self.model.offset_at(tab["region"][col % n_cell], tab["basis"][col // n_cell])
 
-    def draw(self) -> tuple[np.ndarray, Sample]:
-        """``obs_per_step`` random region-months (positions among the targets) and their draw."""
+    def draw(self) -> tuple[np.ndarray, Sample, torch.Tensor, torch.Tensor]:
+        """The next step's ``obs_per_step`` random region-months (positions among the targets),
+        their draw, and the network's inputs (features, classes) at the draws.
+
+        Sampled estimators draw for ``DRAW_AHEAD`` steps at once and gather those steps' inputs
+        at once (one call instead of one per step: the step's fixed cost is mostly such calls);
+        the queue is emptied at each epoch's start, so a resumed run draws the same.
+        """
+        assert self.estimator is not None
+        if not self._ahead:
+            ahead = 1 if isinstance(self.estimator, ExactEstimator) else DRAW_AHEAD
+            self._ahead = self._draw_steps(ahead)[::-1]
+        return self._ahead.pop()
+
+    def _draw_steps(self, n_steps: int
+                    ) -> list[tuple[np.ndarray, Sample, torch.Tensor, torch.Tensor]]:
+        """:meth:`draw` for ``n_steps`` steps: their region-months drawn in one call of the
+        estimator, then split by step (a row's draws are contiguous per replicate)."""
         assert self.estimator is not None
         n = min(self.settings.obs_per_step, self.obs_ids.size)
-        pick = self.obs_rng.choice(self.obs_ids.size, size=n, replace=False)
-        return pick, self.estimator.draw(self.obs_ids[pick], self.obs_rng)
+        picks = [self.obs_rng.choice(self.obs_ids.size, size=n, replace=False)
+                 for _ in range(n_steps)]
+        every = self.estimator.draw(self.obs_ids[np.concatenate(picks)], self.obs_rng)
+        xs, cs = self.column_inputs(every.col)
+        total = n * n_steps
+        key = every.rep * total + every.obs  # non-decreasing: replicates, then rows in order
+        edges = np.searchsorted(key, (np.arange(every.n_rep)[:, None] * total
+                                      + np.arange(n_steps + 1)[None, :] * n))
+        steps = []
+        for k, pick in enumerate(picks):
+            at = np.concatenate([np.arange(edges[r, k], edges[r, k + 1])
+                                 for r in range(every.n_rep)])
+            sample = Sample(every.obs_ids[k * n:(k + 1) * n], every.obs[at] - k * n,
+                            every.rep[at], every.col[at], every.weight[at], every.n_rep,
+                            every.n_cell, None if every.stratum is None else every.stratum[at])
+            rows = torch.from_numpy(at).to(xs.device)
+            steps.append((pick, sample, xs[rows], cs[rows]))
+        return steps
 
     def totals(self, pred: torch.Tensor, pick: np.ndarray, sample: Sample,
                inputs: torch.Tensor | None = None) -> torch.Tensor:
@@ -648,9 +683,7 @@ class Trainer:
         if self.estimator is None:
             pred = self.model(x, c)
         else:
-            pick, sample = self.draw()
-            col = torch.from_numpy(sample.col)
-            xs, cs = self.column_inputs(col)
+            pick, sample, xs, cs = self.draw()
             both = self.model(torch.cat([x, xs]), torch.cat([c, cs]))
             pred = both[: x.shape[0]]
             cells = both[x.shape[0]:]
@@ -684,7 +717,8 @@ class Trainer:
         variate ``estimate_var``, the mean variance of its estimates [σ²] by the draws' own
         estimate, and ``refreshes`` of its cache during the epoch)."""
         self.model.train()
-        self._noise = []  # the refresh rule looks within an epoch (resumes see the same)
+        self._noise = []  # the refresh rule and the draws' queue start afresh each epoch
+        self._ahead = []  # (so that a resumed run draws and refreshes the same)
         refreshes = self.refreshes
         n = self.x.shape[0]
         order = self.rng.permutation(n)
