@@ -7,11 +7,12 @@ Setting (twin-world-like, built synthetically here so that it runs anywhere):
 * the model field ``f`` (n_time, n_cell) = a smooth nonlinear function of the features
   [g m-2 d-1]; the control-variate cache ``g`` = the same function with its coefficients moved
   by 5 % (a model a few epochs older), evaluated as training caches it: at each cell's
-  monthly-mean predictors (``cache_block_deg`` 0, the default) and, on grids finer than 2°, also
-  at the monthly means of 2° blocks of cells of one region and class (``cache_block_deg`` 2:
-  one network evaluation per block instead of per cell, so a refresh costs ~16x less at 0.5°);
-  each to first order (``cache_linear``, the default: the group value plus the gradient times
-  each cell-day's departure from the group mean) and, per cell, also as a plain group mean;
+  monthly-mean predictors (``cache_group_size`` 1, the default) and also with the (month, cell)
+  pairs of one class grouped by a k-d partition of their predictors into entries of at most
+  ``cache_group_size`` = 16 (one network evaluation per entry instead of per pair, so a refresh
+  costs ~16x less); each to first order (``cache_linear``, the default: the entry's value plus
+  the gradient times each cell-day's departure from the entry's mean) and, per cell, also as a
+  plain mean;
 * inversion spread σ_rm = 0.15 |F_rm| + 0.05 median |F| [Tg month-1] with F the exact totals.
 
 Accuracy: for K in {4, 16, 64, 256, 1024} cell-days per region-month, R independent draws of
@@ -68,7 +69,7 @@ REFRESH_EVERY = 2
 OBS_PER_STEP = 32  # the demo's default: 32 x K cell rows beside 2048 site rows
 SMALL_OBS_PER_STEP = (16, 8)  # rows with the regional rows a fraction of the site batch
 SMALL_KS = (4, 16, 64)
-CACHE_BLOCKS = (2.0,)  # control variate also with 2-degree cache blocks on finer grids
+CACHE_GROUP_SIZES = (16,)  # control variate also with (month, cell) pairs grouped by 16
 OUT = Path(__file__).resolve().parent / "results" / "operator.json"
 
 
@@ -220,42 +221,43 @@ def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list
 
     inputs = grid.values.reshape(-1, grid.values.shape[2])
 
-    def cache_of(block: float, linear: bool) -> dict:
+    def cache_of(size: int, linear: bool) -> dict:
         """The stale model as the training caches it: at monthly-mean predictors, per cell
-        (``block`` 0) or per block of cells of one region and class; ``linear``: to first
-        order around them."""
-        groups = CacheGroups.build(grid, "monthly", block, np.zeros((grid.times.size, 3)))
-        center = np.nan_to_num(groups.values)
+        (``size`` 1) or per entry of similar (month, cell) pairs of one class; ``linear``: to
+        first order around them."""
+        groups = CacheGroups.build(grid, "monthly", size)
+        center = np.nan_to_num(groups.values)[None]
         value, slope = g(center)
-        out = {"g": value, "time_group": groups.time_group, "cell_group": groups.cell_group}
+        out = {"g": value[0], "time_group": groups.time_group, "entry": groups.entry}
         if linear:
-            out.update(slope=slope, center=center, inputs=lambda col: inputs[col])
+            out.update(slope=slope[0], center=center[0], inputs=lambda col: inputs[col])
         return out
 
     def timed(kind: str, K: int, obs_per_step: int, bias: float, std: float,
-              block: float = 0.0, linear: bool = True) -> None:
+              size: int = 1, linear: bool = True) -> None:
         """Time steps of ``kind`` at K, its cache refresh amortised over the refresh period."""
         trainer.settings = dataclasses.replace(settings, obs_per_step=obs_per_step,
-                                               cache_block_deg=block, cache_linear=linear)
+                                               cache_group_size=size, cache_linear=linear,
+                                               refresh_std=0.0)
         extra, refresh = {}, 0.0
         if kind != "control_variate":
             trainer.estimator = make_estimator(kind, op, K=K, sampling="area",
                                                strata=grid.igbp_code, seed=K)
         else:
-            if cv_trainer.get("key") != (block, linear):  # once per training, not per refresh
+            if cv_trainer.get("key") != (size, linear):  # once per training, not per refresh
                 trainer.estimator = make_estimator(kind, op, K=K, sampling="area")
                 trainer._groups = trainer._center = None
                 t1 = time.perf_counter()
                 trainer.refresh_cache()  # the first also merges the operator's columns
-                cv_trainer.update(key=(block, linear), build=time.perf_counter() - t1)
+                cv_trainer.update(key=(size, linear), build=time.perf_counter() - t1)
             trainer.estimator.K = K
             extra["cache_build_seconds"] = cv_trainer["build"]
             t1 = time.perf_counter()
             trainer.refresh_cache()
             refresh = time.perf_counter() - t1
-            extra.update({"refresh_seconds": refresh, "cache_block_deg": block,
+            extra.update({"refresh_seconds": refresh, "cache_group_size": size,
                           "cache_linear": linear,
-                          "cache_groups": int(trainer.cache_groups().igbp.size)})
+                          "cache_entries": int(trainer.cache_groups().igbp.size)})
         t_site, step = time_steps(base, trainer, n_steps, rng)
         site_times.append(t_site)
         step += refresh / (STEPS_PER_EPOCH * REFRESH_EVERY)
@@ -263,24 +265,24 @@ def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list
             ratio_to_site_only=step / t_site, obs_per_step=obs_per_step, **extra)
 
     accuracy_of: dict[tuple, tuple[float, float]] = {}
-    runs = [(kind, 0.0, True) for kind in ESTIMATORS] + [("control_variate", 0.0, False)] + [
-        ("control_variate", b, True) for b in CACHE_BLOCKS if b > resolution]
+    runs = [(kind, 1, True) for kind in ESTIMATORS] + [("control_variate", 1, False)] + [
+        ("control_variate", size, True) for size in CACHE_GROUP_SIZES]
     cv_trainer: dict = {}
-    for kind, block, linear in runs:
+    for kind, size, linear in runs:
         cv = None
         if kind == "control_variate":
             cv = make_estimator(kind, op, K=KS[0], sampling="area")
-            cv.set_cache(**cache_of(block, linear))
+            cv.set_cache(**cache_of(size, linear))
         for K in KS:
-            key = (kind, K, block, linear)
+            key = (kind, K, size, linear)
             accuracy_of[key] = accuracy(op, grid, f, cv, sigma, exact, K, kind, reps, rng)
-            timed(kind, K, OBS_PER_STEP, *accuracy_of[key], block=block, linear=linear)
+            timed(kind, K, OBS_PER_STEP, *accuracy_of[key], size=size, linear=linear)
     # a realistic share: the regional rows a fraction of the site batch (same accuracy per
     # region-month; fewer region-months per step)
     for obs in SMALL_OBS_PER_STEP:
-        for kind, block, linear in runs:
+        for kind, size, linear in runs:
             for K in SMALL_KS:
-                timed(kind, K, obs, *accuracy_of[kind, K, block, linear], block=block,
+                timed(kind, K, obs, *accuracy_of[kind, K, size, linear], size=size,
                       linear=linear)
     trainer.settings = settings
     row("site_only", frac=0.0, step=float(np.median(site_times)), ratio_to_site_only=1.0,
@@ -290,7 +292,7 @@ def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list
 
 
 def print_table(rows: list[dict]) -> None:
-    head = f"{'grid':>5} {'estimator':>23} {'block':>5} {'K':>5} {'obs':>4} {'cells%':>8} " \
+    head = f"{'grid':>5} {'estimator':>23} {'group':>5} {'K':>5} {'obs':>4} {'cells%':>8} " \
            f"{'bias/σ':>8} " \
            f"{'std/σ':>8} {'step ms':>9} {'×site':>6}"
     print(head)
@@ -299,7 +301,7 @@ def print_table(rows: list[dict]) -> None:
 
     for r in rows:
         name = r["estimator"] + ("" if r.get("cache_linear", True) else " (mean)")
-        print(f"{r['grid_deg']:>5} {name:>23} {fmt(r.get('cache_block_deg'), '>5')} "
+        print(f"{r['grid_deg']:>5} {name:>23} {fmt(r.get('cache_group_size'), '>5')} "
               f"{fmt(r['K'], '>5')} "
               f"{r['obs_per_step']:>4} "
               f"{fmt(None if r['cells_fraction'] is None else 100 * r['cells_fraction'], '>8.3f')}"

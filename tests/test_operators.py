@@ -119,15 +119,17 @@ def test_control_variate_exact_when_model_equals_cache(op, field):
 
 
 def test_grouped_cache_equals_its_expanded_field(op, field, times):
-    """A cache given per (month, cell group) estimates exactly as the same field expanded to
-    every (day, cell), and its H·g is the operator's exact total of that field."""
+    """A cache given per entry of (month, cell) pairs (any grouping) estimates exactly as the
+    same field expanded to every (day, cell), and its H·g is the operator's exact total of
+    that field."""
     rng = np.random.default_rng(9)
     time_group = times.month.to_numpy() - 1
-    cell_group = rng.integers(0, 7, op.n_cell)
-    g = rng.normal(1.0, 0.5, (12, 7))
-    expanded = g[time_group][:, cell_group]
+    entry = rng.integers(0, 30, (12, op.n_cell))
+    entry[0, 0] = 29  # every entry in use
+    g = rng.normal(1.0, 0.5, 30)
+    expanded = g[entry[time_group]]
     grouped, full = (ControlVariateEstimator(op, K=8) for _ in range(2))
-    grouped.set_cache(g, time_group, cell_group)
+    grouped.set_cache(g, time_group, entry)
     full.set_cache(expanded)
     sample = grouped.draw(np.arange(op.n_obs), rng)
     pred = torch.as_tensor(field.ravel()[sample.col])
@@ -135,24 +137,27 @@ def test_grouped_cache_equals_its_expanded_field(op, field, times):
                                full.estimate(pred, sample).numpy(), rtol=1e-9)
     np.testing.assert_allclose(grouped._hg, op.exact(expanded.astype(np.float32)), rtol=1e-9)
     with pytest.raises(InputError, match="groups"):
-        grouped.set_cache(g, time_group[:-1], cell_group)
+        grouped.set_cache(g, time_group[:-1], entry)
+    with pytest.raises(InputError, match="field"):
+        grouped.set_cache(g[:-1], time_group, entry)
 
 
 def test_first_order_cache_is_exact_for_a_field_linear_in_the_inputs(op, times):
-    """A field that is, in each (month, cell group), linear in the inputs is reproduced exactly
-    by the first-order cache: every draw gives the exact totals."""
+    """A field that is, in each entry of (month, cell) pairs, linear in the inputs is
+    reproduced exactly by the first-order cache: every draw gives the exact totals."""
     rng = np.random.default_rng(11)
     time_group = times.month.to_numpy() - 1
-    cell_group = rng.integers(0, 5, op.n_cell)
+    entry = rng.integers(0, 40, (12, op.n_cell))
+    entry[0, 0] = 39
     x = rng.normal(0, 1, (op.n_time * op.n_cell, 3))  # inputs of every column
-    slope = rng.normal(0, 1, (12, 5, 3))
-    center = rng.normal(0, 0.3, (12, 5, 3))
-    level = rng.normal(1, 0.5, (12, 5))
+    slope = rng.normal(0, 1, (40, 3))
+    center = rng.normal(0, 0.3, (40, 3))
+    level = rng.normal(1, 0.5, 40)
     t, c = np.divmod(np.arange(op.n_time * op.n_cell), op.n_cell)
-    g, s = time_group[t], cell_group[c]
-    field = level[g, s] + ((x - center[g, s]) * slope[g, s]).sum(axis=1)
+    e = entry[time_group[t], c]
+    field = level[e] + ((x - center[e]) * slope[e]).sum(axis=1)
     est = ControlVariateEstimator(op, K=4)
-    est.set_cache(level, time_group, cell_group, slope=slope, center=center,
+    est.set_cache(level, time_group, entry, slope=slope, center=center,
                   inputs=lambda col: x[col])
     sample = est.draw(np.arange(op.n_obs), rng)
     got = est.estimate(torch.as_tensor(field[sample.col]), sample,

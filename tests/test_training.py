@@ -397,31 +397,38 @@ def test_first_order_cache_is_unbiased_and_tighter_than_the_group_mean(world, si
     assert spread[True] < 0.5 * spread[False]
 
 
-def test_block_cache_groups_cells_and_keeps_the_estimate_unbiased(world, sites):
-    """Blocks of cells (one region and class each) share a monthly cache value; the control
+def test_grouped_cache_entries_are_similar_pairs_of_one_class_and_stay_unbiased(world, sites):
+    """With cache_group_size, (month, cell) pairs of one vegetation class share an entry (at
+    most that many), the entries are tighter in the network's inputs than random groups of
+    the same sizes, the cache is constant over an entry's month-means, and the control
     variate stays unbiased for the model's exact totals."""
-    spacing = 180.0 / world.grid.n_lat
-    settings = dataclasses.replace(SMALL, lambda_regional=1.0, cache_block_deg=2 * spacing,
-                                   K=8, cache_linear=False)
+    size = 4
+    settings = dataclasses.replace(SMALL, lambda_regional=1.0, cache_group_size=size, K=8,
+                                   cache_linear=False)
     trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
                                targets=world.targets, regions=world.regions)
-    with torch.no_grad():
-        trainer.model.offset.weight.normal_(0, 0.2)
     trainer.refresh_cache()
     groups = trainer.cache_groups()
     grid = world.grid
-    assert groups.values.shape[:2] == (12, groups.igbp.size) and groups.igbp.size < grid.n_cell
-    np.testing.assert_array_equal(groups.region[groups.cell_group], grid.region)
-    np.testing.assert_array_equal(groups.igbp[groups.cell_group], grid.igbp_code)
-    blocks = np.stack([grid.lat_index // 2, grid.lon_index // 2], axis=1)
-    for k in np.unique(groups.cell_group):
-        assert len(np.unique(blocks[groups.cell_group == k], axis=0)) == 1
+    entry = groups.entry
+    assert entry.shape == (12, grid.n_cell)
+    counts = np.bincount(entry.ravel())
+    assert counts.min() >= 1 and counts.max() <= size and counts.size < entry.size / 2
+    np.testing.assert_array_equal(groups.igbp[entry], np.broadcast_to(grid.igbp_code,
+                                                                      entry.shape))
+    member = trainer._normalised(np.stack([
+        np.nanmean(grid.values[groups.time_group == m], axis=0) for m in range(12)
+    ]).reshape(-1, grid.values.shape[2])).numpy()
+    spread = np.mean((member - trainer._cache_center()[entry.ravel()]) ** 2)
+    shuffled = np.random.default_rng(0).permutation(entry.ravel())
+    means = np.stack([np.bincount(shuffled, member[:, j]) / np.bincount(shuffled)
+                      for j in range(member.shape[1])], axis=1)
+    assert spread < 0.5 * np.mean((member - means[shuffled]) ** 2)
     cols = np.arange(grid.times.size * grid.n_cell)
-    cache = trainer.estimator.cached(cols).reshape(grid.times.size, grid.n_cell)
-    month = pd.DatetimeIndex(grid.times).month.to_numpy()
-    for m in (1, 7):
-        for k in np.unique(groups.cell_group)[:5]:
-            assert np.ptp(cache[month == m][:, groups.cell_group == k]) == 0
+    cache = trainer.estimator.cached(cols)
+    t, c = np.divmod(cols, grid.n_cell)
+    key = entry[groups.time_group[t], c]
+    assert all(np.ptp(cache[key == k]) == 0 for k in range(0, counts.size, 97))
     draws, exact = _cv_draws(trainer)
     se = draws.std(axis=0, ddof=1) / np.sqrt(len(draws))
     assert np.all(np.abs(draws.mean(axis=0) - exact) < 5 * se + 1e-3 * np.abs(exact))

@@ -1,20 +1,26 @@
-"""Groups of grid cell-days that share one value of the control variate's cache.
+"""Groups of grid cell-days that share one entry of the control variate's cache.
 
 The control-variate estimator (:class:`fluxbridge.operators.ControlVariateEstimator`) is unbiased
-whatever its cache ``g``; a cache that is constant over groups of cell-days (a month, a block of
-cells of one region and vegetation class) costs one network evaluation per group instead of per
-cell-day, and its exact regional totals come from the operator's columns merged by group. The
-price is a larger spread of the sampled correction ``f − g``.
+whatever its cache ``g``; a cache with one entry per group of cell-days costs one network
+evaluation (and one input gradient) per entry instead of per cell-day, and its exact regional
+totals come from the operator's columns merged by entry. The price is a larger spread of the
+sampled correction ``f − g``.
+
+Days are grouped by month; the (month, cell) pairs of one vegetation class can then be grouped
+by their mean predictors: a k-d partition of the network's input space into cells of about
+``group_size`` pairs, so that an entry's members lie close to its centre and a first-order cache
+around the centre stays close to the network (much closer than blocks of neighbouring cells of
+the same count, whose predictors differ more).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from fluxbridge.errors import InputError
 from fluxbridge.features import GridFeatures
@@ -22,36 +28,33 @@ from fluxbridge.features import GridFeatures
 
 @dataclass(frozen=True)
 class CacheGroups:
-    """Time and cell groups of a grid and their mean predictors.
+    """The cache entry of each (time group, cell) of a grid and the entries' mean predictors.
 
     Attributes
     ----------
     time_group
         Group of each time (n_time,), contiguous runs numbered 0, 1, ...
-    cell_group
-        Group of each land cell (n_cell,).
+    entry
+        Entry of each (time group, cell) (n_time_group, n_cell); None when every cell-day is
+        its own entry (daily groups, no partition): the cache is then the model itself.
     values
-        Mean predictors of each (time group, cell group) over its finite cell-days
-        (n_time_group, n_cell_group, n_feature); NaN where none is finite.
-    igbp, region
-        Vegetation class and region of each cell group (n_cell_group,).
-    basis
-        Mean seasonal basis of the grid offset over each time group's days (n_time_group, n_basis).
+        Mean predictors of each entry over its finite cell-days (n_entry, n_feature), raw
+        units; NaN where none is finite. None with ``entry`` None.
+    igbp
+        Vegetation class of each entry (n_entry,). None with ``entry`` None.
     """
 
     time_group: np.ndarray
-    cell_group: np.ndarray
-    values: np.ndarray
-    igbp: np.ndarray
-    region: np.ndarray
-    basis: np.ndarray
+    entry: np.ndarray | None
+    values: np.ndarray | None
+    igbp: np.ndarray | None
 
     @classmethod
-    def build(cls, grid: GridFeatures, time: Literal["daily", "monthly"], block_deg: float,
-              basis: np.ndarray) -> CacheGroups:
-        """Groups of ``grid``: by month (``time="monthly"``) or day, and by blocks of
-        ``block_deg`` degrees within a region and vegetation class (each cell its own group
-        when ``block_deg`` is at most the grid spacing).
+    def build(cls, grid: GridFeatures, time: Literal["daily", "monthly"], group_size: int = 1,
+              transform: Callable[[np.ndarray], np.ndarray] | None = None) -> CacheGroups:
+        """Groups of ``grid``: days by month (``time="monthly"``) or each day its own, then the
+        (time group, cell) pairs of each vegetation class partitioned into entries of about
+        ``group_size`` pairs (1: each pair its own entry).
 
         Parameters
         ----------
@@ -59,10 +62,12 @@ class CacheGroups:
             Gridded features of the land cells.
         time
             ``"monthly"`` or ``"daily"``.
-        block_deg
-            Side of the cell blocks [degrees]; 0: no blocks.
-        basis
-            Seasonal basis of the grid offset of each day (n_time, n_basis).
+        group_size
+            Largest number of (time group, cell) pairs per entry; the k-d partition halves a
+            group along its widest input until it has at most this many.
+        transform
+            Raw predictors (n, n_feature) → the network's inputs, in which the partition
+            measures distance (the normaliser; NaN taken as 0); None: the raw predictors.
         """
         n_time, n_cell, n_feat = grid.values.shape
         if time == "monthly":
@@ -73,40 +78,73 @@ class CacheGroups:
         else:
             raise InputError(f"unknown cache time grouping {time!r}", variable="cache_features",
                              expected="daily or monthly")
-        if block_deg < 0:
-            raise InputError(f"cache_block_deg = {block_deg}", variable="cache_block_deg",
-                             expected="0 (no blocks) or a block size in degrees")
-        side = max(1, round(block_deg / (180.0 / grid.n_lat))) if block_deg > 0 else 1
-        if side == 1:
-            cell_group = np.arange(n_cell, dtype=np.int64)
-            igbp, region = np.asarray(grid.igbp_code), np.asarray(grid.region)
-        else:
-            key = np.stack([grid.region, grid.igbp_code, grid.lat_index // side,
-                            grid.lon_index // side], axis=1)
-            unique, cell_group = np.unique(key, axis=0, return_inverse=True)
-            cell_group = cell_group.ravel().astype(np.int64)
-            region, igbp = unique[:, 0], unique[:, 1]
-        n_tg, n_cg = int(time_group[-1]) + 1, int(cell_group.max()) + 1
-        days = np.bincount(time_group, minlength=n_tg).astype(np.float64)
-        basis = np.asarray(basis, dtype=np.float64)
-        mean_basis = np.stack([np.bincount(time_group, basis[:, k], minlength=n_tg) / days
-                               for k in range(basis.shape[1])], axis=1)
-        if n_tg == n_time and n_cg == n_cell:
-            values = grid.values
-        else:
-            members = sp.csr_matrix((np.ones(n_cell), (cell_group, np.arange(n_cell))),
-                                    shape=(n_cg, n_cell))
-            starts = np.flatnonzero(np.r_[True, np.diff(time_group) != 0])
-            ends = np.r_[starts[1:], n_time]
-            values = np.empty((n_tg, n_cg, n_feat), dtype=np.float32)
-            for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
-                block = grid.values[a:b]
-                finite = np.isfinite(block)
-                sums = members @ np.where(finite, block, 0.0).sum(axis=0, dtype=np.float64)
-                counts = members @ finite.sum(axis=0).astype(np.float64)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    values[k] = np.where(counts > 0, sums / counts, np.nan)
-        return cls(time_group=time_group, cell_group=cell_group, values=values,
-                   igbp=np.asarray(igbp, dtype=np.int64),
-                   region=np.asarray(region, dtype=np.int64),
-                   basis=mean_basis.astype(np.float32))
+        if group_size < 1:
+            raise InputError(f"cache_group_size = {group_size}", variable="cache_group_size",
+                             expected="1 (each cell its own entry) or more")
+        if time == "daily" and group_size == 1:
+            return cls(time_group=time_group, entry=None, values=None, igbp=None)
+        means = _time_means(grid, time_group)  # (n_tg, n_cell, n_feat)
+        n_tg = means.shape[0]
+        flat = means.reshape(-1, n_feat)
+        classes = np.tile(np.asarray(grid.igbp_code, dtype=np.int64), n_tg)
+        if group_size == 1:
+            return cls(time_group=time_group, entry=np.arange(flat.shape[0]).reshape(n_tg, n_cell),
+                       values=flat, igbp=classes)
+        points = np.asarray(flat if transform is None else transform(flat), dtype=np.float64)
+        points = np.nan_to_num(points, nan=0.0, posinf=0.0, neginf=0.0)
+        label = np.empty(flat.shape[0], dtype=np.int64)
+        n_entry = 0
+        for code in np.unique(classes):
+            members = np.flatnonzero(classes == code)
+            part, n = _kd_partition(points[members], group_size)
+            label[members] = part + n_entry
+            n_entry += n
+        finite = np.isfinite(flat)
+        counts = np.stack([np.bincount(label, finite[:, j], minlength=n_entry)
+                           for j in range(n_feat)], axis=1)
+        sums = np.stack([np.bincount(label, np.where(finite[:, j], flat[:, j], 0.0),
+                                     minlength=n_entry) for j in range(n_feat)], axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = np.where(counts > 0, sums / counts, np.nan).astype(np.float32)
+        igbp = np.zeros(n_entry, dtype=np.int64)
+        igbp[label] = classes
+        return cls(time_group=time_group, entry=label.reshape(n_tg, n_cell), values=values,
+                   igbp=igbp)
+
+
+def _time_means(grid: GridFeatures, time_group: np.ndarray) -> np.ndarray:
+    """Mean predictors of each (time group, cell) over its finite days (n_tg, n_cell, f)."""
+    if time_group.size == int(time_group[-1]) + 1:
+        return grid.values
+    starts = np.flatnonzero(np.r_[True, np.diff(time_group) != 0])
+    ends = np.r_[starts[1:], time_group.size]
+    out = np.empty((starts.size, *grid.values.shape[1:]), dtype=np.float32)
+    for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        block = grid.values[a:b]
+        finite = np.isfinite(block)
+        sums = np.where(finite, block, 0.0).sum(axis=0, dtype=np.float64)
+        counts = finite.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[k] = np.where(counts > 0, sums / counts, np.nan)
+    return out
+
+
+def _kd_partition(points: np.ndarray, size: int) -> tuple[np.ndarray, int]:
+    """Labels (n,) and count of the leaves of a k-d partition of ``points`` (n, d): each
+    group is split at the median of its widest coordinate until it has at most ``size``
+    points."""
+    label = np.empty(points.shape[0], dtype=np.int64)
+    pending = [np.arange(points.shape[0])]
+    n = 0
+    while pending:
+        idx = pending.pop()
+        if idx.size <= size:
+            label[idx] = n
+            n += 1
+            continue
+        sub = points[idx]
+        axis = int(np.argmax(sub.max(axis=0) - sub.min(axis=0)))
+        half = idx.size // 2
+        order = np.argpartition(sub[:, axis], half)
+        pending += [idx[order[:half]], idx[order[half:]]]
+    return label, n

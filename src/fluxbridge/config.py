@@ -65,10 +65,11 @@ class ConstraintSection(_Strict):
         "the last 20 steps, exceeds this many σ; 0: on the epoch schedule only")
     cache_features: Literal["daily", "monthly"] = Field(
         "monthly", description="control-variate cache from monthly-mean predictors (cheap)")
-    cache_block_deg: float = Field(
-        0.0, ge=0.0, description="cells of a block of this size [degrees], region and vegetation "
-        "class share one control-variate cache value (cheaper refreshes on fine grids); 0: each "
-        "cell its own")
+    cache_group_size: int = Field(
+        1, ge=1, description="(month, cell) pairs of one vegetation class with similar "
+        "predictors share one control-variate cache entry, at most this many (a k-d partition "
+        "of the network's inputs): refreshes this many times cheaper on fine grids; 1: each "
+        "its own")
     cache_linear: bool = Field(
         True, description="first-order control-variate cache: the group value plus the "
         "network's input gradient times each cell-day's departure from the group mean")

@@ -635,9 +635,11 @@ def _operator_benchmark_section() -> Any:
     meta = data.get("meta", {})
     if "cache_linear" in table:  # name the control variate's caches apart
         mean_cache = table["cache_linear"].eq(False)
-        blocks = pd.to_numeric(table.get("cache_block_deg"), errors="coerce").fillna(0) > 0
-        table.loc[mean_cache, "estimator"] += " (group-mean cache)"
-        table.loc[blocks, "estimator"] += " (block cache)"
+        size = table["cache_group_size"] if "cache_group_size" in table else 1
+        grouped = pd.to_numeric(pd.Series(size, index=table.index), errors="coerce") \
+            .fillna(1) > 1
+        table.loc[mean_cache, "estimator"] += " (mean cache)"
+        table.loc[grouped, "estimator"] += " (grouped cache)"
     shown = table
     if "obs_per_step" in table and "obs_per_step" in meta:  # one share per line in the figure
         shown = table[table["obs_per_step"].isin([0, meta["obs_per_step"]])]

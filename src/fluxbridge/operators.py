@@ -599,7 +599,6 @@ class ControlVariateEstimator(ResampledEstimator):
         self._hg: np.ndarray | None = None
         self._groups: tuple[np.ndarray, np.ndarray] | None = None
         self._merged: sp.csr_matrix | None = None
-        self._n_cell_group = operator.n_cell
         self._deviation: tuple[np.ndarray, sp.csr_matrix] | None = None
         self._slope: torch.Tensor | None = None
         self._center: torch.Tensor | None = None
@@ -608,7 +607,7 @@ class ControlVariateEstimator(ResampledEstimator):
         return True
 
     def set_cache(self, g: np.ndarray, time_group: np.ndarray | None = None,
-                  cell_group: np.ndarray | None = None, *, slope: np.ndarray | None = None,
+                  entry: np.ndarray | None = None, *, slope: np.ndarray | None = None,
                   center: np.ndarray | None = None,
                   inputs: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         """Cache a full-field prediction ``g`` [g m-2 d-1] and its exact H·g.
@@ -616,75 +615,80 @@ class ControlVariateEstimator(ResampledEstimator):
         Parameters
         ----------
         g
-            (n_time, n_cell) without groups; with groups (n_time_group, n_cell_group), the
-            field whose value at (t, c) is ``g[time_group[t], cell_group[c]]`` (constant over
-            each group: e.g. one value per month, or per block of cells).
-        time_group, cell_group
-            Group (0, 1, ...) of each time (n_time,) and each cell (n_cell,); None: each its
-            own. H·g is then exact through the operator's columns merged by group (built once
-            per grouping), without expanding ``g`` to the full grid.
+            Without groups, the field (n_time, n_cell); with groups, one value per entry
+            (n_entry,): the field whose value at (t, c) is ``g[entry[time_group[t], c]]``
+            (e.g. one value per month and cell, or per group of similar cell-months).
+        time_group, entry
+            Group (0, 1, ...) of each time (n_time,) and the entry of each (time group, cell)
+            (n_time_group, n_cell); ``entry`` None: each (time group, cell) its own entry, in
+            that order. H·g is then exact through the operator's columns merged by entry
+            (built once per grouping), without expanding ``g`` to the full grid.
         slope, center
-            (n_time_group, n_cell_group, n_input): a first-order cache
-            ``g + slope · (x − center)`` of the group, at the model inputs ``x`` of each
-            column (the network's normalised predictors): it follows the day-to-day weather
-            that a group mean misses, so the sampled correction is smaller. Estimates then need
-            the draws' ``inputs`` (:meth:`estimate`).
+            (n_entry, n_input): a first-order cache ``g + slope · (x − center)`` of each
+            entry, at the model inputs ``x`` of each column (the network's normalised
+            predictors): it follows the day-to-day weather that an entry's mean misses, so the
+            sampled correction is smaller. Estimates then need the draws' ``inputs``
+            (:meth:`estimate`).
         inputs
             With ``slope``: the model inputs of operator columns, ``inputs(col) -> (n,
             n_input)``, read once per grouping and ``center`` to make H of the linear part
-            exact (the operator's columns weighted by ``x − center``, merged by group).
+            exact (the operator's columns weighted by ``x − center``, merged by entry).
         """
         op = self.operator
         g = np.asarray(g, dtype=np.float32)
-        if time_group is None and cell_group is None:
+        if time_group is None and entry is None:
             groups = None
-            shape = (op.n_time, op.n_cell)
+            n_entry = op.n_time * op.n_cell
+            expected = f"(n_time, n_cell) = ({op.n_time}, {op.n_cell})"
         else:
             tg = np.arange(op.n_time) if time_group is None else np.asarray(time_group, np.int64)
-            cg = np.arange(op.n_cell) if cell_group is None else np.asarray(cell_group, np.int64)
-            if tg.shape != (op.n_time,) or cg.shape != (op.n_cell,) or tg.min() < 0 \
-                    or cg.min() < 0:
+            n_tg = int(tg.max()) + 1 if tg.size else 0
+            table = np.arange(n_tg * op.n_cell).reshape(n_tg, op.n_cell) if entry is None \
+                else np.asarray(entry, dtype=np.int64)
+            if tg.shape != (op.n_time,) or tg.min() < 0 or table.shape != (n_tg, op.n_cell) \
+                    or table.min() < 0:
                 raise InputError("groups do not match the operator", variable="groups",
-                                 expected=f"non-negative groups of {op.n_time} times and "
-                                          f"{op.n_cell} cells")
-            groups = (tg, cg)
-            shape = (int(tg.max()) + 1, int(cg.max()) + 1)
-        if g.shape != shape:
-            raise InputError(f"field has shape {g.shape}", variable="field",
-                             expected=f"(time or time group, cell or cell group) = {shape}")
+                                 expected=f"non-negative groups of {op.n_time} times and an "
+                                          f"entry per (time group, cell) of {op.n_cell} cells")
+            groups = (tg, table)
+            n_entry = int(table.max()) + 1
+            expected = f"{n_entry} entries"
+        if g.size != n_entry:
+            raise InputError(f"field has shape {g.shape}", variable="field", expected=expected)
         if not np.isfinite(g).all():  # one pass when finite (the usual case), no copies
             g = np.nan_to_num(g)
         self._g = g.ravel()
         same = (groups is None) == (self._groups is None) and (groups is None or all(
             np.array_equal(a, b) for a, b in zip(self._groups, groups, strict=True)))
-        self._groups, self._n_cell_group = groups, shape[1]
+        self._groups = groups
         if not same:
-            self._merged = None if groups is None else self._merge(self._g.size)
+            self._merged = None if groups is None else self._merge(n_entry)
             self._deviation = None
         matrix = op.matrix if groups is None else self._merged
         self._hg = matrix @ self._g.astype(np.float64)
         self._slope = self._center = None
         if slope is not None:
-            if center is None or inputs is None or slope.shape[:2] != shape \
+            if center is None or inputs is None or slope.size % n_entry \
                     or center.shape != slope.shape:
-                raise InputError("a first-order cache needs slope and center of the groups' "
+                raise InputError("a first-order cache needs slope and center of the entries' "
                                  "shape and the columns' inputs", variable="slope",
-                                 expected=f"slope and center of shape {shape} + (n_input,)")
-            if self._deviation is None or center is not self._deviation[0]:
-                self._deviation = (center, self._deviation_matrix(center, inputs))
+                                 expected=f"slope and center of shape ({n_entry}, n_input)")
+            n_in = slope.size // n_entry
+            flat = center.reshape(n_entry, n_in)
+            if self._deviation is None or center is not self._deviation[0]:  # once per centre
+                self._deviation = (center, self._deviation_matrix(flat, inputs))
             self._slope = torch.from_numpy(np.ascontiguousarray(slope, dtype=np.float32)
-                                           .reshape(-1, slope.shape[2]))
-            self._center = torch.from_numpy(np.ascontiguousarray(center, dtype=np.float32)
-                                            .reshape(-1, center.shape[2]))
+                                           .reshape(n_entry, n_in))
+            self._center = torch.from_numpy(np.ascontiguousarray(flat, dtype=np.float32))
             self._hg = self._hg + self._deviation[1] @ self._slope.double().numpy().ravel()
 
     def _group_of(self, col: np.ndarray) -> np.ndarray:
         """Cache entry of grid columns ``col`` (``t * n_cell + c``)."""
         if self._groups is None:
             return np.asarray(col, dtype=np.int64)
-        tg, cg = self._groups
+        tg, table = self._groups
         t, c = np.divmod(np.asarray(col, dtype=np.int64), self.operator.n_cell)
-        return tg[t] * self._n_cell_group + cg[c]
+        return table[tg[t], c]
 
     def _merge(self, n_entries: int) -> sp.csr_matrix:
         """The operator with its columns summed by cache entry (:meth:`_group_of`)."""
@@ -697,7 +701,7 @@ class ControlVariateEstimator(ResampledEstimator):
         """(n_obs, n_entries * n_input): the operator's columns weighted by each input's
         departure from its group's center, merged by (group, input)."""
         m = self.operator.matrix.tocoo()
-        n_in = center.shape[2]
+        n_in = center.shape[-1]
         flat = center.reshape(-1, n_in)
         shape = (m.shape[0], flat.shape[0] * n_in)
         parts = []

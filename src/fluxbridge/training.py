@@ -75,8 +75,9 @@ class TrainSettings:
     estimates' standard deviation, mean over the last ``REFRESH_WINDOW`` steps, exceeds this
     many σ; 0: off),
     ``cache_features`` (``monthly``: the cache from monthly-mean predictors, 30 times cheaper;
-    ``daily``), ``cache_block_deg`` (cells of a block of this size [degrees], region and
-    vegetation class share one cache value; 0: each cell its own), ``cache_linear``
+    ``daily``), ``cache_group_size`` (the (month, cell) pairs of a vegetation class with
+    similar predictors share one cache entry, at most this many: a k-d partition; 1: each its
+    own), ``cache_linear``
     (first-order cache: the group value plus the input gradient times each cell-day's
     departure from the group mean), ``grid_offset`` (with
     λ > 0, learn a per-region offset with a seasonal harmonic that applies to grid cells only:
@@ -114,7 +115,7 @@ class TrainSettings:
     refresh_every: int = 2
     refresh_std: float = 0.1
     cache_features: Literal["daily", "monthly"] = "monthly"
-    cache_block_deg: float = 0.0
+    cache_group_size: int = 1
     cache_linear: bool = True
     grid_offset: bool = True
     offset_harmonics: int = 1
@@ -506,79 +507,81 @@ class Trainer:
         """Recompute the control variate's cached prediction from the model.
 
         The cache is the network (the grid offset's totals are exact, see :meth:`totals`) at
-        the mean predictors of each cache group (see
-        :meth:`cache_groups`), constant over the group, or with ``cache_linear`` its first-order
-        expansion there (plus the network's input gradient times each cell-day's departure from
-        the group mean, so that it follows the weather). Unbiased whatever the groups (the
-        sampled correction of ``f − g`` absorbs the difference); cheaper and noisier the
-        coarser they are.
+        the mean predictors of each cache entry (see :meth:`cache_groups`), constant over the
+        entry, or with ``cache_linear`` its first-order expansion there (plus the network's
+        input gradient times each cell-day's departure from the entry's mean, so that it
+        follows the weather). Unbiased whatever the groups (the sampled correction of ``f − g``
+        absorbs the difference); cheaper and noisier the larger they are.
         """
         assert self.grid is not None and self.estimator is not None
         self.cache_state = _cpu_state(self.model)
         self.refreshes += 1
         self._noise = []
         groups = self.cache_groups()
-        if groups.values is self.grid.values:  # each cell-day its own group: the model itself
+        if groups.entry is None:  # each cell-day its own entry: the model itself
             self.estimator.set_cache(self.predict_grid(offset=False))
             return
         center = self._cache_center()
         linear = self.settings.cache_linear
         g, slope = self._predict(center, groups.igbp, slope=linear)
         if not linear:
-            self.estimator.set_cache(g, groups.time_group, groups.cell_group)
+            self.estimator.set_cache(g, groups.time_group, groups.entry)
             return
         tab = self._cell_tables()
 
         def inputs(col: np.ndarray) -> np.ndarray:
             return self._normalised(tab["rows"].index_select(0, torch.from_numpy(col))).numpy()
 
-        self.estimator.set_cache(g, groups.time_group, groups.cell_group, slope=slope,
+        self.estimator.set_cache(g, groups.time_group, groups.entry, slope=slope,
                                  center=center, inputs=inputs)
 
     def _cache_center(self) -> np.ndarray:
-        """Normalised mean predictors of the cache groups (n_tg, n_cg, f), built once."""
+        """Normalised mean predictors of the cache entries (n_entry, f), built once."""
         if self._center is None:
             values = self.cache_groups().values
-            self._center = self._normalised(values.reshape(-1, values.shape[2])).numpy() \
-                .reshape(values.shape)
+            assert values is not None
+            self._center = self._normalised(values).numpy()
         return self._center
 
     def cache_groups(self) -> CacheGroups:
-        """The control variate's cache groups and their mean predictors (built once).
+        """The control variate's cache entries and their mean predictors (built once).
 
         Times are grouped by month with ``cache_features="monthly"`` (else each day is its own
-        group); cells sharing a block of ``cache_block_deg`` degrees, a region and a vegetation
-        class are grouped (each cell its own group when ``cache_block_deg`` is at most the grid
-        spacing). Predictors are means over a group's finite cell-days.
+        group); the (month, cell) pairs of a vegetation class are then grouped into entries of
+        at most ``cache_group_size`` pairs by a k-d partition of their mean normalised
+        predictors (1: each its own entry). Predictors are means over an entry's finite
+        cell-days.
         """
         if self._groups is None:
             assert self.grid is not None
+
+            def network_inputs(X: np.ndarray) -> np.ndarray:
+                return self._normalised(X).numpy()
+
             self._groups = CacheGroups.build(self.grid, self.settings.cache_features,
-                                             self.settings.cache_block_deg,
-                                             self._cell_tables()["basis"].cpu().numpy())
+                                             self.settings.cache_group_size, network_inputs)
         return self._groups
 
     def _predict(self, inputs: np.ndarray, igbp: np.ndarray, slope: bool = False,
                  chunk_rows: int = 1 << 18) -> tuple[np.ndarray, np.ndarray | None]:
-        """The network (no grid offset) at normalised inputs (n_t, n_c, f) of classes (n_c,):
-        (n_t, n_c), and with ``slope`` its gradient with respect to the inputs (n_t, n_c, f)."""
-        n_rows, n_cell, n_feat = inputs.shape
-        out = np.empty((n_rows, n_cell), dtype=np.float32)
+        """The network (no grid offset) at normalised inputs (n, f) of classes (n,): (n,), and
+        with ``slope`` its gradient with respect to the inputs (n, f)."""
+        n_rows = inputs.shape[0]
+        out = np.empty(n_rows, dtype=np.float32)
         grad = np.empty(inputs.shape, dtype=np.float32) if slope else None
-        per = max(1, chunk_rows // n_cell)
         codes = torch.as_tensor(igbp, dtype=torch.int64, device=self.device)
         was = self.model.training
         self.model.eval()
-        for t0 in range(0, n_rows, per):
-            t1 = min(n_rows, t0 + per)
-            X = torch.from_numpy(np.ascontiguousarray(inputs[t0:t1].reshape(-1, n_feat)))
-            X = X.to(self.device).requires_grad_(slope)
+        for a in range(0, n_rows, chunk_rows):
+            b = min(n_rows, a + chunk_rows)
+            X = torch.from_numpy(np.ascontiguousarray(inputs[a:b])).to(self.device)
+            X.requires_grad_(slope)
             with torch.set_grad_enabled(slope):
-                pred = self.model(X, codes.repeat(t1 - t0))
+                pred = self.model(X, codes[a:b])
                 if slope:
                     (dx,) = torch.autograd.grad(pred.sum(), X)
-                    grad[t0:t1] = dx.reshape(t1 - t0, n_cell, n_feat).cpu().numpy()
-            out[t0:t1] = pred.detach().reshape(t1 - t0, n_cell).cpu().numpy()
+                    grad[a:b] = dx.cpu().numpy()
+            out[a:b] = pred.detach().cpu().numpy()
         self.model.train(was)
         return out, grad
 
@@ -592,7 +595,8 @@ class Trainer:
         for t0 in range(0, n_time, chunk_days):
             t1 = min(n_time, t0 + chunk_days)
             Z = self._normalised(g.values[t0:t1].reshape(-1, n_feat)).numpy()
-            out[t0:t1] = self._predict(Z.reshape(t1 - t0, n_cell, n_feat), g.igbp_code)[0]
+            out[t0:t1] = self._predict(Z, np.tile(g.igbp_code, t1 - t0))[0].reshape(
+                t1 - t0, n_cell)
         if offset and self.model.offset is not None:
             tab = self._cell_tables()
             with torch.no_grad():
