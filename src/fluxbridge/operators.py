@@ -777,3 +777,13 @@ def squared_error(estimates: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
     if estimates.shape[0] == 2:
         return (estimates[0] - mu) * (estimates[1] - mu)
     raise ValueError(f"expected 1 or 2 replicates, got {estimates.shape[0]}")
+
+
+def squared_error_grad(estimates: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """Gradient of :func:`squared_error`, row by row, with respect to each replicate's
+    estimates (n_rep, n_obs): ``2 (F̂ − μ)``, or ``(F̂2 − μ, F̂1 − μ)`` for the product."""
+    if estimates.shape[0] == 1:
+        return 2 * (estimates - mu)
+    if estimates.shape[0] == 2:
+        return (estimates - mu).flip(0)
+    raise ValueError(f"expected 1 or 2 replicates, got {estimates.shape[0]}")

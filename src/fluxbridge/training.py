@@ -46,6 +46,7 @@ from fluxbridge.operators import (
     Sample,
     make_estimator,
     squared_error,
+    squared_error_grad,
 )
 from fluxbridge.outputs import atomic_path, code_version
 
@@ -257,6 +258,7 @@ class Trainer:
         self.cache_state: dict[str, torch.Tensor] | None = None  # the model at the last refresh
         self.refreshes = 0
         self._noise: list[float] = []  # per step since the last refresh: estimate variance / σ²
+        self._floor = 0.0  # mean of the first window of self._noise
         self._ahead: list[tuple[np.ndarray, Sample, torch.Tensor, torch.Tensor]] = []
         self._dayofyear = (None if grid is None
                            else pd.DatetimeIndex(grid.times).day_of_year.to_numpy())
@@ -456,19 +458,28 @@ class Trainer:
         return est + self.offset_totals(pick).to(est.dtype).unsqueeze(0)
 
     def regional_error(self, pred: torch.Tensor, pick: np.ndarray, sample: Sample,
-                       inputs: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
-        """Mean regional error in units of σ² from the network's predictions (and its inputs)
-        at the draws of ``sample`` (see :meth:`totals`), and the draws' own estimate of the
-        variance of the estimated totals (the replicates' mean), mean over the rows in units
-        of σ²."""
+                       inputs: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Mean regional error in units of σ² from the network's predictions ``pred`` (and its
+        inputs) at the draws of ``sample`` (see :meth:`totals`; no graph is built through
+        ``pred``), its gradient with respect to the estimated totals (n_rep, len(pick)), and
+        the draws' own estimate of the variance of those totals (the replicates' mean), mean
+        over the rows in units of σ².
+
+        Every estimator is affine in the predictions, with the draws' weights as slopes, so the
+        gradient with respect to ``pred`` is ``sample.weight`` times the gradient of the draw's
+        total (see :meth:`step`).
+        """
         assert self.estimator is not None
-        est, var = self.estimator.estimate_with_variance(pred, sample, inputs)
+        est, var = self.estimator.estimate_with_variance(pred.detach(), sample, inputs)
         if self.model.offset is not None:
-            est = est + self.offset_totals(pick).to(est.dtype).unsqueeze(0)
-        sigma = self.sigma[pick]
+            est = est + self.offset_totals(pick).detach().to(est.dtype).unsqueeze(0)
+        mu, sigma = self.mu[pick], self.sigma[pick]
+        scale = 1.0 / (sigma**2 * pick.size)
         noise = float(np.mean(var.mean(axis=0) / est.shape[0]
                               / sigma.double().cpu().numpy() ** 2))
-        return (squared_error(est, self.mu[pick]) / sigma**2).mean(), noise
+        return ((squared_error(est, mu) * scale).sum(),
+                squared_error_grad(est, mu) * scale.unsqueeze(0), noise)
 
     def offset_design(self) -> torch.Tensor:
         """Exact totals of the grid offset's basis fields: (n_targets, n_regions * n_basis)
@@ -516,7 +527,7 @@ class Trainer:
         assert self.grid is not None and self.estimator is not None
         self.cache_state = _cpu_state(self.model)
         self.refreshes += 1
-        self._noise = []
+        self._noise, self._floor = [], 0.0
         groups = self.cache_groups()
         if groups.entry is None:  # each cell-day its own entry: the model itself
             self.estimator.set_cache(self.predict_grid(offset=False))
@@ -689,19 +700,26 @@ class Trainer:
         else:
             pick, sample, xs, cs = self.draw()
             both = self.model(torch.cat([x, xs]), torch.cat([c, cs]))
-            pred = both[: x.shape[0]]
-            cells = both[x.shape[0]:]
-            if self.model.offset is not None:  # the regional gradient reaches the network
-                a = self.settings.regional_to_network  # scaled by a, the offsets fully
-                cells = a * cells + (1.0 - a) * cells.detach()
-            reg, noise = self.regional_error(cells, pick, sample, xs)
-            out["regional"] = float(reg.detach())
+            pred, cells = both[: x.shape[0]], both[x.shape[0]:]
+            reg, d_totals, noise = self.regional_error(cells, pick, sample, xs)
+            out["regional"] = float(reg)
             out["estimate_var"] = noise
         loss = (w * (pred - y) ** 2).mean() / self.s_y**2
         out["site"] = float(loss.detach())
-        if self.estimator is not None:
-            loss = loss + self.settings.lambda_regional * reg
-        loss.backward()
+        if self.estimator is None:
+            loss.backward()
+        else:
+            # the regional term's gradient in closed form (the estimators are affine in the
+            # draws' predictions), pushed through the network in the site term's backward pass
+            lam = self.settings.lambda_regional
+            g = d_totals.reshape(-1)[torch.as_tensor(sample.rep * pick.size + sample.obs)]
+            g = g * torch.as_tensor(sample.weight, dtype=g.dtype) * lam
+            roots, grads = [loss, cells], [torch.ones_like(loss), g.to(cells.dtype)]
+            if self.model.offset is not None:  # the offsets take the whole regional gradient,
+                grads[1] = grads[1] * self.settings.regional_to_network  # the network a share
+                roots.append(self.offset_totals(pick))
+                grads.append(lam * d_totals.sum(0).to(roots[-1].dtype))
+            torch.autograd.backward(roots, grads)
         self.optimizer.step()
         if self.estimator is not None and self.estimator.needs_cache():
             self._refresh_if_noisy(out["estimate_var"])
@@ -709,11 +727,15 @@ class Trainer:
 
     def _refresh_if_noisy(self, noise: float) -> None:
         """Refresh the control-variate cache when the mean estimate variance of the last
-        ``REFRESH_WINDOW`` steps since the last refresh exceeds ``refresh_std``² (σ²)."""
+        ``REFRESH_WINDOW`` steps exceeds ``refresh_std``² (σ²) and twice that of the first
+        window after the last refresh (what a refresh achieves: a cache of coarse groups may
+        not reach ``refresh_std``, and refreshing again would not help)."""
         self._noise.append(noise)
+        if len(self._noise) == REFRESH_WINDOW:
+            self._floor = float(np.mean(self._noise))
         limit = self.settings.refresh_std
-        if limit > 0 and len(self._noise) >= REFRESH_WINDOW \
-                and np.mean(self._noise[-REFRESH_WINDOW:]) > limit**2:
+        if limit > 0 and len(self._noise) > REFRESH_WINDOW and \
+                np.mean(self._noise[-REFRESH_WINDOW:]) > max(limit**2, 2 * self._floor):
             self.refresh_cache()
 
     def epoch(self) -> dict[str, float]:
@@ -721,8 +743,8 @@ class Trainer:
         variate ``estimate_var``, the mean variance of its estimates [σ²] by the draws' own
         estimate, and ``refreshes`` of its cache during the epoch)."""
         self.model.train()
-        self._noise = []  # the refresh rule and the draws' queue start afresh each epoch
-        self._ahead = []  # (so that a resumed run draws and refreshes the same)
+        self._noise, self._floor = [], 0.0  # the refresh rule and the draws' queue start
+        self._ahead = []  # afresh each epoch (so that a resumed run draws and refreshes the same)
         refreshes = self.refreshes
         n = self.x.shape[0]
         order = self.rng.permutation(n)
