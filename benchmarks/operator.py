@@ -31,6 +31,16 @@ evaluated (exact = 1; the control variate's cache refresh excluded). Exact steps
 are timed on fewer region-months and scaled linearly (their memory would exceed the budget
 otherwise); the row says so in ``note``.
 
+In training (rows with ``mode`` ``in_training``): the network trained from one start for
+``IN_TRAINING_STEPS`` steps, site-only and with the control variate on the same site batches,
+against this world's exact totals as targets. ``step_seconds`` is the mean wall time of a
+constrained step with every cache refresh included (the schedule's every ``refresh_every``
+epochs and the rule's, ``refresh_std`` 0.1: refreshes counted in ``refreshes``; the first,
+which builds the merged columns, in ``cache_build_seconds``); ``ratio_to_site_only`` divides
+it by the mean site-only step; ``std_sigma`` is the root mean of the draws' own unbiased
+estimate of each step's estimate variance / σ² (``std_late``: over the second half), so the
+cache's staleness in real training is in it, not a model of it.
+
 Each row carries ``obs_per_step``: 32 is the demo's default (at K = 64 that is 2048 cell rows
 beside the 2048 site rows, twice the network's work, so a ratio near 2 is the floor there);
 rows with ``obs_per_step`` 16 and 8 and K in 4, 16, 64 time a realistic share where the regional
@@ -44,6 +54,7 @@ would shadow the standard library's ``operator``); writes ``benchmarks/results/o
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import gc
 import json
@@ -70,6 +81,8 @@ OBS_PER_STEP = 32  # the demo's default: 32 x K cell rows beside 2048 site rows
 SMALL_OBS_PER_STEP = (16, 8)  # rows with the regional rows a fraction of the site batch
 SMALL_KS = (4, 16, 64)
 CACHE_GROUP_SIZES = (16,)  # control variate also with (month, cell) pairs grouped by 16
+IN_TRAINING = ((16, 8, 1), (16, 8, 16), (64, 8, 16), (64, 32, 1))  # K, obs_per_step, group
+IN_TRAINING_STEPS = 600  # six epochs of the demo's size
 OUT = Path(__file__).resolve().parent / "results" / "operator.json"
 
 
@@ -183,7 +196,7 @@ def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list
     grid, f, g, regions = build(resolution)
     samples = site_samples(grid, f)
     settings = TrainSettings(lambda_regional=1.0, estimator="exact", obs_per_step=OBS_PER_STEP,
-                             square="plain", device="cpu", batch_size=2048)
+                             square="plain", device="cpu", batch_size=2048, sigma_floor=0.0)
     base = Trainer(samples, dataclasses.replace(settings, lambda_regional=0.0),
                    train_sites=samples["site"].unique())
     op = RegionalOperator(regions, grid.times, grid.lat_index, grid.lon_index)
@@ -193,6 +206,8 @@ def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list
     targets["nee_spread"] = op.to_dataarray(sigma)
     trainer = Trainer(samples, settings, train_sites=samples["site"].unique(), grid=grid,
                       targets=targets, regions=regions)
+    start = [(copy.deepcopy(t.model.state_dict()), copy.deepcopy(t.optimizer.state_dict()))
+             for t in (base, trainer)]  # both networks start alike (same seed)
     print(f"grid {resolution} deg: {grid.n_cell} land cells x {grid.times.size} days, "
           f"{op.n_obs} region-months, built in {time.perf_counter() - t0:.1f} s", flush=True)
     rng = np.random.default_rng(0)
@@ -264,6 +279,46 @@ def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list
         row(kind, K=K, frac=float(min(1.0, K / rows_per_obs)), bias=bias, std=std, step=step,
             ratio_to_site_only=step / t_site, obs_per_step=obs_per_step, **extra)
 
+    def in_training(K: int, obs: int, size: int) -> None:
+        """Train from the same start, site-only and with the control variate, on the same site
+        batches: the cost of every step and refresh (the schedule's and the rule's), and the
+        spread of the regional estimates by the draws' own estimate."""
+        trainer.settings = dataclasses.replace(settings, estimator="control_variate", K=K,
+                                               obs_per_step=obs, cache_group_size=size)
+        trainer.estimator = make_estimator("control_variate", op, K=K, sampling="area")
+        trainer._groups = trainer._center = None
+        t1 = time.perf_counter()
+        trainer.refresh_cache()
+        build = time.perf_counter() - t1
+        for t, (state, optimizer) in zip((base, trainer), start, strict=True):
+            t.model.load_state_dict(state)
+            t.optimizer.load_state_dict(optimizer)
+        before = trainer.refreshes
+        seconds = {0: 0.0, 1: 0.0}
+        noise = []
+        picker = np.random.default_rng(3)
+        for i in range(IN_TRAINING_STEPS):
+            idx = torch.as_tensor(picker.choice(base.x.shape[0], 2048, replace=False))
+            t1 = time.perf_counter()
+            base.step(idx)
+            t2 = time.perf_counter()
+            if i and i % (STEPS_PER_EPOCH * REFRESH_EVERY) == 0:
+                trainer.refresh_cache()
+            noise.append(trainer.step(idx)["estimate_var"])
+            seconds[0] += t2 - t1
+            seconds[1] += time.perf_counter() - t2
+        step = seconds[1] / IN_TRAINING_STEPS
+        site = seconds[0] / IN_TRAINING_STEPS
+        row("control_variate", K=K, frac=float(min(1.0, K / rows_per_obs)),
+            std=float(np.sqrt(np.mean(noise))), step=step, ratio_to_site_only=step / site,
+            obs_per_step=obs, mode="in_training", steps=IN_TRAINING_STEPS,
+            refreshes=trainer.refreshes - before, cache_group_size=size,
+            cache_entries=int(trainer.cache_groups().igbp.size), cache_build_seconds=build,
+            std_late=float(np.sqrt(np.mean(noise[len(noise) // 2:]))))
+        print(f"in training: K {K}, {obs} region-months, group {size}: "
+              f"std {rows[-1]['std_sigma']:.3f} σ, {rows[-1]['refreshes']} refreshes, "
+              f"{step * 1e3:.2f} ms ({step / site:.2f}x)", flush=True)
+
     accuracy_of: dict[tuple, tuple[float, float]] = {}
     runs = [(kind, 1, True) for kind in ESTIMATORS] + [("control_variate", 1, False)] + [
         ("control_variate", size, True) for size in CACHE_GROUP_SIZES]
@@ -284,6 +339,8 @@ def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list
             for K in SMALL_KS:
                 timed(kind, K, obs, *accuracy_of[kind, K, size, linear], size=size,
                       linear=linear)
+    for K, obs, size in IN_TRAINING:
+        in_training(K, obs, size)
     trainer.settings = settings
     row("site_only", frac=0.0, step=float(np.median(site_times)), ratio_to_site_only=1.0,
         obs_per_step=0)
@@ -300,7 +357,8 @@ def print_table(rows: list[dict]) -> None:
         return format(v, spec) if v is not None else "-"
 
     for r in rows:
-        name = r["estimator"] + ("" if r.get("cache_linear", True) else " (mean)")
+        name = r["estimator"] + ("" if r.get("cache_linear", True) else " (mean)") + (
+            " (training)" if r.get("mode") == "in_training" else "")
         print(f"{r['grid_deg']:>5} {name:>23} {fmt(r.get('cache_group_size'), '>5')} "
               f"{fmt(r['K'], '>5')} "
               f"{r['obs_per_step']:>4} "
