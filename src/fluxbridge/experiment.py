@@ -640,16 +640,21 @@ def _operator_benchmark_section() -> Any:
             .fillna(1) > 1
         table.loc[mean_cache, "estimator"] += " (mean cache)"
         table.loc[grouped, "estimator"] += " (grouped cache)"
-    shown = table
+    training = table["mode"].eq("in_training") if "mode" in table else \
+        pd.Series(False, index=table.index)
+    table.loc[training, "estimator"] += " (in training)"
+    shown = table[~training]  # the figure compares estimators on one stale cache
     if "obs_per_step" in table and "obs_per_step" in meta:  # one share per line in the figure
-        shown = table[table["obs_per_step"].isin([0, meta["obs_per_step"]])]
+        shown = shown[shown["obs_per_step"].isin([0, meta["obs_per_step"]])]
     settings = ", ".join(f"{k} = {v}" for k, v in meta.items())
     text = (f"Result of the benchmark benchmarks/operator.py ({path}, written "
             f"{meta.get('date', _file_date(path))}), not of this run: error of each estimator "
             "of the regional monthly totals in units of σ (bias and spread over repeated "
             "draws) and the time of one training step, against the number of cell-days "
             f"sampled per region-month K. The figure shows the demo's region-months per step; "
-            f"the table has every measured share. Settings: {settings}.")
+            f"the table has every measured share, and rows 'in training' that train the "
+            f"network with the control variate and time every step and cache refresh, their "
+            f"spread the draws' own estimate along the way. Settings: {settings}.")
     fig = figures.against_k(shown, [
         ("rmse_sigma", "RMSE of the regional total [σ]", "Estimator error against K"),
         ("step_seconds", "seconds per training step", "Cost of a training step")])
