@@ -7,12 +7,12 @@ Setting (twin-world-like, built synthetically here so that it runs anywhere):
 * the model field ``f`` (n_time, n_cell) = a smooth nonlinear function of the features
   [g m-2 d-1]; the control-variate cache ``g`` = the same function with its coefficients moved
   by 5 % (a model a few epochs older), evaluated as training caches it: at each cell's
-  monthly-mean predictors (``cache_group_size`` 1, the default) and also with the (month, cell)
-  pairs of one class grouped by a k-d partition of their predictors into entries of at most
-  ``cache_group_size`` = 16 (one network evaluation per entry instead of per pair, so a refresh
-  costs ~16x less); each to first order (``cache_linear``, the default: the entry's value plus
-  the gradient times each cell-day's departure from the entry's mean) and, per cell, also as a
-  plain mean;
+  monthly-mean predictors (``cache_features`` monthly, ``cache_group_size`` 1), with the
+  (month, cell) pairs of one class grouped by a k-d partition of their predictors into entries of
+  at most 16, and with the cell-days of one class and month grouped into entries of at most 64
+  (daily, 64: the default); each to first order (``cache_linear``, the default: the entry's
+  value plus the gradient times each cell-day's departure from the entry's mean) and, per cell
+  and month, also as a plain mean;
 * inversion spread σ_rm = 0.15 |F_rm| + 0.05 median |F| [Tg month-1] with F the exact totals.
 
 Accuracy: for K in {4, 16, 64, 256, 1024} cell-days per region-month, R independent draws of
@@ -80,8 +80,9 @@ REFRESH_EVERY = 2
 OBS_PER_STEP = 32  # the demo's default: 32 x K cell rows beside 2048 site rows
 SMALL_OBS_PER_STEP = (16, 8)  # rows with the regional rows a fraction of the site batch
 SMALL_KS = (4, 16, 64)
-CACHE_GROUP_SIZES = (16,)  # control variate also with (month, cell) pairs grouped by 16
-IN_TRAINING = ((16, 8, 1), (16, 8, 16), (64, 8, 16), (64, 32, 1))  # K, obs_per_step, group
+CACHE_GROUPINGS = (("monthly", 16), ("daily", 64))  # control variate also with grouped entries
+IN_TRAINING = (  # K, obs_per_step, cache_features, cache_group_size
+    (16, 8, "monthly", 1), (16, 8, "daily", 64), (64, 8, "daily", 64), (64, 32, "daily", 64))
 IN_TRAINING_STEPS = 600  # six epochs of the demo's size
 OUT = Path(__file__).resolve().parent / "results" / "operator.json"
 
@@ -236,11 +237,11 @@ def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list
 
     inputs = grid.values.reshape(-1, grid.values.shape[2])
 
-    def cache_of(size: int, linear: bool) -> dict:
-        """The stale model as the training caches it: at monthly-mean predictors, per cell
-        (``size`` 1) or per entry of similar (month, cell) pairs of one class; ``linear``: to
-        first order around them."""
-        groups = CacheGroups.build(grid, "monthly", size)
+    def cache_of(features: str, size: int, linear: bool) -> dict:
+        """The stale model as the training caches it: at the mean predictors of its entries
+        (monthly: per cell, ``size`` 1, or similar (month, cell) pairs of one class; daily:
+        similar cell-days of one class and month); ``linear``: to first order around them."""
+        groups = CacheGroups.build(grid, features, size)
         center = np.nan_to_num(groups.values)[None]
         value, slope = g(center)
         out = {"g": value[0], "time_group": groups.time_group, "entry": groups.entry}
@@ -249,29 +250,29 @@ def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list
         return out
 
     def timed(kind: str, K: int, obs_per_step: int, bias: float, std: float,
-              size: int = 1, linear: bool = True) -> None:
+              features: str = "monthly", size: int = 1, linear: bool = True) -> None:
         """Time steps of ``kind`` at K, its cache refresh amortised over the refresh period."""
         trainer.settings = dataclasses.replace(settings, obs_per_step=obs_per_step,
-                                               cache_group_size=size, cache_linear=linear,
-                                               refresh_std=0.0)
+                                               cache_features=features, cache_group_size=size,
+                                               cache_linear=linear, refresh_std=0.0)
         extra, refresh = {}, 0.0
         if kind != "control_variate":
             trainer.estimator = make_estimator(kind, op, K=K, sampling="area",
                                                strata=grid.igbp_code, seed=K)
         else:
-            if cv_trainer.get("key") != (size, linear):  # once per training, not per refresh
+            if cv_trainer.get("key") != (features, size, linear):  # once per training
                 trainer.estimator = make_estimator(kind, op, K=K, sampling="area")
                 trainer._groups = trainer._center = None
                 t1 = time.perf_counter()
                 trainer.refresh_cache()  # the first also merges the operator's columns
-                cv_trainer.update(key=(size, linear), build=time.perf_counter() - t1)
+                cv_trainer.update(key=(features, size, linear), build=time.perf_counter() - t1)
             trainer.estimator.K = K
             extra["cache_build_seconds"] = cv_trainer["build"]
             t1 = time.perf_counter()
             trainer.refresh_cache()
             refresh = time.perf_counter() - t1
             extra.update({"refresh_seconds": refresh, "cache_group_size": size,
-                          "cache_linear": linear,
+                          "cache_features": features, "cache_linear": linear,
                           "cache_entries": int(trainer.cache_groups().igbp.size)})
         t_site, step = time_steps(base, trainer, n_steps, rng)
         site_times.append(t_site)
@@ -279,12 +280,13 @@ def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list
         row(kind, K=K, frac=float(min(1.0, K / rows_per_obs)), bias=bias, std=std, step=step,
             ratio_to_site_only=step / t_site, obs_per_step=obs_per_step, **extra)
 
-    def in_training(K: int, obs: int, size: int) -> None:
+    def in_training(K: int, obs: int, features: str, size: int) -> None:
         """Train from the same start, site-only and with the control variate, on the same site
         batches: the cost of every step and refresh (the schedule's and the rule's), and the
         spread of the regional estimates by the draws' own estimate."""
         trainer.settings = dataclasses.replace(settings, estimator="control_variate", K=K,
-                                               obs_per_step=obs, cache_group_size=size)
+                                               obs_per_step=obs, cache_features=features,
+                                               cache_group_size=size)
         trainer.estimator = make_estimator("control_variate", op, K=K, sampling="area")
         trainer._groups = trainer._center = None
         t1 = time.perf_counter()
@@ -313,34 +315,37 @@ def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list
             std=float(np.sqrt(np.mean(noise))), step=step, ratio_to_site_only=step / site,
             obs_per_step=obs, mode="in_training", steps=IN_TRAINING_STEPS,
             refreshes=trainer.refreshes - before, cache_group_size=size,
+            cache_features=features,
             cache_entries=int(trainer.cache_groups().igbp.size), cache_build_seconds=build,
             std_late=float(np.sqrt(np.mean(noise[len(noise) // 2:]))))
-        print(f"in training: K {K}, {obs} region-months, group {size}: "
+        print(f"in training: K {K}, {obs} region-months, {features} group {size}: "
               f"std {rows[-1]['std_sigma']:.3f} σ, {rows[-1]['refreshes']} refreshes, "
               f"{step * 1e3:.2f} ms ({step / site:.2f}x)", flush=True)
 
     accuracy_of: dict[tuple, tuple[float, float]] = {}
-    runs = [(kind, 1, True) for kind in ESTIMATORS] + [("control_variate", 1, False)] + [
-        ("control_variate", size, True) for size in CACHE_GROUP_SIZES]
+    runs = [(kind, "monthly", 1, True) for kind in ESTIMATORS] + [
+        ("control_variate", "monthly", 1, False)] + [
+        ("control_variate", *grouping, True) for grouping in CACHE_GROUPINGS]
     cv_trainer: dict = {}
-    for kind, size, linear in runs:
+    for kind, features, size, linear in runs:
         cv = None
         if kind == "control_variate":
             cv = make_estimator(kind, op, K=KS[0], sampling="area")
-            cv.set_cache(**cache_of(size, linear))
+            cv.set_cache(**cache_of(features, size, linear))
         for K in KS:
-            key = (kind, K, size, linear)
+            key = (kind, K, features, size, linear)
             accuracy_of[key] = accuracy(op, grid, f, cv, sigma, exact, K, kind, reps, rng)
-            timed(kind, K, OBS_PER_STEP, *accuracy_of[key], size=size, linear=linear)
+            timed(kind, K, OBS_PER_STEP, *accuracy_of[key], features=features, size=size,
+                  linear=linear)
     # a realistic share: the regional rows a fraction of the site batch (same accuracy per
     # region-month; fewer region-months per step)
     for obs in SMALL_OBS_PER_STEP:
-        for kind, size, linear in runs:
+        for kind, features, size, linear in runs:
             for K in SMALL_KS:
-                timed(kind, K, obs, *accuracy_of[kind, K, size, linear], size=size,
-                      linear=linear)
-    for K, obs, size in IN_TRAINING:
-        in_training(K, obs, size)
+                timed(kind, K, obs, *accuracy_of[kind, K, features, size, linear],
+                      features=features, size=size, linear=linear)
+    for K, obs, features, size in IN_TRAINING:
+        in_training(K, obs, features, size)
     trainer.settings = settings
     row("site_only", frac=0.0, step=float(np.median(site_times)), ratio_to_site_only=1.0,
         obs_per_step=0)
@@ -358,6 +363,7 @@ def print_table(rows: list[dict]) -> None:
 
     for r in rows:
         name = r["estimator"] + ("" if r.get("cache_linear", True) else " (mean)") + (
+            " daily" if r.get("cache_features") == "daily" else "") + (
             " (training)" if r.get("mode") == "in_training" else "")
         print(f"{r['grid_deg']:>5} {name:>23} {fmt(r.get('cache_group_size'), '>5')} "
               f"{fmt(r['K'], '>5')} "

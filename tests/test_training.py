@@ -97,7 +97,8 @@ def test_resume_after_interruption_gives_same_weights(world, sites, tmp_path, re
                                    estimator="control_variate",
                                    dropout=0.0 if refresh_std else 0.1,
                                    refresh_std=refresh_std, batch_size=128,
-                                   cache_features="daily" if refresh_std else "monthly")
+                                   cache_features="daily" if refresh_std else "monthly",
+                                   cache_group_size=1)
     fit, val = sites[:-5], sites[-5:]
     reference = _fit(world, fit, settings, val_sites=val)
     with pytest.raises(TrainingInterrupted):
@@ -332,7 +333,8 @@ def test_offset_fit_sees_the_grid_only_through_the_training_estimator(world, sit
 def test_daily_cell_cache_makes_the_control_variate_exact(world, sites):
     """Cache refreshed daily per cell from the current model: every draw gives the exact
     totals (the sampled correction f − g is zero)."""
-    settings = dataclasses.replace(SMALL, lambda_regional=1.0, cache_features="daily", K=4)
+    settings = dataclasses.replace(SMALL, lambda_regional=1.0, cache_features="daily", K=4,
+                                   cache_group_size=1)
     trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
                                targets=world.targets, regions=world.regions)
     with torch.no_grad():
@@ -400,33 +402,42 @@ def test_first_order_cache_is_unbiased_and_tighter_than_the_group_mean(world, si
     assert spread[True] < 0.5 * spread[False]
 
 
-def test_grouped_cache_entries_are_similar_pairs_of_one_class_and_stay_unbiased(world, sites):
-    """With cache_group_size, (month, cell) pairs of one vegetation class share an entry (at
-    most that many), the entries are tighter in the network's inputs than random groups of
-    the same sizes, the cache is constant over an entry's month-means, and the control
+@pytest.mark.parametrize(("features", "size"), [("monthly", 4), ("daily", 16)])
+def test_grouped_cache_entries_are_similar_pairs_of_one_class_and_stay_unbiased(
+        world, sites, features, size):
+    """With cache_group_size, (time group, cell) pairs of one vegetation class (daily: and one
+    month) share an entry (at most that many), the entries are tighter in the network's inputs
+    than random groups of the same sizes, the cache is constant over an entry, and the control
     variate stays unbiased for the model's exact totals."""
-    size = 4
-    settings = dataclasses.replace(SMALL, lambda_regional=1.0, cache_group_size=size, K=8,
-                                   cache_linear=False)
+    settings = dataclasses.replace(SMALL, lambda_regional=1.0, cache_features=features,
+                                   cache_group_size=size, K=8, cache_linear=False)
     trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
                                targets=world.targets, regions=world.regions)
     trainer.refresh_cache()
     groups = trainer.cache_groups()
     grid = world.grid
     entry = groups.entry
-    assert entry.shape == (12, grid.n_cell)
+    n_tg = 12 if features == "monthly" else grid.times.size
+    assert entry.shape == (n_tg, grid.n_cell)
     counts = np.bincount(entry.ravel())
     assert counts.min() >= 1 and counts.max() <= size and counts.size < entry.size / 2
     np.testing.assert_array_equal(groups.igbp[entry], np.broadcast_to(grid.igbp_code,
                                                                       entry.shape))
-    member = trainer._normalised(np.stack([
-        np.nanmean(grid.values[groups.time_group == m], axis=0) for m in range(12)
-    ]).reshape(-1, grid.values.shape[2])).numpy()
+    if features == "daily":  # an entry never spans two months
+        month = pd.DatetimeIndex(grid.times).month.to_numpy()
+        per_entry = np.zeros(counts.size, dtype=np.int64)
+        per_entry[entry.ravel()] = np.repeat(month, grid.n_cell)
+        assert np.all(per_entry[entry] == month[:, None])
+        means = grid.values
+    else:
+        means = np.stack([np.nanmean(grid.values[groups.time_group == m], axis=0)
+                          for m in range(12)])
+    member = trainer._normalised(means.reshape(-1, grid.values.shape[2])).numpy()
     spread = np.mean((member - trainer._cache_center()[entry.ravel()]) ** 2)
     shuffled = np.random.default_rng(0).permutation(entry.ravel())
-    means = np.stack([np.bincount(shuffled, member[:, j]) / np.bincount(shuffled)
-                      for j in range(member.shape[1])], axis=1)
-    assert spread < 0.5 * np.mean((member - means[shuffled]) ** 2)
+    centres = np.stack([np.bincount(shuffled, member[:, j]) / np.bincount(shuffled)
+                        for j in range(member.shape[1])], axis=1)
+    assert spread < 0.5 * np.mean((member - centres[shuffled]) ** 2)
     cols = np.arange(grid.times.size * grid.n_cell)
     cache = trainer.estimator.cached(cols)
     t, c = np.divmod(cols, grid.n_cell)
@@ -464,7 +475,7 @@ def test_control_variate_refreshes_when_its_own_variance_estimate_says_so(world,
     cache (the model is its own cache)."""
     w = training.REFRESH_WINDOW
     settings = dataclasses.replace(SMALL, lambda_regional=1.0, refresh_std=0.1, K=8,
-                                   cache_features="daily")
+                                   cache_features="daily", cache_group_size=1)
     trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
                                targets=world.targets, regions=world.regions)
     calls = []

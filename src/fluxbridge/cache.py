@@ -6,16 +6,18 @@ evaluation (and one input gradient) per entry instead of per cell-day, and its e
 totals come from the operator's columns merged by entry. The price is a larger spread of the
 sampled correction ``f − g``.
 
-Days are grouped by month; the (month, cell) pairs of one vegetation class can then be grouped
-by their mean predictors: a k-d partition of the network's input space into cells of about
-``group_size`` pairs, so that an entry's members lie close to its centre and a first-order cache
-around the centre stays close to the network (much closer than blocks of neighbouring cells of
-the same count, whose predictors differ more).
+Days are grouped by month (``monthly``) or kept apart (``daily``); the (time group, cell) pairs
+of one vegetation class (and, daily, of one month) can then be grouped by their predictors: a k-d
+partition of the standardised predictors into groups of at most ``group_size`` pairs, so that an
+entry's members lie close to its centre and a first-order cache around the centre stays close to
+the network. Cell-days of similar weather share an entry far better than the days of one month
+of one cell (whose weather differs most), and much better than blocks of neighbouring cells.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+import weakref
 from dataclasses import dataclass
 from typing import Literal
 
@@ -50,11 +52,24 @@ class CacheGroups:
     igbp: np.ndarray | None
 
     @classmethod
-    def build(cls, grid: GridFeatures, time: Literal["daily", "monthly"], group_size: int = 1,
-              transform: Callable[[np.ndarray], np.ndarray] | None = None) -> CacheGroups:
+    def of(cls, grid: GridFeatures, time: Literal["daily", "monthly"], group_size: int = 1
+           ) -> CacheGroups:
+        """:meth:`build`, once per grid, grouping and size (trainers of one grid share it)."""
+        if id(grid) not in _BUILT:  # dropped with the grid
+            _BUILT[id(grid)] = {}
+            weakref.finalize(grid, _BUILT.pop, id(grid), None)
+        built = _BUILT[id(grid)]
+        key = (time, int(group_size))
+        if key not in built:
+            built[key] = cls.build(grid, time, group_size)
+        return built[key]
+
+    @classmethod
+    def build(cls, grid: GridFeatures, time: Literal["daily", "monthly"], group_size: int = 1
+              ) -> CacheGroups:
         """Groups of ``grid``: days by month (``time="monthly"``) or each day its own, then the
-        (time group, cell) pairs of each vegetation class partitioned into entries of about
-        ``group_size`` pairs (1: each pair its own entry).
+        (time group, cell) pairs of each vegetation class (and, daily, each month) partitioned
+        into entries of at most ``group_size`` pairs (1: each pair its own entry).
 
         Parameters
         ----------
@@ -64,15 +79,13 @@ class CacheGroups:
             ``"monthly"`` or ``"daily"``.
         group_size
             Largest number of (time group, cell) pairs per entry; the k-d partition halves a
-            group along its widest input until it has at most this many.
-        transform
-            Raw predictors (n, n_feature) → the network's inputs, in which the partition
-            measures distance (the normaliser; NaN taken as 0); None: the raw predictors.
+            group along its widest standardised predictor until it has at most this many.
         """
         n_time, n_cell, n_feat = grid.values.shape
+        months = pd.DatetimeIndex(grid.times).to_period("M")
+        month = np.cumsum(np.r_[False, months[1:] != months[:-1]]).astype(np.int64)
         if time == "monthly":
-            months = pd.DatetimeIndex(grid.times).to_period("M")
-            time_group = np.cumsum(np.r_[False, months[1:] != months[:-1]]).astype(np.int64)
+            time_group = month
         elif time == "daily":
             time_group = np.arange(n_time, dtype=np.int64)
         else:
@@ -90,13 +103,23 @@ class CacheGroups:
         if group_size == 1:
             return cls(time_group=time_group, entry=np.arange(flat.shape[0]).reshape(n_tg, n_cell),
                        values=flat, igbp=classes)
-        points = np.asarray(flat if transform is None else transform(flat), dtype=np.float64)
-        points = np.nan_to_num(points, nan=0.0, posinf=0.0, neginf=0.0)
+        # daily pairs are partitioned within their month (an entry then lies in one month, as
+        # the operator's rows do), monthly ones across months
+        block = np.repeat(month if time == "daily" else np.zeros(n_tg, dtype=np.int64), n_cell)
+        key = block * (int(classes.max()) + 1) + classes
+        order = np.argsort(key, kind="stable")
+        bounds = np.flatnonzero(np.r_[True, np.diff(key[order]) != 0, True])
+        sample = flat[:: max(1, flat.shape[0] // 100_000)]
+        with np.errstate(invalid="ignore"):
+            center, scale = np.nanmean(sample, axis=0), np.nanstd(sample, axis=0)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
         label = np.empty(flat.shape[0], dtype=np.int64)
         n_entry = 0
-        for code in np.unique(classes):
-            members = np.flatnonzero(classes == code)
-            part, n = _kd_partition(points[members], group_size)
+        for a, b in itertools.pairwise(bounds):
+            members = order[a:b]
+            points = np.nan_to_num((flat[members] - center) / scale, nan=0.0, posinf=0.0,
+                                   neginf=0.0)
+            part, n = _kd_partition(points, group_size)
             label[members] = part + n_entry
             n_entry += n
         finite = np.isfinite(flat)
@@ -110,6 +133,9 @@ class CacheGroups:
         igbp[label] = classes
         return cls(time_group=time_group, entry=label.reshape(n_tg, n_cell), values=values,
                    igbp=igbp)
+
+
+_BUILT: dict[int, dict[tuple[str, int], CacheGroups]] = {}  # by id of a live grid
 
 
 def _time_means(grid: GridFeatures, time_group: np.ndarray) -> np.ndarray:
@@ -132,19 +158,24 @@ def _time_means(grid: GridFeatures, time_group: np.ndarray) -> np.ndarray:
 def _kd_partition(points: np.ndarray, size: int) -> tuple[np.ndarray, int]:
     """Labels (n,) and count of the leaves of a k-d partition of ``points`` (n, d): each
     group is split at the median of its widest coordinate until it has at most ``size``
-    points."""
+    points. A child's extent is taken as its parent's with the split coordinate halved (one
+    reduction per partition instead of two per group: the partition of millions of cell-days
+    stays a matter of seconds)."""
     label = np.empty(points.shape[0], dtype=np.int64)
-    pending = [np.arange(points.shape[0])]
+    if points.shape[0] == 0:
+        return label, 0
+    pending = [(np.arange(points.shape[0]), np.ptp(points, axis=0).astype(np.float64))]
     n = 0
     while pending:
-        idx = pending.pop()
+        idx, extent = pending.pop()
         if idx.size <= size:
             label[idx] = n
             n += 1
             continue
-        sub = points[idx]
-        axis = int(np.argmax(sub.max(axis=0) - sub.min(axis=0)))
+        axis = int(np.argmax(extent))
         half = idx.size // 2
-        order = np.argpartition(sub[:, axis], half)
-        pending += [idx[order[:half]], idx[order[half:]]]
+        order = np.argpartition(points[idx, axis], half)
+        extent = extent.copy()
+        extent[axis] /= 2
+        pending += [(idx[order[:half]], extent), (idx[order[half:]], extent)]
     return label, n

@@ -64,12 +64,13 @@ class ConstraintSection(_Strict):
         "the draws' own estimate of the regional estimates' standard deviation, averaged over "
         "the last 20 steps, exceeds this many σ; 0: on the epoch schedule only")
     cache_features: Literal["daily", "monthly"] = Field(
-        "monthly", description="control-variate cache from monthly-mean predictors (cheap)")
+        "daily", description="control-variate cache entries made of cell-days (daily) or of "
+        "cells' monthly means (monthly)")
     cache_group_size: int = Field(
-        1, ge=1, description="(month, cell) pairs of one vegetation class with similar "
-        "predictors share one control-variate cache entry, at most this many (a k-d partition "
-        "of the network's inputs): refreshes this many times cheaper on fine grids; 1: each "
-        "its own")
+        64, ge=1, description="cell-days (daily: of one vegetation class and month) or "
+        "(month, cell) pairs (monthly: of one class) with similar predictors share one "
+        "control-variate cache entry, at most this many (a k-d partition of the standardised "
+        "predictors); 1: each its own (daily 1: the cache is the model itself)")
     cache_linear: bool = Field(
         True, description="first-order control-variate cache: the group value plus the "
         "network's input gradient times each cell-day's departure from the group mean")

@@ -638,8 +638,11 @@ def _operator_benchmark_section() -> Any:
         size = table["cache_group_size"] if "cache_group_size" in table else 1
         grouped = pd.to_numeric(pd.Series(size, index=table.index), errors="coerce") \
             .fillna(1) > 1
+        daily = table["cache_features"].eq("daily") if "cache_features" in table else \
+            pd.Series(False, index=table.index)
         table.loc[mean_cache, "estimator"] += " (mean cache)"
-        table.loc[grouped, "estimator"] += " (grouped cache)"
+        table.loc[grouped & daily, "estimator"] += " (grouped cell-days)"
+        table.loc[grouped & ~daily, "estimator"] += " (grouped cell-months)"
     training = table["mode"].eq("in_training") if "mode" in table else \
         pd.Series(False, index=table.index)
     table.loc[training, "estimator"] += " (in training)"

@@ -75,10 +75,10 @@ class TrainSettings:
     ``refresh_std`` (refresh also within an epoch when the draws' own estimate of the regional
     estimates' standard deviation, mean over the last ``REFRESH_WINDOW`` steps, exceeds this
     many σ; 0: off),
-    ``cache_features`` (``monthly``: the cache from monthly-mean predictors, 30 times cheaper;
-    ``daily``), ``cache_group_size`` (the (month, cell) pairs of a vegetation class with
-    similar predictors share one cache entry, at most this many: a k-d partition; 1: each its
-    own), ``cache_linear``
+    ``cache_features`` and ``cache_group_size`` (cache entries: ``daily``, up to this many
+    cell-days of one vegetation class and month with similar predictors, a k-d partition;
+    ``monthly``, up to this many cells' monthly means of one class; ``daily`` with 1: the
+    model itself), ``cache_linear``
     (first-order cache: the group value plus the input gradient times each cell-day's
     departure from the group mean), ``grid_offset`` (with
     λ > 0, learn a per-region offset with a seasonal harmonic that applies to grid cells only:
@@ -115,8 +115,8 @@ class TrainSettings:
     sampling: Literal["uniform", "area", "stratified"] = "area"
     refresh_every: int = 2
     refresh_std: float = 0.1
-    cache_features: Literal["daily", "monthly"] = "monthly"
-    cache_group_size: int = 1
+    cache_features: Literal["daily", "monthly"] = "daily"
+    cache_group_size: int = 64
     cache_linear: bool = True
     grid_offset: bool = True
     offset_harmonics: int = 1
@@ -558,19 +558,15 @@ class Trainer:
         """The control variate's cache entries and their mean predictors (built once).
 
         Times are grouped by month with ``cache_features="monthly"`` (else each day is its own
-        group); the (month, cell) pairs of a vegetation class are then grouped into entries of
-        at most ``cache_group_size`` pairs by a k-d partition of their mean normalised
-        predictors (1: each its own entry). Predictors are means over an entry's finite
-        cell-days.
+        group); the (time group, cell) pairs of a vegetation class (daily: and month) are then
+        grouped into entries of at most ``cache_group_size`` pairs by a k-d partition of their
+        standardised predictors (1: each its own entry). Predictors are means over an entry's
+        finite cell-days. Built once per grid and shared by its trainers.
         """
         if self._groups is None:
             assert self.grid is not None
-
-            def network_inputs(X: np.ndarray) -> np.ndarray:
-                return self._normalised(X).numpy()
-
-            self._groups = CacheGroups.build(self.grid, self.settings.cache_features,
-                                             self.settings.cache_group_size, network_inputs)
+            self._groups = CacheGroups.of(self.grid, self.settings.cache_features,
+                                          self.settings.cache_group_size)
         return self._groups
 
     def _predict(self, inputs: np.ndarray, igbp: np.ndarray, slope: bool = False,
