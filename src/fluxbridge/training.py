@@ -886,10 +886,13 @@ def train_network(samples: pd.DataFrame, settings: TrainSettings, *,
     epochs_this_call = 0
     while not state["done"] and state["epoch"] < s.epochs:
         epoch = state["epoch"]
+        before = trainer.refreshes
         if trainer.estimator is not None and trainer.estimator.needs_cache() \
                 and epoch % s.refresh_every == 0:
             trainer.refresh_cache()
         losses = trainer.epoch()
+        if "refreshes" in losses:  # the schedule's refresh too
+            losses["refreshes"] = float(trainer.refreshes - before)
         state["cache_state"] = trainer.cache_state  # the model at the last refresh
         val = trainer.val_loss()
         losses["val"] = val
