@@ -10,8 +10,11 @@ Days are grouped by month (``monthly``) or kept apart (``daily``); the (time gro
 of one vegetation class (and, daily, of one month) can then be grouped by their predictors: a k-d
 partition of the standardised predictors into groups of at most ``group_size`` pairs, so that an
 entry's members lie close to its centre and a first-order cache around the centre stays close to
-the network. Cell-days of similar weather share an entry far better than the days of one month
-of one cell (whose weather differs most), and much better than blocks of neighbouring cells.
+the network. In the demo's twin world, whose fluxes respond nonlinearly to the day's weather,
+entries of similar cell-days (daily, 64) leave a fresh cache 0.06 σ of spread at K = 64 where
+the days of one month of one cell (monthly, 1) leave 0.22 σ; in the operator benchmark's
+synthetic world, a smooth function with small independent daily departures, the reverse holds
+(0.16 σ against 0.04 σ). Blocks of neighbouring cells did worse than either.
 """
 
 from __future__ import annotations
