@@ -261,11 +261,7 @@ def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list
                                                strata=grid.igbp_code, seed=K)
         else:
             if cv_trainer.get("key") != (features, size, linear):  # once per training
-                trainer.estimator = make_estimator(kind, op, K=K, sampling="area")
-                trainer._groups = trainer._center = None
-                t1 = time.perf_counter()
-                trainer.refresh_cache()  # the first also merges the operator's columns
-                cv_trainer.update(key=(features, size, linear), build=time.perf_counter() - t1)
+                cv_trainer.update(key=(features, size, linear), build=fresh_control_variate(K))
             trainer.estimator.K = K
             extra["cache_build_seconds"] = cv_trainer["build"]
             t1 = time.perf_counter()
@@ -280,6 +276,15 @@ def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list
         row(kind, K=K, frac=float(min(1.0, K / rows_per_obs)), bias=bias, std=std, step=step,
             ratio_to_site_only=step / t_site, obs_per_step=obs_per_step, **extra)
 
+    def fresh_control_variate(K: int) -> float:
+        """A new control-variate estimator for the trainer's settings, its cache built and
+        refreshed once (the first refresh also merges the operator's columns): seconds."""
+        trainer.estimator = make_estimator("control_variate", op, K=K, sampling="area")
+        trainer._groups = trainer._center = None
+        t1 = time.perf_counter()
+        trainer.refresh_cache()
+        return time.perf_counter() - t1
+
     def in_training(K: int, obs: int, features: str, size: int) -> None:
         """Train from the same start, site-only and with the control variate, on the same site
         batches: the cost of every step and refresh (the schedule's and the rule's), and the
@@ -287,11 +292,7 @@ def run_grid(resolution: float, reps: int, n_steps: int, exact_obs: int) -> list
         trainer.settings = dataclasses.replace(settings, estimator="control_variate", K=K,
                                                obs_per_step=obs, cache_features=features,
                                                cache_group_size=size)
-        trainer.estimator = make_estimator("control_variate", op, K=K, sampling="area")
-        trainer._groups = trainer._center = None
-        t1 = time.perf_counter()
-        trainer.refresh_cache()
-        build = time.perf_counter() - t1
+        build = fresh_control_variate(K)
         for t, (state, optimizer) in zip((base, trainer), start, strict=True):
             t.model.load_state_dict(state)
             t.optimizer.load_state_dict(optimizer)

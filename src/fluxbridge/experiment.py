@@ -635,16 +635,14 @@ def _operator_benchmark_section() -> Any:
     meta = data.get("meta", {})
     if "cache_linear" in table:  # name the control variate's caches apart
         mean_cache = table["cache_linear"].eq(False)
-        size = table["cache_group_size"] if "cache_group_size" in table else 1
-        grouped = pd.to_numeric(pd.Series(size, index=table.index), errors="coerce") \
-            .fillna(1) > 1
-        daily = table["cache_features"].eq("daily") if "cache_features" in table else \
-            pd.Series(False, index=table.index)
+        missing = pd.Series(None, index=table.index, dtype=object)
+        grouped = pd.to_numeric(table.get("cache_group_size", missing)).fillna(1) > 1
+        daily = table.get("cache_features", missing).eq("daily")
         table.loc[mean_cache, "estimator"] += " (mean cache)"
         table.loc[grouped & daily, "estimator"] += " (grouped cell-days)"
         table.loc[grouped & ~daily, "estimator"] += " (grouped cell-months)"
-    training = table["mode"].eq("in_training") if "mode" in table else \
-        pd.Series(False, index=table.index)
+    training = table.get("mode", pd.Series(None, index=table.index, dtype=object)) \
+        .eq("in_training")
     table.loc[training, "estimator"] += " (in training)"
     shown = table[~training]  # the figure compares estimators on one stale cache
     if "obs_per_step" in table and "obs_per_step" in meta:  # one share per line in the figure

@@ -598,6 +598,7 @@ class ControlVariateEstimator(ResampledEstimator):
         self._g: np.ndarray | None = None
         self._hg: np.ndarray | None = None
         self._groups: tuple[np.ndarray, np.ndarray] | None = None
+        self._n_entry = 0
         self._merged: sp.csr_matrix | None = None
         self._deviation: tuple[np.ndarray, sp.csr_matrix] | None = None
         self._slope: torch.Tensor | None = None
@@ -645,22 +646,25 @@ class ControlVariateEstimator(ResampledEstimator):
             n_tg = int(tg.max()) + 1 if tg.size else 0
             table = np.arange(n_tg * op.n_cell).reshape(n_tg, op.n_cell) if entry is None \
                 else np.asarray(entry, dtype=np.int64)
-            if tg.shape != (op.n_time,) or tg.min() < 0 or table.shape != (n_tg, op.n_cell) \
+            if self._groups is not None and tg is self._groups[0] and table is self._groups[1]:
+                groups = self._groups  # a refresh of the last call's grouping: checked then
+            elif tg.shape != (op.n_time,) or tg.min() < 0 or table.shape != (n_tg, op.n_cell) \
                     or table.min() < 0:
                 raise InputError("groups do not match the operator", variable="groups",
                                  expected=f"non-negative groups of {op.n_time} times and an "
                                           f"entry per (time group, cell) of {op.n_cell} cells")
-            groups = (tg, table)
-            n_entry = int(table.max()) + 1
+            else:
+                groups = (tg, table)
+            n_entry = self._n_entry if groups is self._groups else int(table.max()) + 1
             expected = f"{n_entry} entries"
         if g.size != n_entry:
             raise InputError(f"field has shape {g.shape}", variable="field", expected=expected)
         if not np.isfinite(g).all():  # one pass when finite (the usual case), no copies
             g = np.nan_to_num(g)
         self._g = g.ravel()
-        same = (groups is None) == (self._groups is None) and (groups is None or all(
+        same = groups is self._groups or (groups is not None and self._groups is not None and all(
             np.array_equal(a, b) for a, b in zip(self._groups, groups, strict=True)))
-        self._groups = groups
+        self._groups, self._n_entry = groups, n_entry
         if not same:
             self._merged = None if groups is None else self._merge(n_entry)
             self._deviation = None

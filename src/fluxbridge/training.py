@@ -452,10 +452,13 @@ class Trainer:
         excluded; and its inputs) at the draws of ``sample``, plus the exact totals of the grid
         offset (:meth:`offset_totals`)."""
         assert self.estimator is not None
-        est = self.estimator.estimate(pred, sample, inputs)
+        return self._with_offset(self.estimator.estimate(pred, sample, inputs), pick)
+
+    def _with_offset(self, network_totals: torch.Tensor, pick: np.ndarray) -> torch.Tensor:
+        """Network totals (n_rep, len(pick)) plus the grid offset's exact totals, if any."""
         if self.model.offset is None:
-            return est
-        return est + self.offset_totals(pick).to(est.dtype).unsqueeze(0)
+            return network_totals
+        return network_totals + self.offset_totals(pick).to(network_totals.dtype).unsqueeze(0)
 
     def regional_error(self, pred: torch.Tensor, pick: np.ndarray, sample: Sample,
                        inputs: torch.Tensor | None = None
@@ -472,8 +475,7 @@ class Trainer:
         """
         assert self.estimator is not None
         est, var = self.estimator.estimate_with_variance(pred.detach(), sample, inputs)
-        if self.model.offset is not None:
-            est = est + self.offset_totals(pick).detach().to(est.dtype).unsqueeze(0)
+        est = self._with_offset(est, pick).detach()
         mu, sigma = self.mu[pick], self.sigma[pick]
         scale = 1.0 / (sigma**2 * pick.size)
         noise = float(np.mean(var.mean(axis=0) / est.shape[0]
