@@ -193,6 +193,7 @@ def test_grid_features_take_exact_values(world):
     assert gf.n_cell == int(expected_cells.sum())
     assert expected_cells[gf.lat_index, gf.lon_index].all()
     np.testing.assert_array_equal(gf.cell_ids, gf.lat_index * pred.sizes["lon"] + gf.lon_index)
+    assert gf.resolution_deg == pytest.approx(abs(float(pred["lat"][1] - pred["lat"][0])))
     np.testing.assert_array_equal(gf.region,
                                   regions["region"].values[gf.lat_index, gf.lon_index])
     rng = np.random.default_rng(2)

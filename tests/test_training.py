@@ -11,6 +11,7 @@ import torch
 from method_world import World, make_world
 
 from fluxbridge import training
+from fluxbridge.cache import GROUP_SIZE_AT_2DEG, default_group_size
 from fluxbridge.errors import InputError
 from fluxbridge.operators import squared_error
 from fluxbridge.training import (
@@ -470,10 +471,11 @@ def test_offset_fit_matches_each_regions_total_exactly(world, sites):
 
 def test_control_variate_refreshes_when_its_own_variance_estimate_says_so(world, sites):
     """The rule refreshes when the last window's mean estimate variance exceeds refresh_std²
-    and twice the first window's after the last refresh; never below the limit, never when a
-    refresh cannot help (the variance stays where the last refresh left it), nor when off.
-    In training, the step reports the variance estimate, zero right after a refresh of a daily
-    cache (the model is its own cache)."""
+    times the larger of 1 and the window's mean regional error, and twice the mean variance of
+    the first steps after the last refresh (the cache's floor); never below the limit, never when
+    a refresh cannot help (the variance stays where the last refresh left it), nor when the
+    misfit dwarfs the noise, nor when off. In training, the step reports the variance
+    estimate, zero right after a refresh of a daily cache (the model is its own cache)."""
     w = training.REFRESH_WINDOW
     settings = dataclasses.replace(SMALL, lambda_regional=1.0, refresh_std=0.1, K=8,
                                    cache_features="daily", cache_group_size=1)
@@ -481,21 +483,27 @@ def test_control_variate_refreshes_when_its_own_variance_estimate_says_so(world,
                                targets=world.targets, regions=world.regions)
     calls = []
     trainer.refresh_cache = lambda: (calls.append(len(trainer._noise)),
-                                     trainer._noise.clear())
+                                     trainer._noise.clear(), trainer._misfit.clear(),
+                                     setattr(trainer, "cache_floor", None))
 
-    def feed(values):
+    def feed(values, misfit=0.0):
         calls.clear()
-        trainer._noise, trainer._floor = [], 0.0
+        trainer._noise, trainer._misfit, trainer.cache_floor = [], [], None
         for v in values:
-            trainer._refresh_if_noisy(v)
+            trainer._refresh_if_noisy(v, misfit)
         return list(calls)
 
     assert feed([0.005] * 5 * w) == []  # below 0.1² throughout
     assert feed([0.5] * 5 * w) == []  # above, but a refresh leaves it there
     growing = 0.001 * np.arange(1, 5 * w)
-    first = int(np.argmax([np.mean(growing[max(0, k - w + 1):k + 1]) > max(
-        0.01, 2 * growing[:w].mean()) if k >= w else False for k in range(growing.size)]))
+    first = next(k for k in range(w - 1, growing.size)
+                 if growing[k - w + 1:k + 1].mean() > max(
+                     0.01, 2 * growing[:training.FLOOR_STEPS].mean()))
     assert feed(growing)[:1] == [first + 1]
+    assert feed(growing, misfit=100.0) == []  # noise of 0.05 σ² against a misfit of 100 σ²
+    assert feed(growing, misfit=3.0)[:1] == [next(
+        k for k in range(w - 1, growing.size)
+        if growing[k - w + 1:k + 1].mean() > 0.03) + 1]
     trainer.settings = dataclasses.replace(settings, refresh_std=0.0)
     assert feed(growing) == []
     del trainer.refresh_cache
@@ -511,15 +519,19 @@ def test_control_variate_refreshes_when_its_own_variance_estimate_says_so(world,
 def test_step_gradient_equals_autograd_through_the_estimate(world, sites, square, grid_offset):
     """The step pushes the regional term's gradient in closed form; it equals autograd's
     gradient of site loss + λ × regional loss through the differentiable estimate (the
-    network's share scaled by regional_to_network when there are offsets)."""
+    network's share scaled by regional_to_network when there are offsets; the cache's drift
+    fit a constant of the step)."""
     settings = dataclasses.replace(SMALL, lambda_regional=0.7, K=8, square=square,
                                    grid_offset=grid_offset, regional_to_network=0.3)
     trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
                                targets=world.targets, regions=world.regions)
     trainer.refresh_cache()
-    if grid_offset:
-        with torch.no_grad():
+    with torch.no_grad():  # the network moved since the refresh: the drift fit is in play
+        for p in trainer.model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+        if grid_offset:
             trainer.model.offset.weight.normal_(0, 0.3)
+    assert float(trainer.drift_coef().abs().max()) > 0
     idx = torch.arange(300)
     pick, sample, xs, cs = trainer.draw()
     trainer._ahead.append((pick, sample, xs, cs))  # the step takes this very draw
@@ -542,3 +554,95 @@ def test_step_gradient_equals_autograd_through_the_estimate(world, sites, square
         if k in expected:
             scale = float(expected[k].abs().max())
             torch.testing.assert_close(p.grad, expected[k], rtol=1e-4, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize(("every", "expected"), [(0, [1, 0, 0]), (1, [1, 1, 1]),
+                                                 (2, [1, 0, 1])])
+def test_scheduled_refreshes_follow_refresh_every_and_zero_keeps_only_the_first(
+        world, sites, every, expected):
+    settings = dataclasses.replace(SMALL, epochs=3, lambda_regional=1.0, refresh_std=0.0,
+                                   refresh_every=every, estimator="control_variate")
+    model = _fit(world, sites, settings)
+    assert [h["refreshes"] for h in model.provenance["history"]] == expected
+
+
+def test_default_cache_group_size_grows_with_the_grids_linear_resolution(world, sites):
+    """64 cell-days at 2 degrees (and on a grid of unknown spacing); halving the spacing
+    doubles the size, so an entry spans about as many degrees of the grid."""
+    def size(resolution):
+        return default_group_size(dataclasses.replace(world.grid, resolution_deg=resolution))
+
+    assert size(2.0) == size(None) == GROUP_SIZE_AT_2DEG
+    for resolution in (4.0, 1.0, 0.5, 0.25):
+        assert size(resolution) * resolution == pytest.approx(2.0 * GROUP_SIZE_AT_2DEG)
+    trainer = training.Trainer(world.samples, dataclasses.replace(
+        SMALL, lambda_regional=1.0, cache_group_size=None), train_sites=sites,
+        grid=world.grid, targets=world.targets, regions=world.regions)
+    groups = trainer.cache_groups()
+    assert np.bincount(groups.entry.ravel()).max() <= default_group_size(world.grid)
+
+
+def test_drift_design_holds_the_exact_totals_of_its_basis_fields(world, sites):
+    """Column (class slot s, coordinate j) of the drift design is H·(the field [1, x]_j on
+    the cells of class s, zero elsewhere), for the trainer's normalised inputs x."""
+    trainer = training.Trainer(world.samples, dataclasses.replace(SMALL, lambda_regional=1.0),
+                               train_sites=sites, grid=world.grid, targets=world.targets,
+                               regions=world.regions)
+    design = trainer.drift_design().numpy()
+    grid = world.grid
+    t, c = (a.ravel() for a in np.meshgrid(np.arange(grid.times.size), np.arange(grid.n_cell),
+                                           indexing="ij"))
+    x = trainer.cell_inputs(t, c)[0].double().numpy()
+    slot = np.unique(grid.igbp_code, return_inverse=True)[1][c]
+    m = 1 + x.shape[1]
+    assert design.shape == (trainer.obs_ids.size, (slot.max() + 1) * m)
+    for s in (0, int(slot.max())):
+        for j in range(m):
+            z = np.ones(t.size) if j == 0 else x[:, j - 1]
+            field = np.where(slot == s, z, 0.0).reshape(grid.times.size, grid.n_cell)
+            expected = trainer.operator.exact(field)[trainer.obs_ids]
+            np.testing.assert_allclose(design[:, s * m + j], expected, rtol=1e-9,
+                                       atol=1e-9 * np.abs(expected).max())
+
+
+def test_drift_corrected_control_variate_is_unbiased_whatever_the_fit(world, sites):
+    """Any drift coefficients shift each draw's estimate (the same draws) and leave the mean
+    over draws at the exact totals."""
+    settings = dataclasses.replace(SMALL, lambda_regional=1.0, K=8)
+    trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
+                               targets=world.targets, regions=world.regions)
+    trainer.refresh_cache()
+    plain, exact = _cv_draws(trainer)
+    n_slot = np.unique(world.grid.igbp_code).size
+    m = 1 + len(trainer.features)
+    coef = torch.from_numpy(np.random.default_rng(4).normal(0, 1.0, (n_slot, m)))
+    trainer.drift_coef = lambda: coef
+    shifted, _ = _cv_draws(trainer)
+    assert np.abs(shifted - plain).max() > 10 * np.abs(plain - exact).mean()
+    se = shifted.std(axis=0, ddof=1) / np.sqrt(len(shifted))
+    assert np.all(np.abs(shifted.mean(axis=0) - exact) < 5 * se + 1e-6 * np.abs(exact).max())
+
+
+def test_drift_fit_shrinks_the_spread_left_by_a_network_that_moved(world, sites):
+    """After the network moves away from its cache, the drift fitted at the probes cuts the
+    draws' own estimate of the regional estimates' variance at least in half."""
+    settings = dataclasses.replace(SMALL, lambda_regional=1.0, K=16, refresh_std=0.0)
+    trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
+                               targets=world.targets, regions=world.regions)
+    trainer.refresh_cache()
+    rng = np.random.default_rng(3)
+
+    def steps(n):
+        return [trainer.step(torch.as_tensor(rng.choice(trainer.x.shape[0], 256,
+                                                        replace=False)))["estimate_var"]
+                for _ in range(n)]
+
+    for group in trainer.optimizer.param_groups:
+        group["lr"] = 0.02
+    steps(20)
+    for group in trainer.optimizer.param_groups:
+        group["lr"] = 0.0  # the network held where it moved to
+    fitted = np.mean(steps(30))
+    trainer.settings = dataclasses.replace(settings, cache_drift=False)
+    unfitted = np.mean(steps(30))
+    assert fitted < 0.5 * unfitted

@@ -10,11 +10,10 @@ Days are grouped by month (``monthly``) or kept apart (``daily``); the (time gro
 of one vegetation class (and, daily, of one month) can then be grouped by their predictors: a k-d
 partition of the standardised predictors into groups of at most ``group_size`` pairs, so that an
 entry's members lie close to its centre and a first-order cache around the centre stays close to
-the network. In the demo's twin world, whose fluxes respond nonlinearly to the day's weather,
-entries of similar cell-days (daily, 64) leave a fresh cache 0.06 σ of spread at K = 64 where
-the days of one month of one cell (monthly, 1) leave 0.22 σ; in the operator benchmark's
-synthetic world, a smooth function with small independent daily departures, the reverse holds
-(0.16 σ against 0.04 σ). Blocks of neighbouring cells did worse than either.
+the network. In the twin world, whose fluxes respond nonlinearly to the day's weather, entries of
+similar cell-days (daily, 64) leave a fresh cache 0.067 σ of spread at K = 64 where the days of
+one month of one cell (monthly, 1) leave 0.14 σ (benchmarks/operator.py, the demo world). Blocks
+of neighbouring cells did worse than either.
 """
 
 from __future__ import annotations
@@ -136,6 +135,25 @@ class CacheGroups:
         igbp[label] = classes
         return cls(time_group=time_group, entry=label.reshape(n_tg, n_cell), values=values,
                    igbp=igbp)
+
+
+GROUP_SIZE_AT_2DEG = 64
+"""Default ``cache_group_size`` at 2 degrees; it grows with the grid's linear resolution."""
+
+
+def default_group_size(grid: GridFeatures) -> int:
+    """The default cell-days per cache entry of ``grid``: 64 at 2 degrees, times 2° over the
+    grid's spacing (256 at 0.5°; 64 when the spacing is unknown).
+
+    A refresh evaluates the network once per entry, so with a fixed group size its cost grows
+    with the number of cells (16-fold from 2° to 0.5°) while a step's does not. Neighbouring
+    fine cells are alike, so larger groups of them cost little spread: in the twin worlds a
+    fresh cache at K = 64 leaves 0.058 σ at 2° with 64 and 0.049 σ at 0.5° with 256 (0.029 σ
+    with 64 at four times the refresh cost, 0.10 σ with 1024; benchmarks/operator.py).
+    """
+    if grid.resolution_deg is None or grid.resolution_deg <= 0:
+        return GROUP_SIZE_AT_2DEG
+    return max(1, round(GROUP_SIZE_AT_2DEG * 2.0 / grid.resolution_deg))
 
 
 _BUILT: dict[int, dict[tuple[str, int], CacheGroups]] = {}  # by id of a live grid

@@ -629,22 +629,22 @@ def _operator_benchmark_section() -> Any:
     if not {"estimator", "K", "bias_sigma", "std_sigma", "step_seconds"} <= set(table.columns):
         return None
     table["rmse_sigma"] = np.hypot(table["bias_sigma"], table["std_sigma"])
-    if "grid_deg" in table:
-        grid = table["grid_deg"].mode().iloc[0]
-        table = table[table["grid_deg"] == grid]
+    if "grid_deg" in table:  # the coarsest grid measured: the demo's
+        table = table[table["grid_deg"] == table["grid_deg"].max()]
     meta = data.get("meta", {})
-    if "cache_linear" in table:  # name the control variate's caches apart
-        mean_cache = table["cache_linear"].eq(False)
-        missing = pd.Series(None, index=table.index, dtype=object)
-        grouped = pd.to_numeric(table.get("cache_group_size", missing)).fillna(1) > 1
-        daily = table.get("cache_features", missing).eq("daily")
-        table.loc[mean_cache, "estimator"] += " (mean cache)"
-        table.loc[grouped & daily, "estimator"] += " (grouped cell-days)"
-        table.loc[grouped & ~daily, "estimator"] += " (grouped cell-months)"
-    training = table.get("mode", pd.Series(None, index=table.index, dtype=object)) \
-        .eq("in_training")
-    table.loc[training, "estimator"] += " (in training)"
-    shown = table[~training]  # the figure compares estimators on one stale cache
+    missing = pd.Series(None, index=table.index, dtype=object)
+    cv = table["estimator"].eq("control_variate")
+    if "cache_features" in table:  # name the control variate's caches apart
+        size = pd.to_numeric(table.get("cache_group_size", missing)).astype("Int64")
+        table.loc[cv, "estimator"] += " (" + table.loc[cv, "cache_features"].astype(str) + " " \
+            + size[cv].astype(str) + ")"
+    fresh = pd.to_numeric(table.get("cache_age_steps", missing)).eq(0)
+    no_fit = table.get("cache_drift", missing).eq(False)
+    table.loc[cv & fresh, "estimator"] += " fresh"
+    table.loc[cv & no_fit, "estimator"] += " no drift fit"
+    training = table.get("mode", missing).eq("in_training")
+    table.loc[training, "estimator"] += " in training"
+    shown = table[~training & ~fresh & ~no_fit]  # the figure: the stale cache, drift fitted
     if "obs_per_step" in table and "obs_per_step" in meta:  # one share per line in the figure
         shown = shown[shown["obs_per_step"].isin([0, meta["obs_per_step"]])]
     settings = ", ".join(f"{k} = {v}" for k, v in meta.items())

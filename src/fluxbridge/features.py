@@ -40,6 +40,12 @@ def _units(name: str) -> str:
     return VARIABLES[name].units if name in VARIABLES else "1"
 
 
+def _spacing(coord: np.ndarray) -> float | None:
+    """Mean spacing of a coordinate [its units]; None with fewer than two points."""
+    coord = np.asarray(coord, dtype=np.float64)
+    return float(np.abs(np.diff(coord)).mean()) if coord.size > 1 else None
+
+
 def _sw_in_pot(lat: np.ndarray, time: pd.DatetimeIndex) -> np.ndarray:
     """Potential shortwave radiation [W m-2], shape (n_time, n_lat)."""
     doy = np.asarray(time.day_of_year, dtype=float)
@@ -350,6 +356,10 @@ class GridFeatures:
         float64 (n_cell,) [1].
     n_lat, n_lon
         Grid shape.
+    units
+        Units of each feature.
+    resolution_deg
+        Latitude spacing of the grid [degree] (None: unknown).
     """
 
     values: np.ndarray
@@ -365,6 +375,7 @@ class GridFeatures:
     n_lat: int
     n_lon: int
     units: dict[str, str] = field(default_factory=dict)
+    resolution_deg: float | None = None
 
     @classmethod
     def from_dataset(cls, predictors: xr.Dataset, regions: xr.Dataset,
@@ -433,6 +444,7 @@ class GridFeatures:
             n_lat=n_lat,
             n_lon=n_lon,
             units={name: _units(name) for name in features},
+            resolution_deg=_spacing(predictors["lat"].values),
         )
 
     @property
