@@ -471,8 +471,8 @@ def test_offset_fit_matches_each_regions_total_exactly(world, sites):
 
 def test_control_variate_refreshes_when_its_own_variance_estimate_says_so(world, sites):
     """The rule refreshes when the last window's mean estimate variance exceeds refresh_std²
-    times the larger of 1 and the window's mean regional error, and twice the mean variance of
-    the first steps after the last refresh (the cache's floor); never below the limit, never when
+    times the larger of 1 and the window's mean regional error, and twice the median variance
+    of the first steps after the last refresh (the cache's floor); never below the limit, never when
     a refresh cannot help (the variance stays where the last refresh left it), nor when the
     misfit dwarfs the noise, nor when off. In training, the step reports the variance
     estimate, zero right after a refresh of a daily cache (the model is its own cache)."""
@@ -498,8 +498,10 @@ def test_control_variate_refreshes_when_its_own_variance_estimate_says_so(world,
     growing = 0.001 * np.arange(1, 5 * w)
     first = next(k for k in range(w - 1, growing.size)
                  if growing[k - w + 1:k + 1].mean() > max(
-                     0.01, 2 * growing[:training.FLOOR_STEPS].mean()))
+                     0.01, 2 * np.median(growing[:training.FLOOR_STEPS])))
     assert feed(growing)[:1] == [first + 1]
+    # a jolt within the first steps does not raise the floor (the median of those steps)
+    assert feed([0.002] * 3 + [0.5] * 2 + [0.03] * 3 * w)[:1] == [w]
     assert feed(growing, misfit=100.0) == []  # noise of 0.05 σ² against a misfit of 100 σ²
     assert feed(growing, misfit=3.0)[:1] == [next(
         k for k in range(w - 1, growing.size)

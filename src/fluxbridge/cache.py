@@ -147,9 +147,9 @@ def default_group_size(grid: GridFeatures) -> int:
 
     A refresh evaluates the network once per entry, so with a fixed group size its cost grows
     with the number of cells (16-fold from 2° to 0.5°) while a step's does not. Neighbouring
-    fine cells are alike, so larger groups of them cost little spread: in the twin worlds a
-    fresh cache at K = 64 leaves 0.058 σ at 2° with 64 and 0.049 σ at 0.5° with 256 (0.029 σ
-    with 64 at four times the refresh cost, 0.10 σ with 1024; benchmarks/operator.py).
+    fine cells are alike, so larger groups of them cost little spread: in the twin worlds of
+    benchmarks/operator.py a fresh cache at K = 64 leaves 0.067 σ at 2° with 64 and 0.057 σ at
+    0.5° with 256 (0.034 σ with 64, at five times the refresh cost; about 0.10 σ with 1024).
     """
     if grid.resolution_deg is None or grid.resolution_deg <= 0:
         return GROUP_SIZE_AT_2DEG

@@ -888,15 +888,16 @@ class Trainer:
           gradient then follows the misfit, and its relative noise is what matters; early in
           training the network moves fast and a cache would otherwise be rebuilt every few
           steps), and
-        * twice the cache's own floor, the mean estimate variance of the first ``FLOOR_STEPS``
-          steps after the last refresh (the network then barely differs from its cache, the
-          drift fit taking up the rest): a cache of coarse groups may not reach
+        * twice the cache's own floor, the median estimate variance of the first
+          ``FLOOR_STEPS`` steps after the last refresh (the network then barely differs from
+          its cache, the drift fit taking up the rest; the median, so that a network still
+          jolted by a large misfit does not inflate it): a cache of coarse groups may not reach
           ``refresh_std``, and refreshing again would not help.
         """
         self._noise.append(noise)
         self._misfit.append(misfit)
         if self.cache_floor is None and len(self._noise) == FLOOR_STEPS:
-            self.cache_floor = float(np.mean(self._noise))
+            self.cache_floor = float(np.median(self._noise))
         limit = self.settings.refresh_std
         if limit > 0 and self.cache_floor is not None and len(self._noise) >= REFRESH_WINDOW:
             var = float(np.mean(self._noise[-REFRESH_WINDOW:]))
