@@ -10,11 +10,13 @@ settings: the experiment's defaults, on the CPU.
 The model field ``f``: the network after ``PRETRAIN_STEPS`` site-only steps from its seed, at
 every land cell-day (the grid offset aside: its totals are exact in training). The control
 variate's cache: the same network, as training caches it (``refresh_cache``, for each layout of
-``CACHES``), fresh (``cache_age_steps`` 0) and ``STALE_STEPS`` steps older.
+``CACHES``), fresh (``cache_age_steps`` 0) and ``STALE_STEPS`` steps older, the latter with and
+without the fit of the network's drift since the refresh (``cache_drift``).
 
 Accuracy: for K in {4, 16, 64, 256, 1024} cell-days per region-month, ``reps`` independent draws
 of every region-month; ``bias_sigma`` = rms over region-months of the mean error / σ,
-``std_sigma`` = rms over region-months of the standard deviation over draws / σ. The fixed
+``std_sigma`` = rms over region-months of the standard deviation over draws / σ (so
+``bias_sigma`` holds Monte Carlo noise of about ``std_sigma`` / √reps). The fixed
 estimator keeps one draw for the whole training: its step-to-step std is 0 and its bias is the
 rms error of that one draw / σ.
 
