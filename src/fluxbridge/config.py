@@ -61,9 +61,10 @@ class ConstraintSection(_Strict):
     refresh_every: int = Field(0, ge=0, description="epochs between control-variate "
                                "refreshes (0: refreshed only when refresh_std asks)")
     refresh_std: float = Field(
-        0.1, ge=0.0, description="also refresh the control-variate cache within an epoch when "
-        "the draws' own estimate of the regional estimates' standard deviation, averaged over "
-        "the last 20 steps, exceeds this many σ; 0: on the epoch schedule only")
+        0.1, ge=0.0, description="refresh the control-variate cache when the draws' own "
+        "estimate of the regional estimates' standard deviation, averaged over the last 20 "
+        "steps, exceeds this many σ (or this share of the rms regional misfit while that is "
+        "larger) and sqrt(2) times the cache's own floor; 0: never within an epoch")
     cache_features: Literal["daily", "monthly"] = Field(
         "daily", description="control-variate cache entries made of cell-days (daily) or of "
         "cells' monthly means (monthly)")
@@ -83,8 +84,9 @@ class ConstraintSection(_Strict):
         "there, float32 elsewhere")
     cache_drift: bool = Field(
         True, description="correct the control-variate cache for the network's drift since "
-        "its refresh: a linear function of the inputs per vegetation class, fitted to earlier "
-        "steps' draws, its totals exact (the estimate stays unbiased; its spread falls)")
+        "its refresh: a linear function of the inputs per vegetation class, fitted at every "
+        "step to the network's change at fixed probe cell-days, its totals exact (the estimate "
+        "stays unbiased; its spread falls, and the cache lasts longer)")
     grid_offset: bool = Field(True, description="learn a per-region offset of grid cells "
                               "(what towers in undisturbed stands cannot see)")
     offset_harmonics: int = Field(1, ge=0, le=4, description="seasonal harmonics of the grid "
