@@ -154,8 +154,6 @@ class Bench:
                 and layout == (tr.settings.cache_features, tr.settings.cache_group_size)
                 and tr.estimator.n_rep == n_rep)
         if not same:
-            if layout != (tr.settings.cache_features, tr.settings.cache_group_size):
-                tr._groups = tr._center = None  # another layout
             tr.estimator = make_estimator(kind, tr.operator, K=s.K, sampling=s.sampling,
                                           strata=self.grid.igbp_code, n_rep=n_rep, seed=s.K)
         tr.estimator.K = s.K
@@ -314,7 +312,9 @@ def run_grid(resolution: float, manifest: Path, reps: int, n_steps: int, exact_o
         info = b.cache_info()
         for age, state, drift in ((STALE_STEPS, b.stale, True), (STALE_STEPS, b.stale, False),
                                   (0, b.start[0], True)):
-            b.trainer.settings = dataclasses.replace(b.trainer.settings, cache_drift=drift)
+            b.trainer.settings = dataclasses.replace(b.trainer.settings, cache_drift=drift,
+                                                     refresh_std=0.0)  # the timed steps keep
+            # the cache of this age (the rule would refresh it)
             refresh = b.refresh(state)
             for K in KS:
                 bias, std = b.accuracy(K, reps)

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -275,8 +275,7 @@ class Trainer:
         self.rng = np.random.default_rng(s.seed)
         self.obs_rng = np.random.default_rng([s.seed, 1])
         self.grid = grid
-        self._groups: CacheGroups | None = None
-        self._center: np.ndarray | None = None
+        self._center: tuple[CacheGroups, np.ndarray] | None = None  # of the cache's groups
         self._tables: dict[str, torch.Tensor] | None = None
         self._design: torch.Tensor | None = None
         self.cache_state: dict[str, torch.Tensor] | None = None  # the model at the last refresh
@@ -544,25 +543,15 @@ class Trainer:
         a fresh cache's for 200 steps, where without the fit it grew by 85 % within 20).
         """
         if self._drift_design is None:
-            assert self.operator is not None and self.grid is not None
             tab = self._cell_tables()
-            n_slot = int(tab["slot"].max()) + 1
-            n_in = tab["mean"].numel()
-            rows = self.operator.matrix[self.obs_ids].tocoo()
             slot = tab["slot"].cpu().numpy()
-            size = self.obs_ids.size * n_slot
-            D = np.zeros((size, 1 + n_in))
-            chunk = 1 << 22
-            for a in range(0, rows.nnz, chunk):
-                col, data = rows.col[a:a + chunk], rows.data[a:a + chunk]
-                key = rows.row[a:a + chunk] * n_slot + slot[col % self.grid.n_cell]
+
+            def fields(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 x = self._normalised(tab["rows"].index_select(0, torch.from_numpy(col)))
-                D[:, 0] += np.bincount(key, data, minlength=size)
-                for j in range(n_in):
-                    D[:, 1 + j] += np.bincount(key, data * x[:, j].double().numpy(),
-                                               minlength=size)
-            self._drift_design = torch.as_tensor(D.reshape(self.obs_ids.size, -1),
-                                                 device=self.device)
+                z = np.concatenate([np.ones((col.size, 1)), x.double().numpy()], axis=1)
+                return slot[col % self.operator.n_cell], z
+
+            self._drift_design = self._basis_totals(int(slot.max()) + 1, fields)
         return self._drift_design
 
     def _drift_probes(self) -> dict[str, torch.Tensor]:
@@ -629,6 +618,29 @@ class Trainer:
         rows = self.drift_design()[torch.as_tensor(pick, device=self.device)]
         return (z * coef[slot]).sum(1), rows @ coef.reshape(-1)
 
+    def _basis_totals(self, n_groups: int,
+                      fields: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+                      chunk: int = 1 << 22) -> torch.Tensor:
+        """Exact totals at the targets of basis fields that are zero outside their group of
+        cells: (n_targets, n_groups * n_basis) float64, column ``group * n_basis + k``.
+        ``fields(col)`` gives the group of each grid column (-1: none) and the basis values
+        there (n, n_basis); the operator's rows are read in chunks of ``chunk`` entries."""
+        assert self.operator is not None
+        rows = self.operator.matrix[self.obs_ids].tocoo()
+        size = self.obs_ids.size * n_groups
+        D: np.ndarray | None = None
+        for a in range(0, rows.nnz, chunk):
+            group, values = fields(rows.col[a:a + chunk])
+            on = group >= 0
+            key = rows.row[a:a + chunk][on] * n_groups + group[on]
+            data = rows.data[a:a + chunk][on]
+            part = np.stack([np.bincount(key, data * values[on, k], minlength=size)
+                             for k in range(values.shape[1])], axis=1)
+            D = part if D is None else D + part
+        if D is None:  # no entries: the basis's width from an empty call
+            D = np.zeros((size, fields(np.zeros(0, dtype=np.int64))[1].shape[1]))
+        return torch.as_tensor(D.reshape(self.obs_ids.size, -1), device=self.device)
+
     def offset_design(self) -> torch.Tensor:
         """Exact totals of the grid offset's basis fields: (n_targets, n_regions * n_basis)
         float64 [Tg month-1 per g m-2 d-1 of coefficient], column ``(region - 1) * n_basis +
@@ -639,20 +651,15 @@ class Trainer:
         network's share of the totals is sampled.
         """
         if self._design is None:
-            assert self.operator is not None and self.grid is not None \
-                and self.model.offset is not None
-            rows = self.operator.matrix[self.obs_ids].tocoo()
-            t, c = np.divmod(rows.col, self.operator.n_cell)
-            region = self.grid.region[c]
-            on = region > 0
-            n_regions = self.model.offset.num_embeddings - 1
+            assert self.grid is not None and self.model.offset is not None
+            region = self.grid.region
             basis = self._cell_tables()["basis"].double().cpu().numpy()
-            key = rows.row[on] * n_regions + region[on] - 1
-            size = self.obs_ids.size * n_regions
-            D = np.stack([np.bincount(key, rows.data[on] * basis[t[on], k], minlength=size)
-                          for k in range(basis.shape[1])], axis=1)
-            self._design = torch.as_tensor(D.reshape(self.obs_ids.size, -1),
-                                           device=self.device)
+
+            def fields(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                t, c = np.divmod(col, self.operator.n_cell)
+                return region[c] - 1, basis[t]  # -1: outside every region
+
+            self._design = self._basis_totals(self.model.offset.num_embeddings - 1, fields)
         return self._design
 
     def offset_totals(self, pick: np.ndarray) -> torch.Tensor:
@@ -702,12 +709,13 @@ class Trainer:
                                  center=center, inputs=inputs)
 
     def _cache_center(self) -> np.ndarray:
-        """Normalised mean predictors of the cache entries (n_entry, f), built once."""
-        if self._center is None:
-            values = self.cache_groups().values
-            assert values is not None
-            self._center = self._normalised(values).numpy()
-        return self._center
+        """Normalised mean predictors of the cache entries (n_entry, f), built once per
+        grouping."""
+        groups = self.cache_groups()
+        if self._center is None or self._center[0] is not groups:
+            assert groups.values is not None
+            self._center = (groups, self._normalised(groups.values).numpy())
+        return self._center[1]
 
     def cache_groups(self) -> CacheGroups:
         """The control variate's cache entries and their mean predictors (built once).
@@ -716,13 +724,11 @@ class Trainer:
         group); the (time group, cell) pairs of a vegetation class (daily: and month) are then
         grouped into entries of at most ``cache_group_size`` pairs by a k-d partition of their
         standardised predictors (1: each its own entry). Predictors are means over an entry's
-        finite cell-days. Built once per grid and shared by its trainers.
+        finite cell-days. Built once per grid and grouping, and shared by its trainers.
         """
-        if self._groups is None:
-            assert self.grid is not None
-            size = self.settings.cache_group_size or default_group_size(self.grid)
-            self._groups = CacheGroups.of(self.grid, self.settings.cache_features, size)
-        return self._groups
+        assert self.grid is not None
+        size = self.settings.cache_group_size or default_group_size(self.grid)
+        return CacheGroups.of(self.grid, self.settings.cache_features, size)
 
     def _predict(self, inputs: np.ndarray, igbp: np.ndarray, slope: bool = False,
                  chunk_rows: int = 1 << 18, bfloat16: bool = False
