@@ -695,33 +695,47 @@ class ControlVariateEstimator(ResampledEstimator):
         return table[tg[t], c]
 
     def _merge(self, n_entries: int) -> sp.csr_matrix:
-        """The operator with its columns summed by cache entry (:meth:`_group_of`)."""
+        """The operator with its columns summed by cache entry (:meth:`_group_of`), in
+        canonical form (sorted, summed)."""
         m = self.operator.matrix.tocoo()
-        return sp.csr_matrix((m.data, (m.row, self._group_of(m.col))),
-                             shape=(m.shape[0], n_entries))
+        merged = sp.csr_matrix((m.data, (m.row, self._group_of(m.col))),
+                               shape=(m.shape[0], n_entries))
+        merged.sum_duplicates()
+        return merged
 
     def _deviation_matrix(self, center: np.ndarray, inputs: Callable[[np.ndarray], np.ndarray],
                           chunk: int = 1 << 20) -> sp.csr_matrix:
         """(n_obs, n_entries * n_input): the operator's columns weighted by each input's
-        departure from its group's center, merged by (group, input)."""
+        departure from its group's center, merged by (group, input).
+
+        Built as ``Σ h x − (Σ h) · center`` per (row, entry) of the merged operator: the input
+        moments are summed by bincount into the merged matrix's pattern, whose entries sort as
+        (row, entry) do, so nothing is sorted beyond the merge itself.
+        """
         m = self.operator.matrix.tocoo()
+        if self._groups is None:
+            merged = self.operator.matrix.copy()
+            merged.sum_duplicates()
+        else:
+            assert self._merged is not None
+            merged = self._merged
+        n_obs, n_entries = merged.shape
         n_in = center.shape[-1]
         flat = center.reshape(-1, n_in)
-        shape = (m.shape[0], flat.shape[0] * n_in)
-        parts = []
-        for a in range(0, m.nnz, chunk):  # each chunk merged first: memory stays bounded
-            col, row, data = m.col[a:a + chunk], m.row[a:a + chunk], m.data[a:a + chunk]
-            entry = self._group_of(col)
-            dev = np.asarray(inputs(col), dtype=np.float64) - flat[entry]
-            cols = (entry[:, None] * n_in + np.arange(n_in)[None, :]).ravel()
-            parts.append(sp.coo_matrix(((data[:, None] * dev).ravel(),
-                                        (np.repeat(row, n_in), cols)), shape=shape).tocsr()
-                         .tocoo())
-        if not parts:
-            return sp.csr_matrix(shape)
-        return sp.csr_matrix((np.concatenate([p.data for p in parts]),
-                              (np.concatenate([p.row for p in parts]),
-                               np.concatenate([p.col for p in parts]))), shape=shape)
+        keys = (np.repeat(np.arange(n_obs, dtype=np.int64), np.diff(merged.indptr)) * n_entries
+                + merged.indices)
+        moments = np.zeros((merged.nnz, n_in))
+        for a in range(0, m.nnz, chunk):  # bounded memory: the inputs of a chunk of columns
+            col = m.col[a:a + chunk]
+            at = np.searchsorted(keys, m.row[a:a + chunk].astype(np.int64) * n_entries
+                                 + self._group_of(col))
+            x = np.asarray(inputs(col), dtype=np.float64) * m.data[a:a + chunk, None]
+            for k in range(n_in):
+                moments[:, k] += np.bincount(at, x[:, k], minlength=merged.nnz)
+        moments -= merged.data[:, None] * flat[merged.indices]
+        indices = (merged.indices[:, None].astype(np.int64) * n_in + np.arange(n_in)).ravel()
+        return sp.csr_matrix((moments.ravel(), indices, merged.indptr.astype(np.int64) * n_in),
+                             shape=(n_obs, flat.shape[0] * n_in))
 
     def cached(self, col: np.ndarray, inputs: torch.Tensor | None = None) -> np.ndarray:
         """The cache at grid columns ``col`` (``t * n_cell + c``); a first-order cache needs

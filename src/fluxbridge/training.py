@@ -553,13 +553,18 @@ class Trainer:
         if self._drift_design is None:
             tab = self._cell_tables()
             slot = tab["slot"].cpu().numpy()
+            rows = tab["rows"].numpy()
 
-            def fields(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                x = self._normalised(tab["rows"].index_select(0, torch.from_numpy(col)))
-                z = np.concatenate([np.ones((col.size, 1)), x.double().numpy()], axis=1)
-                return slot[col % self.operator.n_cell], z
+            def fields(col: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+                x = rows[col]  # raw: the operator's cell-days have every feature finite
+                return slot[col % self.operator.n_cell], [np.ones(col.size), *x.T]
 
-            self._drift_design = self._basis_totals(int(slot.max()) + 1, fields)
+            n_slot, n_in = int(slot.max()) + 1, rows.shape[1]
+            raw = self._basis_totals(n_slot, fields).reshape(-1, n_slot, 1 + n_in)
+            # totals of the normalised inputs from the raw ones: (Σ h x − m Σ h) / s
+            mean, std = tab["mean"].to(raw), tab["std"].to(raw)
+            raw[..., 1:] = (raw[..., 1:] - raw[..., :1] * mean) / std
+            self._drift_design = raw.reshape(raw.shape[0], -1)
         return self._drift_design
 
     def _drift_probes(self) -> dict[str, torch.Tensor]:
@@ -637,12 +642,12 @@ class Trainer:
         return (z * coef[slot]).sum(1), rows @ coef.reshape(-1)
 
     def _basis_totals(self, n_groups: int,
-                      fields: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+                      fields: Callable[[np.ndarray], tuple[np.ndarray, Sequence[np.ndarray]]],
                       chunk: int = 1 << 22) -> torch.Tensor:
         """Exact totals at the targets of basis fields that are zero outside their group of
         cells: (n_targets, n_groups * n_basis) float64, column ``group * n_basis + k``.
         ``fields(col)`` gives the group of each grid column (-1: none) and the basis values
-        there (n, n_basis); the operator's rows are read in chunks of ``chunk`` entries."""
+        there (n_basis, n); the operator's rows are read in chunks of ``chunk`` entries."""
         assert self.operator is not None
         rows = self.operator.matrix[self.obs_ids].tocoo()
         size = self.obs_ids.size * n_groups
@@ -652,11 +657,11 @@ class Trainer:
             on = group >= 0
             key = rows.row[a:a + chunk][on] * n_groups + group[on]
             data = rows.data[a:a + chunk][on]
-            part = np.stack([np.bincount(key, data * values[on, k], minlength=size)
-                             for k in range(values.shape[1])], axis=1)
+            part = np.stack([np.bincount(key, data * v[on], minlength=size) for v in values],
+                            axis=1)
             D = part if D is None else D + part
         if D is None:  # no entries: the basis's width from an empty call
-            D = np.zeros((size, fields(np.zeros(0, dtype=np.int64))[1].shape[1]))
+            D = np.zeros((size, len(fields(np.zeros(0, dtype=np.int64))[1])))
         return torch.as_tensor(D.reshape(self.obs_ids.size, -1), device=self.device)
 
     def offset_design(self) -> torch.Tensor:
@@ -675,7 +680,7 @@ class Trainer:
 
             def fields(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 t, c = np.divmod(col, self.operator.n_cell)
-                return region[c] - 1, basis[t]  # -1: outside every region
+                return region[c] - 1, basis.T[:, t]  # -1: outside every region
 
             self._design = self._basis_totals(self.model.offset.num_embeddings - 1, fields)
         return self._design
