@@ -67,7 +67,8 @@ class FittedModel:
     name
         Label, e.g. ``"dual"`` or ``"site_only"``.
     batch_size
-        Rows per forward pass in prediction.
+        Rows per forward pass in prediction (2^15: a pass's activations stay in a CPU's caches,
+        twice as fast as 2^16 on the benchmark machine).
     """
 
     kind: str
@@ -77,7 +78,7 @@ class FittedModel:
     config: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     name: str = "model"
-    batch_size: int = 65_536
+    batch_size: int = 32_768
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -280,7 +281,7 @@ def load_model(path: str | os.PathLike[str]) -> FittedModel:
             config=json.loads(payload["config"]),
             provenance=json.loads(payload["provenance"]),
             name=str(payload["name"]),
-            batch_size=int(payload.get("batch_size", 65_536)),
+            batch_size=int(payload.get("batch_size", 32_768)),
         )
     except InputError as exc:
         if exc.path is None:
