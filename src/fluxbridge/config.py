@@ -78,8 +78,8 @@ class ConstraintSection(_Strict):
         True, description="first-order control-variate cache: the group value plus the "
         "network's input gradient times each cell-day's departure from the group mean")
     cache_precision: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto", description="precision of the control-variate cache refresh: bfloat16 is some "
-        "2.5 times faster where the device computes it natively and adds a spread of about "
+        "auto", description="precision of the control-variate cache refresh: bfloat16 is about "
+        "twice as fast where the device computes it natively and adds a spread of about "
         "0.2 % of the flux (the estimate stays unbiased whatever the cache); auto: bfloat16 "
         "there, float32 elsewhere")
     cache_drift: bool = Field(
