@@ -513,10 +513,8 @@ class Trainer:
         est, var = self.estimator.estimate_with_variance(
             pred.detach() - at_draws.to(pred), sample, inputs)
         est = est + totals.to(est)
-        if offset is None:
-            est = self._with_offset(est, pick)
-        else:
-            est = est + offset.detach().to(est.dtype).unsqueeze(0)
+        est = (self._with_offset(est, pick) if offset is None
+               else est + offset.to(est.dtype).unsqueeze(0)).detach()
         at = torch.as_tensor(pick, device=self.device)
         mu, sigma = self.mu[at], self.sigma[at]
         scale = 1.0 / (sigma**2 * pick.size)
