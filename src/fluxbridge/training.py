@@ -165,8 +165,8 @@ class TrainingInterrupted(FluxbridgeError):
 @functools.cache
 def _bfloat16_is_fast(device: torch.device) -> bool:
     """Whether ``device`` computes bfloat16 natively (a CUDA GPU that supports it, or a CPU
-    with AVX-512 BF16 or AMX, as oneDNN reports): there a bfloat16 cache refresh is some 2.5
-    times faster; elsewhere it would be emulated, and slower."""
+    with AVX-512 BF16 or AMX, as oneDNN reports): there a bfloat16 cache refresh is about
+    twice as fast; elsewhere it would be emulated, and slower."""
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     try:
@@ -820,24 +820,23 @@ class Trainer:
                 or self.estimator is None:
             return {}
         op, est = self.operator, self.estimator
-        was = self.model.training
-        self.model.eval()
-        if est.needs_cache():
-            self.refresh_cache()
-        draws = max(1, K // est.K) if isinstance(est, ResampledEstimator) \
-            and not isinstance(est, FixedEstimator) else 1
-        rng = np.random.default_rng([self.settings.seed, 11])
-        current = np.zeros(self.obs_ids.size)
-        chunk = max(1, (1 << 20) // max(1, int(op.row_sizes(self.obs_ids).max())))
-        with torch.no_grad():  # the network's totals sampled, the offset's exact
-            for start in range(0, self.obs_ids.size, chunk):
-                ids = self.obs_ids[start:start + chunk]
-                for _ in range(draws):
-                    sample = est.draw(ids, rng)
-                    pred, xs = self._predict_columns(sample.col, offset=False)
-                    current[start:start + chunk] += \
-                        est.estimate(pred.double(), sample, xs).mean(0).cpu().numpy() / draws
-            current += self.offset_totals(np.arange(self.obs_ids.size)).cpu().numpy()
+        with self._evaluating():
+            if est.needs_cache():
+                self.refresh_cache()
+            draws = max(1, K // est.K) if isinstance(est, ResampledEstimator) \
+                and not isinstance(est, FixedEstimator) else 1
+            rng = np.random.default_rng([self.settings.seed, 11])
+            current = np.zeros(self.obs_ids.size)
+            chunk = max(1, (1 << 20) // max(1, int(op.row_sizes(self.obs_ids).max())))
+            with torch.no_grad():  # the network's totals sampled, the offset's exact
+                for start in range(0, self.obs_ids.size, chunk):
+                    ids = self.obs_ids[start:start + chunk]
+                    for _ in range(draws):
+                        sample = est.draw(ids, rng)
+                        pred, xs = self._predict_columns(sample.col, offset=False)
+                        current[start:start + chunk] += \
+                            est.estimate(pred.double(), sample, xs).mean(0).cpu().numpy() / draws
+                current += self.offset_totals(np.arange(self.obs_ids.size)).cpu().numpy()
         # design: totals of each region's basis fields, [Tg month-1] per unit coefficient
         D = self.offset_design().cpu().numpy() * float(self.model.y_scale)
         n_regions = self.model.offset.num_embeddings - 1
@@ -863,7 +862,6 @@ class Trainer:
             self.model.offset.weight[1:] += torch.as_tensor(
                 delta.reshape(n_regions, n_basis), dtype=self.model.offset.weight.dtype,
                 device=self.model.offset.weight.device)
-        self.model.train(was)
         after = current + D @ delta
         out = {"regional_before": float(np.mean(((current - mu) / sigma) ** 2)),
                "regional_after": float(np.mean(((after - mu) / sigma) ** 2))}
@@ -963,12 +961,9 @@ class Trainer:
         """Site loss on the validation sites (None without validation sites)."""
         if self.val is None:
             return None
-        self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self._evaluating():
             all_rows = torch.arange(self.val[0].shape[0], device=self.device)
-            value = float(self.site_loss(all_rows, self.val))
-        self.model.train()
-        return value
+            return float(self.site_loss(all_rows, self.val))
 
     def fitted(self, state: dict[str, torch.Tensor], name: str, train_sites: Sequence[str],
                provenance: dict[str, Any]) -> FittedModel:
