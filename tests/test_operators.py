@@ -16,6 +16,7 @@ from fluxbridge.operators import (
     FixedEstimator,
     RegionalOperator,
     ResampledEstimator,
+    _search_between,
     make_estimator,
     squared_error,
 )
@@ -164,6 +165,13 @@ def test_first_order_cache_is_exact_for_a_field_linear_in_the_inputs(op, times):
                        torch.as_tensor(x[sample.col], dtype=torch.float32))
     np.testing.assert_allclose(got[0].numpy(), op.exact(field.reshape(op.n_time, op.n_cell)),
                                rtol=1e-4)
+    # the training step's numpy estimate: the same numbers, with the inputs as an array too
+    moved = field[sample.col] + rng.normal(0, 1, len(sample))
+    torch_est = est.estimate(torch.as_tensor(moved), sample, torch.as_tensor(x[sample.col]))
+    for inputs in (torch.as_tensor(x[sample.col]), x[sample.col]):
+        numpy_est, var = est.estimate_with_variance(moved, sample, inputs)
+        np.testing.assert_allclose(numpy_est, torch_est.numpy(), rtol=1e-6)
+        assert np.all(var > 0)
     with pytest.raises(RuntimeError, match="inputs"):
         est.estimate(torch.as_tensor(field[sample.col]), sample)
 
@@ -302,9 +310,11 @@ def test_variance_estimate_is_unbiased_for_the_spread_of_draws(op, field, strata
     values, variances = [], []
     for _ in range(N_DRAWS * 2):
         sample = est.draw(obs, rng)
-        out, var = est.estimate_with_variance(torch.as_tensor(field.ravel()[sample.col]),
-                                              sample)
-        values.append(out.numpy())
+        pred = field.ravel()[sample.col]
+        out, var = est.estimate_with_variance(pred, sample)
+        if not values:  # the same numbers as the differentiable estimate
+            np.testing.assert_allclose(out, est.estimate(torch.as_tensor(pred), sample).numpy())
+        values.append(out)
         variances.append(var)
     values, variances = np.array(values), np.array(variances)
     empirical = values.var(axis=0, ddof=1)  # (n_rep, n_obs)
@@ -319,10 +329,21 @@ def test_variance_estimate_is_unbiased_for_the_spread_of_draws(op, field, strata
     single = field.astype(np.float32)  # the cache's precision: f − g is exactly zero
     cv.set_cache(single)
     sample = cv.draw(obs, rng)
-    out, var = cv.estimate_with_variance(torch.as_tensor(single.ravel()[sample.col]), sample)
-    np.testing.assert_allclose(out[0].numpy(), op.exact(single), rtol=1e-6)
+    out, var = cv.estimate_with_variance(single.ravel()[sample.col], sample)
+    np.testing.assert_allclose(out[0], op.exact(single), rtol=1e-6)
     np.testing.assert_array_equal(var, 0.0)
     fixed = FixedEstimator(op, K=12, sampling=sampling, strata=strata)
-    _, var = fixed.estimate_with_variance(torch.as_tensor(field.ravel()[sample.col][:0]),
-                                          fixed.draw(obs[:0]))
+    _, var = fixed.estimate_with_variance(field.ravel()[sample.col][:0], fixed.draw(obs[:0]))
     assert var.size == 0
+
+
+def test_bounded_search_equals_clipped_searchsorted():
+    """Bisection within bounds gives numpy's search clipped to the bounds, ties included."""
+    rng = np.random.default_rng(5)
+    cum = np.cumsum(rng.integers(0, 3, 5000).astype(float))  # zero steps: runs of ties
+    lo = rng.integers(0, cum.size, 3000)
+    hi = np.minimum(cum.size - 1, lo + rng.integers(0, 400, lo.size))
+    target = np.concatenate([cum[rng.integers(0, cum.size, 1000)],  # exactly on a value
+                             rng.uniform(-5, cum[-1] + 5, 2000)])
+    expected = np.clip(np.searchsorted(cum, target, side="right"), lo, hi)
+    np.testing.assert_array_equal(_search_between(cum, target, lo, hi), expected)

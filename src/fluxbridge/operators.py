@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 Sampling = Literal["uniform", "area", "stratified"]
 ESTIMATORS = ("exact", "fixed", "resampled", "control_variate")
 SAMPLINGS = ("uniform", "area", "stratified")
+ArrayT = TypeVar("ArrayT", torch.Tensor, np.ndarray)
 
 
 class LinearOperator:
@@ -330,28 +331,36 @@ class Estimator:
             The model's inputs at the draws (n, n_input); only a first-order control-variate
             cache uses them.
         """
-        base, values = self._terms(pred, sample, inputs)
+        base, cached = self._baseline(sample, inputs)
+        values = pred if cached is None else pred - torch.as_tensor(
+            cached, dtype=pred.dtype, device=pred.device)
         out = _weighted_sum(values, sample)
-        return out if base is None else base.unsqueeze(0) + out
+        return out if base is None else torch.as_tensor(
+            base, dtype=out.dtype, device=out.device).unsqueeze(0) + out
 
-    def estimate_with_variance(self, pred: torch.Tensor, sample: Sample,
-                               inputs: torch.Tensor | None = None
-                               ) -> tuple[torch.Tensor, np.ndarray]:
-        """:meth:`estimate` and an unbiased estimate of each estimate's variance from the same
-        draws (n_rep, n_obs_local) [(Tg month-1)²], without a gradient: zero for exact
-        estimates, the variance of the sampled correction ``f − g`` for the control variate.
+    def estimate_with_variance(self, pred: np.ndarray, sample: Sample,
+                               inputs: torch.Tensor | np.ndarray | None = None
+                               ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`estimate` without a gradient, in numpy float64 (a training step's regional
+        term, whose gradient is in closed form: a few dozen operations on a few hundred draws,
+        where numpy's cost per operation is a fraction of torch's), and an unbiased estimate of
+        each estimate's variance from the same draws (n_rep, n_obs_local) [(Tg month-1)²]:
+        zero for exact estimates, the variance of the sampled correction ``f − g`` for the
+        control variate.
         """
-        base, values = self._terms(pred, sample, inputs)
-        out = _weighted_sum(values, sample)
-        terms = values.detach().double().cpu().numpy() * sample.weight
-        out = out if base is None else base.unsqueeze(0) + out
-        return out, _sum_variance(terms, sample)
+        base, cached = self._baseline(sample, inputs)
+        values = np.asarray(pred, dtype=np.float64)
+        terms = (values if cached is None else values - cached) * sample.weight
+        n_obs = sample.obs_ids.size
+        out = np.bincount(sample.rep * n_obs + sample.obs, terms,
+                          minlength=sample.n_rep * n_obs).reshape(sample.n_rep, n_obs)
+        return (out if base is None else base + out), _sum_variance(terms, sample)
 
-    def _terms(self, pred: torch.Tensor, sample: Sample, inputs: torch.Tensor | None
-               ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Per-row base (or None) and per-draw values whose weighted sums complete the
-        estimate."""
-        return None, pred
+    def _baseline(self, sample: Sample, inputs: torch.Tensor | np.ndarray | None
+                  ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Per-row base (n_obs_local,) and per-draw values (n,) subtracted from the
+        predictions before their weighted sums complete the estimate (None: none)."""
+        return None, None
 
     def cells_touched(self, sample: Sample) -> int:
         """Distinct (cell, time) columns a sample needs predictions at."""
@@ -376,6 +385,23 @@ class ExactEstimator(Estimator):
         obs = np.repeat(np.arange(obs_ids.size), sizes)
         return Sample(obs_ids, obs, np.zeros(obs.size, dtype=np.int64),
                       m.indices[pos].astype(np.int64), m.data[pos], 1, self.operator.n_cell)
+
+
+def _search_between(cum: np.ndarray, target: np.ndarray, lo: np.ndarray, hi: np.ndarray
+                    ) -> np.ndarray:
+    """The first position p in [lo, hi] with ``cum[p] > target`` (hi if none), for sorted
+    ``cum``: ``clip(searchsorted(cum, target, "right"), lo, hi)``, bisecting only within the
+    bounds (a few steps for a bucket or a segment, where a search of all of ``cum`` costs
+    its full depth for every draw)."""
+    lo, hi = lo.copy(), hi.copy()
+    while True:
+        open_ = np.flatnonzero(lo < hi)
+        if not open_.size:
+            return lo
+        mid = (lo[open_] + hi[open_]) // 2
+        right = cum[mid] <= target[open_]
+        lo[open_[right]] = mid[right] + 1
+        hi[open_[~right]] = mid[~right]
 
 
 def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -496,14 +522,12 @@ class ResampledEstimator(Estimator):
         lo = lo + ((width == 1) & (cum[lo] <= target))
         wide = np.flatnonzero(width > 1)
         if wide.size:
-            lo[wide] = np.clip(np.searchsorted(cum, target[wide], side="right"),
-                               start[wide], last[wide])
+            lo[wide] = _search_between(cum, target[wide], lo[wide], hi[wide])
         # rounding at a bucket edge can put a target outside its bucket: check, fall back
-        bad = ((lo > start) & (cum[np.maximum(lo - 1, 0)] > target)) | \
-              ((lo < last) & (cum[lo] <= target))
-        if bad.any():
-            lo[bad] = np.clip(np.searchsorted(cum, target[bad], side="right"),
-                              start[bad], last[bad])
+        bad = np.flatnonzero(((lo > start) & (cum[np.maximum(lo - 1, 0)] > target))
+                             | ((lo < last) & (cum[lo] <= target)))
+        if bad.size:
+            lo[bad] = _search_between(cum, target[bad], start[bad], last[bad])
         return lo
 
     def _indices(self, pos: np.ndarray) -> np.ndarray:
@@ -601,8 +625,8 @@ class ControlVariateEstimator(ResampledEstimator):
         self._n_entry = 0
         self._merged: sp.csr_matrix | None = None
         self._deviation: tuple[np.ndarray, sp.csr_matrix] | None = None
-        self._slope: torch.Tensor | None = None
-        self._center: torch.Tensor | None = None
+        self._slope: np.ndarray | None = None
+        self._center: np.ndarray | None = None
 
     def needs_cache(self) -> bool:
         return True
@@ -681,10 +705,9 @@ class ControlVariateEstimator(ResampledEstimator):
             flat = center.reshape(n_entry, n_in)
             if self._deviation is None or center is not self._deviation[0]:  # once per centre
                 self._deviation = (center, self._deviation_matrix(flat, inputs))
-            self._slope = torch.from_numpy(np.ascontiguousarray(slope, dtype=np.float32)
-                                           .reshape(n_entry, n_in))
-            self._center = torch.from_numpy(np.ascontiguousarray(flat, dtype=np.float32))
-            self._hg = self._hg + self._deviation[1] @ self._slope.double().numpy().ravel()
+            self._slope = np.ascontiguousarray(slope, dtype=np.float32).reshape(n_entry, n_in)
+            self._center = np.ascontiguousarray(flat, dtype=np.float32)
+            self._hg = self._hg + self._deviation[1] @ self._slope.astype(np.float64).ravel()
 
     def _group_of(self, col: np.ndarray) -> np.ndarray:
         """Cache entry of grid columns ``col`` (``t * n_cell + c``)."""
@@ -737,7 +760,8 @@ class ControlVariateEstimator(ResampledEstimator):
         return sp.csr_matrix((moments.ravel(), indices, merged.indptr.astype(np.int64) * n_in),
                              shape=(n_obs, flat.shape[0] * n_in))
 
-    def cached(self, col: np.ndarray, inputs: torch.Tensor | None = None) -> np.ndarray:
+    def cached(self, col: np.ndarray, inputs: torch.Tensor | np.ndarray | None = None
+               ) -> np.ndarray:
         """The cache at grid columns ``col`` (``t * n_cell + c``); a first-order cache needs
         the columns' model ``inputs``."""
         if self._g is None:
@@ -748,19 +772,15 @@ class ControlVariateEstimator(ResampledEstimator):
             return value
         if inputs is None:
             raise RuntimeError("a first-order control-variate cache needs the draws' inputs")
-        idx = torch.from_numpy(entry)
-        x = torch.as_tensor(inputs).detach().cpu().float()
-        linear = ((x - self._center[idx]) * self._slope[idx]).sum(-1)
-        return value + linear.numpy()
+        x = (inputs.detach().cpu().float().numpy() if isinstance(inputs, torch.Tensor)
+             else np.asarray(inputs, dtype=np.float32))
+        return value + np.einsum("ij,ij->i", x - self._center[entry], self._slope[entry])
 
-    def _terms(self, pred: torch.Tensor, sample: Sample, inputs: torch.Tensor | None
-               ) -> tuple[torch.Tensor | None, torch.Tensor]:
+    def _baseline(self, sample: Sample, inputs: torch.Tensor | np.ndarray | None
+                  ) -> tuple[np.ndarray | None, np.ndarray | None]:
         if self._g is None or self._hg is None:
             raise RuntimeError("control variate estimator used before set_cache")
-        g = torch.as_tensor(self.cached(sample.col, inputs), dtype=pred.dtype,
-                            device=pred.device)
-        hg = torch.as_tensor(self._hg[sample.obs_ids], dtype=pred.dtype, device=pred.device)
-        return hg, pred - g
+        return self._hg[sample.obs_ids], self.cached(sample.col, inputs)
 
 
 def make_estimator(kind: str, operator: LinearOperator, *, K: int = 64,
@@ -779,9 +799,9 @@ def make_estimator(kind: str, operator: LinearOperator, *, K: int = 64,
                      expected=" or ".join(ESTIMATORS))
 
 
-def squared_error(estimates: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+def squared_error(estimates: ArrayT, mu: ArrayT) -> ArrayT:
     """Per-row squared error ``(F̂ − μ)²``; with two replicates the unbiased product
-    ``(F̂1 − μ)(F̂2 − μ)``.
+    ``(F̂1 − μ)(F̂2 − μ)``. Torch tensors or numpy arrays.
 
     Parameters
     ----------
@@ -797,11 +817,11 @@ def squared_error(estimates: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"expected 1 or 2 replicates, got {estimates.shape[0]}")
 
 
-def squared_error_grad(estimates: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+def squared_error_grad(estimates: ArrayT, mu: ArrayT) -> ArrayT:
     """Gradient of :func:`squared_error`, row by row, with respect to each replicate's
     estimates (n_rep, n_obs): ``2 (F̂ − μ)``, or ``(F̂2 − μ, F̂1 − μ)`` for the product."""
     if estimates.shape[0] == 1:
         return 2 * (estimates - mu)
     if estimates.shape[0] == 2:
-        return (estimates - mu).flip(0)
+        return (estimates - mu)[[1, 0]]
     raise ValueError(f"expected 1 or 2 replicates, got {estimates.shape[0]}")

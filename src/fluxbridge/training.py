@@ -272,21 +272,24 @@ class Trainer:
         if offset:  # regional offsets learn fast, so the network is left to the towers
             groups.append({"params": offset, "lr": s.lr * s.offset_lr_factor,
                            "weight_decay": 0.0})
-        self.optimizer = torch.optim.AdamW(groups, lr=s.lr, weight_decay=s.weight_decay)
+        # fused: one kernel per group instead of a dozen per tensor (on the CPU a step's
+        # update took 48 us against 177 us)
+        self.optimizer = torch.optim.AdamW(groups, lr=s.lr, weight_decay=s.weight_decay,
+                                           fused=True)
         self.rng = np.random.default_rng(s.seed)
         self.obs_rng = np.random.default_rng([s.seed, 1])
         self.grid = grid
         self._center: tuple[CacheGroups, np.ndarray] | None = None  # of the cache's groups
         self._tables: dict[str, torch.Tensor] | None = None
-        self._design: torch.Tensor | None = None
         self.cache_state: dict[str, torch.Tensor] | None = None  # the model at the last refresh
         self.refreshes = 0
         self._noise: list[float] = []  # per step of the epoch: estimate variance / σ²
         self._misfit: list[float] = []  # per step of the epoch: regional error / σ²
         self.cache_floor: float | None = None  # estimate variance just after the last refresh
-        self._probes: dict[str, torch.Tensor] | None = None  # see _drift_probes
-        self._probe_base: torch.Tensor | None = None  # the network there at the last refresh
-        self._drift_design: torch.Tensor | None = None
+        self._probes: dict[str, Any] | None = None  # see _drift_probes
+        self._probe_base: np.ndarray | None = None  # the network there at the last refresh
+        self._drift_design: np.ndarray | None = None
+        self._design: np.ndarray | None = None
         self._ahead: list[tuple[np.ndarray, Sample, torch.Tensor, torch.Tensor]] = []
         self._dayofyear = (None if grid is None
                            else pd.DatetimeIndex(grid.times).day_of_year.to_numpy())
@@ -335,7 +338,8 @@ class Trainer:
         self.mu = torch.tensor(matched["mu"].to_numpy(), dtype=torch.float32,
                                   device=self.device)
         self.sigma = torch.tensor(sigma, dtype=torch.float32, device=self.device)
-        self._sigma2 = self.sigma.double().cpu().numpy() ** 2  # for the steps' noise, in σ²
+        self._mu = matched["mu"].to_numpy(dtype=np.float64)  # the steps' regional term,
+        self._sigma2 = sigma**2  # in numpy (see regional_error)
         n_rep = 2 if s.square == "unbiased" and s.estimator != "exact" else 1
         self.estimator = make_estimator(s.estimator, self.operator, K=s.K, sampling=s.sampling,
                                         strata=grid.igbp_code, n_rep=n_rep, seed=s.seed)
@@ -367,8 +371,7 @@ class Trainer:
                 "std": torch.as_tensor(self.normaliser.std, dtype=torch.float64),
                 "igbp": torch.as_tensor(g.igbp_code, dtype=torch.int64, device=self.device),
                 "region": torch.as_tensor(g.region, dtype=torch.int64, device=self.device),
-                "slot": torch.as_tensor(np.unique(g.igbp_code, return_inverse=True)[1]
-                                        .astype(np.int64), device=self.device),
+                "slot_np": np.unique(g.igbp_code, return_inverse=True)[1].astype(np.int64),
                 "basis": self.model.offset_basis(torch.tensor(
                     self._dayofyear, dtype=torch.int64, device=self.device)),
             }
@@ -484,8 +487,8 @@ class Trainer:
         offset (:meth:`offset_totals`)."""
         assert self.estimator is not None
         at_draws, totals = self._drift_shift(pick, sample, inputs)
-        est = self.estimator.estimate(pred - at_draws.to(pred), sample, inputs)
-        return self._with_offset(est + totals.to(est), pick)
+        est = self.estimator.estimate(pred - torch.as_tensor(at_draws).to(pred), sample, inputs)
+        return self._with_offset(est + torch.as_tensor(totals).to(est), pick)
 
     def _with_offset(self, network_totals: torch.Tensor, pick: np.ndarray) -> torch.Tensor:
         """Network totals (n_rep, len(pick)) plus the grid offset's exact totals, if any."""
@@ -494,45 +497,46 @@ class Trainer:
         return network_totals + self.offset_totals(pick).to(network_totals.dtype).unsqueeze(0)
 
     def regional_error(self, pred: torch.Tensor, pick: np.ndarray, sample: Sample,
-                       inputs: torch.Tensor | None = None,
-                       offset: torch.Tensor | None = None
-                       ) -> tuple[torch.Tensor, torch.Tensor, float]:
+                       inputs: torch.Tensor | None = None
+                       ) -> tuple[float, np.ndarray, float]:
         """Mean regional error in units of σ² from the network's predictions ``pred`` (and its
         inputs) at the draws of ``sample`` (see :meth:`totals`; no graph is built through
         ``pred``), its gradient with respect to the estimated totals (n_rep, len(pick)), and
         the draws' own estimate of the variance of those totals (the replicates' mean), mean
-        over the rows in units of σ². ``offset``: the grid offset's totals at ``pick`` where
-        the caller has them (:meth:`offset_totals`).
+        over the rows in units of σ².
 
         Every estimator is affine in the predictions, with the draws' weights as slopes, so the
         gradient with respect to ``pred`` is ``sample.weight`` times the gradient of the draw's
-        total (see :meth:`step`).
+        total (see :meth:`step`). Computed in numpy float64: a step's few hundred draws make
+        this a few dozen small operations, each a fraction of torch's cost.
         """
         assert self.estimator is not None
         at_draws, totals = self._drift_shift(pick, sample, inputs)
         est, var = self.estimator.estimate_with_variance(
-            pred.detach() - at_draws.to(pred), sample, inputs)
-        est = est + totals.to(est)
-        est = (self._with_offset(est, pick) if offset is None
-               else est + offset.to(est.dtype).unsqueeze(0)).detach()
-        at = torch.as_tensor(pick, device=self.device)
-        mu, sigma = self.mu[at], self.sigma[at]
-        scale = 1.0 / (sigma**2 * pick.size)
-        noise = float(np.mean(var.mean(axis=0) / est.shape[0] / self._sigma2[pick]))
-        return ((squared_error(est, mu) * scale).sum(),
-                squared_error_grad(est, mu) * scale.unsqueeze(0), noise)
+            pred.detach().double().cpu().numpy() - at_draws, sample, inputs)
+        est = est + totals
+        if self.model.offset is not None:
+            with torch.no_grad():
+                est = est + self.offset_totals(pick).cpu().numpy()
+        sigma2 = self._sigma2[pick]
+        scale = 1.0 / (sigma2 * pick.size)
+        mu = self._mu[pick]
+        noise = float(np.mean(var.mean(axis=0) / est.shape[0] / sigma2))
+        return (float((squared_error(est, mu) * scale).sum()),
+                squared_error_grad(est, mu) * scale, noise)
 
     def _drift_features(self, col: np.ndarray, inputs: torch.Tensor
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+                        ) -> tuple[np.ndarray, np.ndarray]:
         """Vegetation-class slot (n,) and ``[1, x]`` (n, 1 + n_input) float64 of grid columns
         with normalised network inputs ``x``."""
         assert self.grid is not None
-        slot = self._cell_tables()["slot"][torch.as_tensor(col, device=self.device)
-                                           % self.grid.n_cell]
-        x = inputs.detach().double()
-        return slot, torch.cat([torch.ones_like(x[:, :1]), x], dim=1)
+        slot = self._cell_tables()["slot_np"][col % self.grid.n_cell]
+        x = inputs.detach().cpu().numpy()
+        z = np.empty((x.shape[0], 1 + x.shape[1]))
+        z[:, 0], z[:, 1:] = 1.0, x
+        return slot, z
 
-    def drift_design(self) -> torch.Tensor:
+    def drift_design(self) -> np.ndarray:
         """Exact totals of the cache's drift basis: (n_targets, n_class * (1 + n_input))
         float64 [Tg month-1 per g m-2 d-1 of coefficient] (built once).
 
@@ -550,7 +554,7 @@ class Trainer:
         """
         if self._drift_design is None:
             tab = self._cell_tables()
-            slot = tab["slot"].cpu().numpy()
+            slot = tab["slot_np"]
             rows = tab["rows"].numpy()
 
             def fields(col: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -560,18 +564,19 @@ class Trainer:
             n_slot, n_in = int(slot.max()) + 1, rows.shape[1]
             raw = self._basis_totals(n_slot, fields).reshape(-1, n_slot, 1 + n_in)
             # totals of the normalised inputs from the raw ones: (Σ h x − m Σ h) / s
-            mean, std = tab["mean"].to(raw), tab["std"].to(raw)
+            mean, std = self.normaliser.mean, self.normaliser.std
             raw[..., 1:] = (raw[..., 1:] - raw[..., :1] * mean) / std
             self._drift_design = raw.reshape(raw.shape[0], -1)
         return self._drift_design
 
-    def _drift_probes(self) -> dict[str, torch.Tensor]:
+    def _drift_probes(self) -> dict[str, Any]:
         """``DRIFT_PROBES`` fixed cell-days (a random subset of one draw of every target by the
         training estimator, the same at every refresh and after a resume), their network
-        inputs and classes, and the hat matrix of the weighted least-squares fit of the drift
-        there (per class slot: the inverse of Σ ω z zᵀ, ridge-stabilised, with z = [1, x] and
-        ω = (draw weight / σ of its target)², each draw's share of the estimate's variance).
-        Built once."""
+        inputs and classes, and the linear map from the network's change there to the drift's
+        coefficients: the weighted least-squares fit per class slot, ``(Σ ω z zᵀ)⁻¹ Σ ω z δ``
+        (ridge-stabilised), with z = [1, x] and ω = (draw weight / σ of its target)², each
+        draw's share of the estimate's variance, as one (n_slot * (1 + n_input), n_probes)
+        matrix. Built once."""
         if self._probes is None:
             assert self.estimator is not None
             rng = np.random.default_rng([self.settings.seed, 7])
@@ -581,23 +586,24 @@ class Trainer:
             col = sample.col[keep]
             x, c = self.column_inputs(col)
             slot, z = self._drift_features(col, x)
-            scale = torch.as_tensor(sample.weight[keep], device=self.device) \
-                / self.sigma[torch.as_tensor(sample.obs[keep], device=self.device)].double()
-            w = scale**2
-            n_slot, m = int(self._cell_tables()["slot"].max()) + 1, z.shape[1]
-            gram = torch.zeros((n_slot, m, m), dtype=torch.float64, device=self.device)
-            gram.index_add_(0, slot, w[:, None, None] * z[:, :, None] * z[:, None, :])
-            ridge = 1e-6 * gram.diagonal(dim1=1, dim2=2).mean(1) + 1e-30
-            eye = torch.eye(m, dtype=gram.dtype, device=gram.device)
-            self._probes = {"x": x, "c": c, "slot": slot, "wz": w[:, None] * z,
-                            "hat": torch.linalg.inv(gram + ridge[:, None, None] * eye)}
+            w = sample.weight[keep] ** 2 / self._sigma2[sample.obs[keep]]
+            n_slot, m = int(self._cell_tables()["slot_np"].max()) + 1, z.shape[1]
+            gram = np.zeros((n_slot, m, m))
+            np.add.at(gram, slot, w[:, None, None] * z[:, :, None] * z[:, None, :])
+            ridge = 1e-6 * gram.diagonal(axis1=1, axis2=2).mean(1) + 1e-30
+            hat = np.linalg.inv(gram + ridge[:, None, None] * np.eye(m))
+            fit = np.zeros((n_slot, m, slot.size))
+            fit[slot, :, np.arange(slot.size)] = np.einsum("pij,pj->pi", hat[slot],
+                                                           w[:, None] * z)
+            self._probes = {"x": x, "c": c, "fit": fit.reshape(n_slot * m, slot.size),
+                            "shape": (n_slot, m)}
         return self._probes
 
-    def _probe_values(self) -> torch.Tensor:
+    def _probe_values(self) -> np.ndarray:
         """The network (eval mode, no graph) at the drift probes, float64."""
         probes = self._drift_probes()
         with torch.no_grad(), self._evaluating():
-            return self.model(probes["x"], probes["c"]).double()
+            return self.model(probes["x"], probes["c"]).double().cpu().numpy()
 
     @contextlib.contextmanager
     def _evaluating(self) -> Iterator[None]:
@@ -613,7 +619,7 @@ class Trainer:
             if switch:
                 self.model.train()
 
-    def drift_coef(self) -> torch.Tensor | None:
+    def drift_coef(self) -> np.ndarray | None:
         """The network's drift from its cache since the last refresh, fitted at the probes:
         coefficients (n_class_slot, 1 + n_input) of ``[1, x]`` per vegetation class (see
         :meth:`drift_design`); None without a drift fit. A function of the current network and
@@ -622,26 +628,23 @@ class Trainer:
                 or self.estimator is None or not self.estimator.needs_cache():
             return None
         probes = self._drift_probes()
-        delta = self._probe_values() - self._probe_base
-        moment = torch.zeros(probes["hat"].shape[:2], dtype=torch.float64, device=self.device)
-        moment.index_add_(0, probes["slot"], probes["wz"] * delta[:, None])
-        return (probes["hat"] @ moment.unsqueeze(-1)).squeeze(-1)
+        return (probes["fit"] @ (self._probe_values() - self._probe_base)).reshape(
+            probes["shape"])
 
     def _drift_shift(self, pick: np.ndarray, sample: Sample, inputs: torch.Tensor | None
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+                     ) -> tuple[np.ndarray | float, np.ndarray]:
         """The fitted drift at the draws (n,) and its exact totals at target positions
         ``pick`` (len(pick),) float64; zeros without a drift fit."""
-        zero = torch.zeros((), dtype=torch.float64, device=self.device)
         coef = None if inputs is None else self.drift_coef()
         if coef is None:
-            return zero, zero.expand(len(pick))
+            return 0.0, np.zeros(len(pick))
         slot, z = self._drift_features(sample.col, inputs)
-        rows = self.drift_design()[torch.as_tensor(pick, device=self.device)]
-        return (z * coef[slot]).sum(1), rows @ coef.reshape(-1)
+        return (np.einsum("ij,ij->i", z, coef[slot]),
+                self.drift_design()[pick] @ coef.ravel())
 
     def _basis_totals(self, n_groups: int,
                       fields: Callable[[np.ndarray], tuple[np.ndarray, Sequence[np.ndarray]]],
-                      chunk: int = 1 << 22) -> torch.Tensor:
+                      chunk: int = 1 << 22) -> np.ndarray:
         """Exact totals at the targets of basis fields that are zero outside their group of
         cells: (n_targets, n_groups * n_basis) float64, column ``group * n_basis + k``.
         ``fields(col)`` gives the group of each grid column (-1: none) and the basis values
@@ -660,9 +663,9 @@ class Trainer:
             D = part if D is None else D + part
         if D is None:  # no entries: the basis's width from an empty call
             D = np.zeros((size, len(fields(np.zeros(0, dtype=np.int64))[1])))
-        return torch.as_tensor(D.reshape(self.obs_ids.size, -1), device=self.device)
+        return D.reshape(self.obs_ids.size, -1)
 
-    def offset_design(self) -> torch.Tensor:
+    def offset_design(self) -> np.ndarray:
         """Exact totals of the grid offset's basis fields: (n_targets, n_regions * n_basis)
         float64 [Tg month-1 per g m-2 d-1 of coefficient], column ``(region - 1) * n_basis +
         k`` for the target rows in order (built once).
@@ -683,12 +686,23 @@ class Trainer:
             self._design = self._basis_totals(self.model.offset.num_embeddings - 1, fields)
         return self._design
 
+    def _add_offset_grad(self, pick: np.ndarray, d_totals: np.ndarray) -> None:
+        """Add to the grid offset's gradient that of a loss whose gradient with respect to the
+        offset's totals at target positions ``pick`` is ``d_totals`` (the totals are linear in
+        the coefficients: :meth:`offset_totals`)."""
+        assert self.model.offset is not None
+        weight = self.model.offset.weight
+        coef = (self.offset_design()[pick].T @ d_totals) * float(self.model.y_scale)
+        grad = torch.zeros_like(weight)
+        grad[1:] = torch.as_tensor(coef.reshape(grad[1:].shape)).to(grad)
+        weight.grad = grad if weight.grad is None else weight.grad.add_(grad)
+
     def offset_totals(self, pick: np.ndarray) -> torch.Tensor:
         """Exact totals of the grid offset at target positions ``pick`` (len(pick),) float64
         [Tg month-1], differentiable in the offset's coefficients."""
         assert self.model.offset is not None
         coef = self.model.offset.weight[1:].reshape(-1).double() * self.model.y_scale.double()
-        return self.offset_design()[torch.as_tensor(pick, device=self.device)] @ coef
+        return torch.as_tensor(self.offset_design()[pick], device=self.device) @ coef
 
     def refresh_cache(self) -> None:
         """Recompute the control variate's cached prediction from the model.
@@ -838,7 +852,7 @@ class Trainer:
                             est.estimate(pred.double(), sample, xs).mean(0).cpu().numpy() / draws
                 current += self.offset_totals(np.arange(self.obs_ids.size)).cpu().numpy()
         # design: totals of each region's basis fields, [Tg month-1] per unit coefficient
-        D = self.offset_design().cpu().numpy() * float(self.model.y_scale)
+        D = self.offset_design() * float(self.model.y_scale)
         n_regions = self.model.offset.num_embeddings - 1
         n_basis = D.shape[1] // n_regions
         mu = self.mu.cpu().double().numpy()
@@ -883,9 +897,8 @@ class Trainer:
             pick, sample, xs, cs = self.draw()
             both = self.model(torch.cat([x, xs]), torch.cat([c, cs]))
             pred, cells = both[: x.shape[0]], both[x.shape[0]:]
-            offset = None if self.model.offset is None else self.offset_totals(pick)
-            reg, d_totals, noise = self.regional_error(cells, pick, sample, xs, offset)
-            out["regional"] = float(reg)
+            reg, d_totals, noise = self.regional_error(cells, pick, sample, xs)
+            out["regional"] = reg
             out["estimate_var"] = noise
         loss = (w * (pred - y) ** 2).mean() / self.s_y**2
         out["site"] = float(loss.detach())
@@ -895,14 +908,13 @@ class Trainer:
             # the regional term's gradient in closed form (the estimators are affine in the
             # draws' predictions), pushed through the network in the site term's backward pass
             lam = self.settings.lambda_regional
-            g = d_totals.reshape(-1)[torch.as_tensor(sample.rep * pick.size + sample.obs)]
-            g = g * torch.as_tensor(sample.weight, dtype=g.dtype) * lam
-            roots, grads = [loss, cells], [torch.ones_like(loss), g.to(cells.dtype)]
+            g = d_totals.ravel()[sample.rep * pick.size + sample.obs] * sample.weight * lam
             if self.model.offset is not None:  # the offsets take the whole regional gradient,
-                grads[1] = grads[1] * self.settings.regional_to_network  # the network a share
-                roots.append(offset)
-                grads.append(lam * d_totals.sum(0).to(offset.dtype))
-            torch.autograd.backward(roots, grads)
+                g = g * self.settings.regional_to_network  # the network a share
+            torch.autograd.backward([loss, cells], [torch.ones_like(loss),
+                                                    torch.as_tensor(g).to(cells)])
+            if self.model.offset is not None:
+                self._add_offset_grad(pick, lam * d_totals.sum(0))
         self.optimizer.step()
         if self.estimator is not None and self.estimator.needs_cache():
             self._refresh_if_noisy(out["estimate_var"], out["regional"])
