@@ -297,6 +297,8 @@ class Trainer:
         self.estimator: Estimator | None = None
         if s.lambda_regional > 0:
             self._build_operator(grid, targets, regions)
+            if self.model.offset is not None:  # built here, not within the first step
+                self.offset_design()
 
     def _tensors(self, samples: pd.DataFrame, rows: np.ndarray
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
