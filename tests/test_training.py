@@ -253,11 +253,17 @@ def test_offset_fit_recovers_known_offsets_and_leaves_untargeted_regions(world, 
     known = torch.as_tensor(rng.normal(0, 0.3, (n_regions, weight.shape[1])), dtype=weight.dtype)
     with torch.no_grad():
         weight[1:] = known
-    exact = trainer.operator.exact(trainer.predict_grid())  # daily, offsets included
+    op = trainer.operator
+    exact = op.exact(trainer.predict_grid())  # daily, offsets included
     keep_out = int(world.grid.region[0])  # a region whose targets are withheld
-    rows = trainer.operator.obs_index["region"].to_numpy()[trainer.obs_ids] != keep_out
-    trainer.obs_ids, trainer.sigma = trainer.obs_ids[rows], trainer.sigma[rows]
-    trainer.mu = torch.as_tensor(exact[trainer.obs_ids], dtype=torch.float32)
+    mean = np.where(op.obs_index["region"].to_numpy() == keep_out, np.nan, exact)
+    spread = np.full(op.n_obs, np.nan)
+    spread[trainer.obs_ids] = trainer.sigma.numpy()
+    targets = op.to_dataarray(mean).to_dataset(name="nee_mean")
+    targets["nee_spread"] = op.to_dataarray(spread)
+    trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
+                               targets=targets, regions=world.regions)  # the same network
+    weight = trainer.model.offset.weight
     start = known.clone()
     start[np.arange(n_regions) != keep_out - 1] = 0.0
     with torch.no_grad():
