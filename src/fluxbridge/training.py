@@ -280,7 +280,7 @@ class Trainer:
         self.obs_rng = np.random.default_rng([s.seed, 1])
         self.grid = grid
         self._center: tuple[CacheGroups, np.ndarray] | None = None  # of the cache's groups
-        self._tables: dict[str, torch.Tensor] | None = None
+        self._tables: dict[str, Any] | None = None
         self.cache_state: dict[str, torch.Tensor] | None = None  # the model at the last refresh
         self.refreshes = 0
         self._noise: list[float] = []  # per step of the epoch: estimate variance / σ²
@@ -356,11 +356,12 @@ class Trainer:
         pred = self.model(x[idx], c[idx])
         return (w[idx] * (pred - y[idx]) ** 2).mean() / self.s_y**2
 
-    def _cell_tables(self) -> dict[str, torch.Tensor]:
+    def _cell_tables(self) -> dict[str, Any]:
         """Tensors that turn grid columns into network inputs without numpy copies: the grid's
         raw features as (n_time * n_cell, n_feature) rows (a view of ``grid.values``, on the
         CPU), the normaliser's float64 mean and std, and on the device each cell's class and
-        region and each time's day of year. Built once, on first use."""
+        region and each time's day of year; and in numpy each cell's class slot (0, 1, ... over
+        the grid's classes: the drift fit's). Built once, on first use."""
         if self._tables is None:
             assert self.grid is not None
             g = self.grid
@@ -373,7 +374,7 @@ class Trainer:
                 "std": torch.as_tensor(self.normaliser.std, dtype=torch.float64),
                 "igbp": torch.as_tensor(g.igbp_code, dtype=torch.int64, device=self.device),
                 "region": torch.as_tensor(g.region, dtype=torch.int64, device=self.device),
-                "slot_np": np.unique(g.igbp_code, return_inverse=True)[1].astype(np.int64),
+                "slot": np.unique(g.igbp_code, return_inverse=True)[1].astype(np.int64),
                 "basis": self.model.offset_basis(torch.tensor(
                     self._dayofyear, dtype=torch.int64, device=self.device)),
             }
@@ -517,9 +518,9 @@ class Trainer:
         est, var = self.estimator.estimate_with_variance(
             pred.detach().double().cpu().numpy() - at_draws, sample, inputs)
         est = est + totals
-        if self.model.offset is not None:
-            with torch.no_grad():
-                est = est + self.offset_totals(pick).cpu().numpy()
+        if self.model.offset is not None:  # offset_totals, in numpy
+            coef = self.model.offset.weight[1:].detach().cpu().double().numpy().ravel()
+            est = est + self.offset_design()[pick] @ coef * float(self.model.y_scale)
         sigma2 = self._sigma2[pick]
         scale = 1.0 / (sigma2 * pick.size)
         mu = self._mu[pick]
@@ -532,7 +533,7 @@ class Trainer:
         """Vegetation-class slot (n,) and ``[1, x]`` (n, 1 + n_input) float64 of grid columns
         with normalised network inputs ``x``."""
         assert self.grid is not None
-        slot = self._cell_tables()["slot_np"][col % self.grid.n_cell]
+        slot = self._cell_tables()["slot"][col % self.grid.n_cell]
         x = inputs.detach().cpu().numpy()
         z = np.empty((x.shape[0], 1 + x.shape[1]))
         z[:, 0], z[:, 1:] = 1.0, x
@@ -556,7 +557,7 @@ class Trainer:
         """
         if self._drift_design is None:
             tab = self._cell_tables()
-            slot = tab["slot_np"]
+            slot = tab["slot"]
             rows = tab["rows"].numpy()
 
             def fields(col: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -589,7 +590,7 @@ class Trainer:
             x, c = self.column_inputs(col)
             slot, z = self._drift_features(col, x)
             w = sample.weight[keep] ** 2 / self._sigma2[sample.obs[keep]]
-            n_slot, m = int(self._cell_tables()["slot_np"].max()) + 1, z.shape[1]
+            n_slot, m = int(self._cell_tables()["slot"].max()) + 1, z.shape[1]
             gram = np.zeros((n_slot, m, m))
             np.add.at(gram, slot, w[:, None, None] * z[:, :, None] * z[:, None, :])
             ridge = 1e-6 * gram.diagonal(axis1=1, axis2=2).mean(1) + 1e-30
@@ -695,8 +696,9 @@ class Trainer:
         assert self.model.offset is not None
         weight = self.model.offset.weight
         coef = (self.offset_design()[pick].T @ d_totals) * float(self.model.y_scale)
-        grad = torch.zeros_like(weight)
-        grad[1:] = torch.as_tensor(coef.reshape(grad[1:].shape)).to(grad)
+        grad = np.zeros(weight.shape)
+        grad[1:] = coef.reshape(grad[1:].shape)
+        grad = torch.from_numpy(grad).to(weight)
         weight.grad = grad if weight.grad is None else weight.grad.add_(grad)
 
     def offset_totals(self, pick: np.ndarray) -> torch.Tensor:
