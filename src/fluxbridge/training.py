@@ -460,26 +460,28 @@ class Trainer:
     def _draw_steps(self, n_steps: int
                     ) -> list[tuple[np.ndarray, Sample, torch.Tensor, torch.Tensor]]:
         """:meth:`draw` for ``n_steps`` steps: their region-months drawn in one call of the
-        estimator, then split by step (a row's draws are contiguous per replicate)."""
+        estimator, its draws put in order of step (stably: within a step, replicates and rows
+        keep the estimator's order, as :meth:`Estimator.estimate_with_variance` needs), so that
+        each step's draws and inputs are views of one contiguous run."""
         assert self.estimator is not None
         n = min(self.settings.obs_per_step, self.obs_ids.size)
         picks = [self.obs_rng.choice(self.obs_ids.size, size=n, replace=False)
                  for _ in range(n_steps)]
         every = self.estimator.draw(self.obs_ids[np.concatenate(picks)], self.obs_rng)
-        xs, cs = self.column_inputs(every.col)
-        total = n * n_steps
-        key = every.rep * total + every.obs  # non-decreasing: replicates, then rows in order
-        edges = np.searchsorted(key, (np.arange(every.n_rep)[:, None] * total
-                                      + np.arange(n_steps + 1)[None, :] * n))
+        step = every.obs // n
+        order = np.argsort(step, kind="stable")
+        obs, rep, col, weight = (a[order] for a in (every.obs, every.rep, every.col,
+                                                    every.weight))
+        stratum = None if every.stratum is None else every.stratum[order]
+        bounds = np.searchsorted(step[order], np.arange(n_steps + 1))
+        xs, cs = self.column_inputs(col)
         steps = []
         for k, pick in enumerate(picks):
-            at = np.concatenate([np.arange(edges[r, k], edges[r, k + 1])
-                                 for r in range(every.n_rep)])
-            sample = Sample(every.obs_ids[k * n:(k + 1) * n], every.obs[at] - k * n,
-                            every.rep[at], every.col[at], every.weight[at], every.n_rep,
-                            every.n_cell, None if every.stratum is None else every.stratum[at])
-            rows = torch.from_numpy(at).to(xs.device)
-            steps.append((pick, sample, xs[rows], cs[rows]))
+            at = slice(bounds[k], bounds[k + 1])
+            sample = Sample(every.obs_ids[k * n:(k + 1) * n], obs[at] - k * n, rep[at], col[at],
+                            weight[at], every.n_rep, every.n_cell,
+                            None if stratum is None else stratum[at])
+            steps.append((pick, sample, xs[at], cs[at]))
         return steps
 
     def totals(self, pred: torch.Tensor, pick: np.ndarray, sample: Sample,
