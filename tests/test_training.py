@@ -590,6 +590,25 @@ def test_default_cache_group_size_grows_with_the_grids_linear_resolution(world, 
     assert np.bincount(groups.entry.ravel()).max() <= default_group_size(world.grid)
 
 
+def test_drift_fit_recovers_a_drift_linear_in_the_inputs_per_class(world, sites):
+    """A change of the network at the probes that is exactly ``β_c · [1, x]`` per vegetation
+    class is fitted back to β (every class slot with enough probes to determine it)."""
+    trainer = training.Trainer(world.samples, dataclasses.replace(SMALL, lambda_regional=1.0),
+                               train_sites=sites, grid=world.grid, targets=world.targets,
+                               regions=world.regions)
+    trainer.refresh_cache()
+    probes = trainer._drift_probes()
+    n_slot, m = probes["shape"]
+    beta = np.random.default_rng(2).normal(0, 1, (n_slot, m))
+    x = probes["x"].numpy().astype(np.float64)
+    drift = beta[probes["slot"], 0] + (x * beta[probes["slot"], 1:]).sum(axis=1)
+    trainer._probe_base = trainer._probe_values() - drift
+    reached = np.flatnonzero(np.bincount(probes["slot"]) >= 2 * m)  # determined slots
+    assert reached.size > 1
+    np.testing.assert_allclose(trainer.drift_coef()[reached], beta[reached], rtol=1e-3,
+                               atol=1e-3)  # the ridge's bias: 2e-5 here
+
+
 def test_drift_design_holds_the_exact_totals_of_its_basis_fields(world, sites):
     """Column (class slot s, coordinate j) of the drift design is H·(the field [1, x]_j on
     the cells of class s, zero elsewhere), for the trainer's normalised inputs x (to the

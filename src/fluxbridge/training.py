@@ -579,11 +579,11 @@ class Trainer:
     def _drift_probes(self) -> dict[str, Any]:
         """``DRIFT_PROBES`` fixed cell-days (a random subset of one draw of every target by the
         training estimator, the same at every refresh and after a resume), their network
-        inputs and classes, and the linear map from the network's change there to the drift's
-        coefficients: the weighted least-squares fit per class slot, ``(Σ ω z zᵀ)⁻¹ Σ ω z δ``
-        (ridge-stabilised), with z = [1, x] and ω = (draw weight / σ of its target)², each
-        draw's share of the estimate's variance, as one (n_slot * (1 + n_input), n_probes)
-        matrix. Built once."""
+        inputs, classes and class slots, and the linear map from the network's change there to
+        the drift's coefficients: the weighted least-squares fit per class slot,
+        ``(Σ ω z zᵀ)⁻¹ Σ ω z δ`` (ridge-stabilised), with z = [1, x] and ω = (draw weight / σ
+        of its target)², each draw's share of the estimate's variance, as one
+        (n_slot * (1 + n_input), n_probes) matrix. Built once."""
         if self._probes is None:
             assert self.estimator is not None
             rng = np.random.default_rng([self.settings.seed, 7])
@@ -602,8 +602,8 @@ class Trainer:
             fit = np.zeros((n_slot, m, slot.size))
             fit[slot, :, np.arange(slot.size)] = np.einsum("pij,pj->pi", hat[slot],
                                                            w[:, None] * z)
-            self._probes = {"x": x, "c": c, "fit": fit.reshape(n_slot * m, slot.size),
-                            "shape": (n_slot, m)}
+            self._probes = {"x": x, "c": c, "slot": slot, "shape": (n_slot, m),
+                            "fit": fit.reshape(n_slot * m, slot.size)}
         return self._probes
 
     def _probe_values(self) -> np.ndarray:
