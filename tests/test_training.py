@@ -590,23 +590,31 @@ def test_default_cache_group_size_grows_with_the_grids_linear_resolution(world, 
     assert np.bincount(groups.entry.ravel()).max() <= default_group_size(world.grid)
 
 
-def test_drift_fit_recovers_a_drift_linear_in_the_inputs_per_class(world, sites):
-    """A change of the network at the probes that is exactly ``β_c · [1, x]`` per vegetation
-    class is fitted back to β (every class slot with enough probes to determine it)."""
+@pytest.mark.parametrize("per_class", [False, True])
+def test_drift_fit_recovers_a_drift_linear_in_the_inputs(world, sites, monkeypatch, per_class):
+    """A change of the network at the probes that is exactly ``β · [1, x]`` is fitted back to
+    β: shared by all classes, for every class (the shrinkage of the classes' departures costs
+    nothing there); per class, without the shrinkage, for every class slot with enough probes
+    to determine it."""
+    if per_class:
+        monkeypatch.setattr(training, "DRIFT_SHRINK", 0.0)
     trainer = training.Trainer(world.samples, dataclasses.replace(SMALL, lambda_regional=1.0),
                                train_sites=sites, grid=world.grid, targets=world.targets,
                                regions=world.regions)
     trainer.refresh_cache()
     probes = trainer._drift_probes()
     n_slot, m = probes["shape"]
-    beta = np.random.default_rng(2).normal(0, 1, (n_slot, m))
+    rng = np.random.default_rng(2)
+    beta = rng.normal(0, 1, (n_slot, m)) if per_class else np.tile(rng.normal(0, 1, m),
+                                                                    (n_slot, 1))
     x = probes["x"].numpy().astype(np.float64)
     drift = beta[probes["slot"], 0] + (x * beta[probes["slot"], 1:]).sum(axis=1)
     trainer._probe_base = trainer._probe_values() - drift
-    reached = np.flatnonzero(np.bincount(probes["slot"]) >= 2 * m)  # determined slots
+    reached = (np.flatnonzero(np.bincount(probes["slot"]) >= 2 * m) if per_class
+               else np.arange(n_slot))
     assert reached.size > 1
     np.testing.assert_allclose(trainer.drift_coef()[reached], beta[reached], rtol=1e-3,
-                               atol=1e-3)  # the ridge's bias: 2e-5 here
+                               atol=1e-3)  # the ridges' bias: 2e-5 here
 
 
 def test_drift_design_holds_the_exact_totals_of_its_basis_fields(world, sites):

@@ -61,8 +61,10 @@ DRAW_AHEAD = 32  # steps whose region-months are drawn in one call (see Trainer.
 REFRESH_WINDOW = 20  # steps whose estimate variance the control variate's refresh rule averages
 FLOOR_STEPS = 5  # first steps after a refresh whose estimate variance is the cache's floor
 DRIFT_PROBES = 1024  # fixed draws at which the network's drift from its cache is fitted
-# (benchmarks/operator.py in training at 2°: 6-8 refreshes per 1000 steps and 0.092-0.097 σ
-# with 1024, 10-12 and 0.101-0.106 σ with 512; 2048 costs more probe time than it saves)
+DRIFT_SHRINK = 0.01  # ridge on each class's departure from the shared drift fit (relative)
+# (benchmarks/operator.py at 2°, 1000 steps from the pretrained network without a refresh: mean
+# estimate variance 0.030 σ² at 512 probes unshrunk, 0.014 at 512 shrunk or 1024 unshrunk, 0.013
+# at 1024 shrunk; in training, 1024 probes give 5-9 refreshes against 10-12 at 512 unshrunk)
 
 
 @dataclass(frozen=True)
@@ -579,11 +581,17 @@ class Trainer:
     def _drift_probes(self) -> dict[str, Any]:
         """``DRIFT_PROBES`` fixed cell-days (a random subset of one draw of every target by the
         training estimator, the same at every refresh and after a resume), their network
-        inputs, classes and class slots, and the linear map from the network's change there to
-        the drift's coefficients: the weighted least-squares fit per class slot,
-        ``(Σ ω z zᵀ)⁻¹ Σ ω z δ`` (ridge-stabilised), with z = [1, x] and ω = (draw weight / σ
-        of its target)², each draw's share of the estimate's variance, as one
-        (n_slot * (1 + n_input), n_probes) matrix. Built once."""
+        inputs, classes and class slots, and the linear map from the network's change δ there
+        to the drift's coefficients β_c of ``[1, x]`` per class slot, as one
+        (n_slot * (1 + n_input), n_probes) matrix. Built once.
+
+        The fit is weighted least squares, ω = (draw weight / σ of its target)² (each draw's
+        share of the estimate's variance), with ``β_c = β + γ_c``: a fit shared by all classes
+        plus each class's departure from it, the departures shrunk by a ridge of
+        ``DRIFT_SHRINK`` times the mean diagonal of the normal equations. Classes with few
+        probes then lean on the shared fit instead of fitting their probes' noise (a class
+        without probes takes it whole).
+        """
         if self._probes is None:
             assert self.estimator is not None
             rng = np.random.default_rng([self.settings.seed, 7])
@@ -595,13 +603,16 @@ class Trainer:
             slot, z = self._drift_features(col, x)
             w = sample.weight[keep] ** 2 / self._sigma2[sample.obs[keep]]
             n_slot, m = int(self._cell_tables()["slot"].max()) + 1, z.shape[1]
-            gram = np.zeros((n_slot, m, m))
-            np.add.at(gram, slot, w[:, None, None] * z[:, :, None] * z[:, None, :])
-            ridge = 1e-6 * gram.diagonal(axis1=1, axis2=2).mean(1) + 1e-30
-            hat = np.linalg.inv(gram + ridge[:, None, None] * np.eye(m))
-            fit = np.zeros((n_slot, m, slot.size))
-            fit[slot, :, np.arange(slot.size)] = np.einsum("pij,pj->pi", hat[slot],
-                                                           w[:, None] * z)
+            design = np.zeros((slot.size, 1 + n_slot, m))  # [β, γ_0, γ_1, ...] per probe
+            design[:, 0] = z
+            design[np.arange(slot.size), 1 + slot] = z
+            design = design.reshape(slot.size, -1)
+            normal = design.T @ (w[:, None] * design)
+            ridge = np.full(normal.shape[0], DRIFT_SHRINK)
+            ridge[:m] = 1e-6  # the shared fit: only stabilised
+            scale = normal.diagonal().mean() + 1e-300
+            solve = np.linalg.solve(normal + np.diag(ridge * scale), design.T * w)
+            fit = solve[:m][None] + solve[m:].reshape(n_slot, m, slot.size)  # β + γ_c
             self._probes = {"x": x, "c": c, "slot": slot, "shape": (n_slot, m),
                             "fit": fit.reshape(n_slot * m, slot.size)}
         return self._probes
