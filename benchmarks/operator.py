@@ -135,7 +135,7 @@ class Bench:
         op = tr.operator
         assert op is not None
         self.exact = op.exact(self.f)[tr.obs_ids]
-        self.sigma = tr.sigma.double().cpu().numpy()
+        self.sigma = tr.sigma
         self.rows_per_obs = float(op.row_sizes(tr.obs_ids).mean())
 
     def batch(self) -> torch.Tensor:

@@ -258,7 +258,7 @@ def test_offset_fit_recovers_known_offsets_and_leaves_untargeted_regions(world, 
     keep_out = int(world.grid.region[0])  # a region whose targets are withheld
     mean = np.where(op.obs_index["region"].to_numpy() == keep_out, np.nan, exact)
     spread = np.full(op.n_obs, np.nan)
-    spread[trainer.obs_ids] = trainer.sigma.numpy()
+    spread[trainer.obs_ids] = trainer.sigma
     targets = op.to_dataarray(mean).to_dataset(name="nee_mean")
     targets["nee_spread"] = op.to_dataarray(spread)
     trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
@@ -467,7 +467,7 @@ def test_offset_fit_matches_each_regions_total_exactly(world, sites):
                                    targets=world.targets, regions=world.regions)
         trainer.fit_offsets(K=64)
         totals = trainer.operator.exact(trainer.predict_grid())[trainer.obs_ids]
-        mu = trainer.mu.double().numpy()
+        mu = trainer.mu
         region = trainer.operator.obs_index["region"].to_numpy()[trainer.obs_ids]
         residual[match] = np.array([(totals - mu)[region == r].sum() for r in np.unique(region)])
         scale = np.array([np.abs(mu[region == r]).sum() for r in np.unique(region)])
@@ -551,7 +551,8 @@ def test_step_gradient_equals_autograd_through_the_estimate(world, sites, square
         a = settings.regional_to_network
         cells = a * cells + (1 - a) * cells.detach()
     est = trainer.totals(cells, pick, sample, xs)
-    reg = (squared_error(est, trainer.mu[pick]) / trainer.sigma[pick] ** 2).mean()
+    mu, sigma = (torch.as_tensor(a[pick]) for a in (trainer.mu, trainer.sigma))
+    reg = (squared_error(est, mu) / sigma**2).mean()
     (site + settings.lambda_regional * reg).backward()
     expected = {k: p.grad.clone() for k, p in trainer.model.named_parameters()
                 if p.grad is not None}

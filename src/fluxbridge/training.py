@@ -341,11 +341,9 @@ class Trainer:
             raise InputError("zero inversion spread and no floor", variable="nee_spread",
                              expected="a positive sigma_floor or sigma_floor_tg")
         self.obs_ids = matched["obs"].to_numpy(dtype=np.int64)
-        self.mu = torch.tensor(matched["mu"].to_numpy(), dtype=torch.float32,
-                                  device=self.device)
-        self.sigma = torch.tensor(sigma, dtype=torch.float32, device=self.device)
-        self._mu = matched["mu"].to_numpy(dtype=np.float64)  # the steps' regional term,
-        self._sigma2 = sigma**2  # in numpy (see regional_error)
+        # targets and their σ [Tg month-1], float64 on the host: the regional term is numpy
+        self.mu = matched["mu"].to_numpy(dtype=np.float64)
+        self.sigma = sigma
         n_rep = 2 if s.square == "unbiased" and s.estimator != "exact" else 1
         self.estimator = make_estimator(s.estimator, self.operator, K=s.K, sampling=s.sampling,
                                         strata=grid.igbp_code, n_rep=n_rep, seed=s.seed)
@@ -524,12 +522,12 @@ class Trainer:
         est, var = self.estimator.estimate_with_variance(
             pred.detach().double().cpu().numpy() - at_draws, sample, inputs)
         est = est + totals
-        if self.model.offset is not None:  # offset_totals, in numpy
-            coef = self.model.offset.weight[1:].detach().cpu().double().numpy().ravel()
-            est = est + self.offset_design()[pick] @ coef * float(self.model.y_scale)
-        sigma2 = self._sigma2[pick]
+        if self.model.offset is not None:
+            with torch.no_grad():
+                est = est + self.offset_totals(pick).cpu().numpy()
+        sigma2 = self.sigma[pick] ** 2
         scale = 1.0 / (sigma2 * pick.size)
-        mu = self._mu[pick]
+        mu = self.mu[pick]
         noise = float(np.mean(var.mean(axis=0) / est.shape[0] / sigma2))
         return (float((squared_error(est, mu) * scale).sum()),
                 squared_error_grad(est, mu) * scale, noise)
@@ -601,7 +599,7 @@ class Trainer:
             col = sample.col[keep]
             x, c = self.column_inputs(col)
             slot, z = self._drift_features(col, x)
-            w = sample.weight[keep] ** 2 / self._sigma2[sample.obs[keep]]
+            w = (sample.weight[keep] / self.sigma[sample.obs[keep]]) ** 2
             n_slot, m = int(self._cell_tables()["slot"].max()) + 1, z.shape[1]
             design = np.zeros((slot.size, 1 + n_slot, m))  # [β, γ_0, γ_1, ...] per probe
             design[:, 0] = z
@@ -874,8 +872,7 @@ class Trainer:
         D = self.offset_design() * float(self.model.y_scale)
         n_regions = self.model.offset.num_embeddings - 1
         n_basis = D.shape[1] // n_regions
-        mu = self.mu.cpu().double().numpy()
-        sigma = self.sigma.cpu().double().numpy()
+        mu, sigma = self.mu, self.sigma
         A, b = D / sigma[:, None], (mu - current) / sigma
         if self.settings.offset_match_totals:
             # each region's total over its target months matched exactly (the budget the
