@@ -477,12 +477,14 @@ def test_offset_fit_matches_each_regions_total_exactly(world, sites):
 
 def test_control_variate_refreshes_when_its_own_variance_estimate_says_so(world, sites):
     """The rule refreshes when the last window's mean estimate variance exceeds refresh_std²
-    times the larger of 1 and the window's mean regional error, and twice the median variance
-    of the first steps after the last refresh (the cache's floor); never below the limit, never when
-    a refresh cannot help (the variance stays where the last refresh left it), nor when the
-    misfit dwarfs the noise, nor when off. In training, the step reports the variance
-    estimate, zero right after a refresh of a daily cache (the model is its own cache)."""
-    w = training.REFRESH_WINDOW
+    times the larger of 1 and the window's mean regional error, and its median exceeds twice
+    the median of the first steps after the last refresh (the cache's floor); never below the
+    limit, never when a refresh cannot help (the variance stays where the last refresh left
+    it, or only a few steps are noisy), nor when the misfit dwarfs the noise, nor when off; the
+    floor comes down to any later window's median below it (every window's length). In
+    training, the step reports the variance estimate, zero right after a refresh of a daily
+    cache (the model is its own cache)."""
+    w, f = training.REFRESH_WINDOW, training.FLOOR_STEPS
     settings = dataclasses.replace(SMALL, lambda_regional=1.0, refresh_std=0.1, K=8,
                                    cache_features="daily", cache_group_size=1)
     trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
@@ -499,19 +501,26 @@ def test_control_variate_refreshes_when_its_own_variance_estimate_says_so(world,
             trainer._refresh_if_noisy(v, misfit)
         return list(calls)
 
+    def first(values, limit, floor=None):  # the first refresh the rule's definition calls for
+        floor = np.median(values[:f]) if floor is None else floor
+        return next(k for k in range(w - 1, len(values))
+                    if np.mean(values[k - w + 1:k + 1]) > limit
+                    and np.median(values[k - w + 1:k + 1]) > 2 * floor) + 1
+
     assert feed([0.005] * 5 * w) == []  # below 0.1² throughout
     assert feed([0.5] * 5 * w) == []  # above, but a refresh leaves it there
-    growing = 0.001 * np.arange(1, 5 * w)
-    first = next(k for k in range(w - 1, growing.size)
-                 if growing[k - w + 1:k + 1].mean() > max(
-                     0.01, 2 * np.median(growing[:training.FLOOR_STEPS])))
-    assert feed(growing)[:1] == [first + 1]
+    spiky = [0.2 if k % 10 == 9 else 0.004 for k in range(5 * w)]  # mean 0.024, median 0.004
+    assert feed(spiky) == []  # a few noisy steps: the typical step is at the floor
+    growing = list(0.001 * np.arange(1, 5 * w))
+    assert feed(growing)[:1] == [first(growing, 0.01)]
     # a jolt within the first steps does not raise the floor (the median of those steps)
-    assert feed([0.002] * 3 + [0.5] * 2 + [0.03] * 3 * w)[:1] == [w]
+    jolt = [0.002] * (f - 3) + [0.5] * 3 + [0.03] * 3 * w
+    assert feed(jolt)[:1] == [w] == [first(jolt, 0.01)]
+    # first steps that overstate the floor: it comes down to the window medians below it
+    high_start = [0.012] * f + [0.004] * 2 * w + [0.014] * 3 * w
+    assert feed(high_start)[:1] == [first(high_start, 0.01, floor=0.004)]
     assert feed(growing, misfit=100.0) == []  # noise of 0.05 σ² against a misfit of 100 σ²
-    assert feed(growing, misfit=3.0)[:1] == [next(
-        k for k in range(w - 1, growing.size)
-        if growing[k - w + 1:k + 1].mean() > 0.03) + 1]
+    assert feed(growing, misfit=3.0)[:1] == [first(growing, 0.03)]
     trainer.settings = dataclasses.replace(settings, refresh_std=0.0)
     assert feed(growing) == []
     del trainer.refresh_cache
