@@ -93,13 +93,14 @@ def test_lambda_zero_changes_nothing(world, sites):
 @pytest.mark.parametrize("refresh_std", [0.0, 1e-9])
 def test_resume_after_interruption_gives_same_weights(world, sites, tmp_path, refresh_std):
     """Also with the control variate's cache refreshed within epochs (refresh_std tiny and a
-    daily cache without dropout: its spread grows from zero after each refresh)."""
+    daily cache of small groups without dropout: its spread grows after each refresh from
+    the floor measured at the refresh, which the history records)."""
     settings = dataclasses.replace(SMALL, epochs=5, lambda_regional=1.0, refresh_every=2,
                                    estimator="control_variate",
                                    dropout=0.0 if refresh_std else 0.1,
                                    refresh_std=refresh_std, batch_size=128,
                                    cache_features="daily" if refresh_std else "monthly",
-                                   cache_group_size=1)
+                                   cache_group_size=4 if refresh_std else 1)
     fit, val = sites[:-5], sites[-5:]
     reference = _fit(world, fit, settings, val_sites=val)
     with pytest.raises(TrainingInterrupted):
@@ -107,8 +108,8 @@ def test_resume_after_interruption_gives_same_weights(world, sites, tmp_path, re
     assert (tmp_path / training.CHECKPOINT_NAME).exists()
     resumed = _fit(world, fit, settings, val_sites=val, checkpoint_dir=tmp_path)
     assert resumed.provenance["epochs_run"] == 5
+    assert resumed.provenance["history"] == reference.provenance["history"]
     refreshes = [h["refreshes"] for h in resumed.provenance["history"]]
-    assert refreshes == [h["refreshes"] for h in reference.provenance["history"]]
     assert all(refreshes[e] >= 1 for e in (0, 2, 4))  # the schedule's, counted
     if refresh_std > 0:  # within epochs too, beyond the schedule's (epochs 0, 2, 4)
         assert refreshes[1] + refreshes[3] >= 1
@@ -478,49 +479,43 @@ def test_offset_fit_matches_each_regions_total_exactly(world, sites):
 def test_control_variate_refreshes_when_its_own_variance_estimate_says_so(world, sites):
     """The rule refreshes when the last window's mean estimate variance exceeds refresh_std²
     times the larger of 1 and the window's mean regional error, and its median exceeds twice
-    the median of the first steps after the last refresh (the cache's floor); never below the
-    limit, never when a refresh cannot help (the variance stays where the last refresh left
-    it, or only a few steps are noisy), nor when the misfit dwarfs the noise, nor when off; the
-    floor comes down to any later window's median below it (every window's length). In
+    the variance a fresh cache leaves (its floor); never below the limit, never when a refresh
+    cannot help (the variance stays where a refresh leaves it, or only a few steps are noisy),
+    nor when the misfit dwarfs the noise, nor before a floor is known, nor when off. In
     training, the step reports the variance estimate, zero right after a refresh of a daily
-    cache (the model is its own cache)."""
-    w, f = training.REFRESH_WINDOW, training.FLOOR_STEPS
+    cache (the model is its own cache), as the floor measured at the refresh."""
+    w = training.REFRESH_WINDOW
     settings = dataclasses.replace(SMALL, lambda_regional=1.0, refresh_std=0.1, K=8,
                                    cache_features="daily", cache_group_size=1)
     trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
                                targets=world.targets, regions=world.regions)
     calls = []
-    trainer.refresh_cache = lambda: (calls.append(len(trainer._noise)),
-                                     trainer._noise.clear(), trainer._misfit.clear(),
-                                     setattr(trainer, "cache_floor", None))
 
-    def feed(values, misfit=0.0):
+    def feed(values, misfit=0.0, floor=0.004):
         calls.clear()
-        trainer._noise, trainer._misfit, trainer.cache_floor = [], [], None
+        trainer._noise, trainer._misfit, trainer.cache_floor = [], [], floor
+        trainer.refresh_cache = lambda: (calls.append(len(trainer._noise)),
+                                         trainer._noise.clear(), trainer._misfit.clear(),
+                                         setattr(trainer, "cache_floor", floor))
         for v in values:
             trainer._refresh_if_noisy(v, misfit)
         return list(calls)
 
-    def first(values, limit, floor=None):  # the first refresh the rule's definition calls for
-        floor = np.median(values[:f]) if floor is None else floor
+    def first(values, limit, floor=0.004):  # the first refresh the rule's definition calls for
         return next(k for k in range(w - 1, len(values))
                     if np.mean(values[k - w + 1:k + 1]) > limit
                     and np.median(values[k - w + 1:k + 1]) > 2 * floor) + 1
 
     assert feed([0.005] * 5 * w) == []  # below 0.1² throughout
-    assert feed([0.5] * 5 * w) == []  # above, but a refresh leaves it there
+    assert feed([0.5] * 5 * w, floor=0.5) == []  # above, but a refresh leaves it there
     spiky = [0.2 if k % 10 == 9 else 0.004 for k in range(5 * w)]  # mean 0.024, median 0.004
     assert feed(spiky) == []  # a few noisy steps: the typical step is at the floor
     growing = list(0.001 * np.arange(1, 5 * w))
-    assert feed(growing)[:1] == [first(growing, 0.01)]
-    # a jolt within the first steps does not raise the floor (the median of those steps)
-    jolt = [0.002] * (f - 3) + [0.5] * 3 + [0.03] * 3 * w
-    assert feed(jolt)[:1] == [w] == [first(jolt, 0.01)]
-    # first steps that overstate the floor: it comes down to the window medians below it
-    high_start = [0.012] * f + [0.004] * 2 * w + [0.014] * 3 * w
-    assert feed(high_start)[:1] == [first(high_start, 0.01, floor=0.004)]
+    assert feed(growing, floor=0.001)[:1] == [first(growing, 0.01, floor=0.001)]
+    assert feed(growing, floor=0.003)[:1] == [first(growing, 0.01, floor=0.003)]
     assert feed(growing, misfit=100.0) == []  # noise of 0.05 σ² against a misfit of 100 σ²
     assert feed(growing, misfit=3.0)[:1] == [first(growing, 0.03)]
+    assert feed(growing, floor=None) == []
     trainer.settings = dataclasses.replace(settings, refresh_std=0.0)
     assert feed(growing) == []
     del trainer.refresh_cache
@@ -530,6 +525,27 @@ def test_control_variate_refreshes_when_its_own_variance_estimate_says_so(world,
     noise = [trainer.step(torch.as_tensor(rng.choice(trainer.x.shape[0], 256, replace=False)))
              ["estimate_var"] for _ in range(3)]
     assert noise[0] < 1e-6 * max(noise[1:]) and min(noise) >= 0
+    assert 0 <= trainer.cache_floor < 1e-6 * max(noise[1:])
+
+
+def test_cache_floor_is_the_steps_variance_statistic_at_a_fresh_cache(world, sites):
+    """The floor measured at a refresh is the median, over FLOOR_STEPS steps' worth of draws,
+    of the variance estimate the steps report, the network equal to its fresh cache; its draws
+    come from their own generator and leave the training draws as they were."""
+    settings = dataclasses.replace(SMALL, lambda_regional=1.0, K=8, obs_per_step=4)
+    trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
+                               targets=world.targets, regions=world.regions)
+    draws = trainer.obs_rng.bit_generator.state
+    floor_draws = trainer.floor_rng.bit_generator.state
+    trainer.refresh_cache()
+    assert trainer.obs_rng.bit_generator.state == draws
+    trainer.obs_rng.bit_generator.state = floor_draws  # the floor's draws, step by step
+    noise = []
+    with torch.no_grad():
+        for pick, sample, xs, cs in trainer._draw_steps(training.FLOOR_STEPS):
+            noise.append(trainer.regional_error(trainer.model(xs, cs), pick, sample, xs)[2])
+    assert trainer.cache_floor > 0
+    assert trainer.cache_floor == pytest.approx(np.median(noise), rel=1e-9)
 
 
 @pytest.mark.parametrize(("square", "grid_offset"), [("unbiased", True), ("plain", False)])

@@ -59,7 +59,7 @@ RESERVED_COLUMNS = frozenset({"site", "time", "igbp", "igbp_code", "lat", "lon",
 CHECKPOINT_NAME = "checkpoint.pt"
 DRAW_AHEAD = 32  # steps whose region-months are drawn in one call (see Trainer.draw)
 REFRESH_WINDOW = 20  # steps whose estimate variance the control variate's refresh rule averages
-FLOOR_STEPS = 10  # first steps after a refresh whose estimate variance is the cache's floor
+FLOOR_STEPS = 20  # steps' worth of draws whose median variance is a fresh cache's floor
 DRIFT_PROBES = 1024  # fixed draws at which the network's drift from its cache is fitted
 DRIFT_SHRINK = 0.01  # ridge on each class's departure from the shared drift fit (relative)
 # (benchmarks/operator.py at 2°, 1000 steps from the pretrained network without a refresh: mean
@@ -282,6 +282,7 @@ class Trainer:
                                            fused=True)
         self.rng = np.random.default_rng(s.seed)
         self.obs_rng = np.random.default_rng([s.seed, 1])
+        self.floor_rng = np.random.default_rng([s.seed, 2])  # see _fresh_variance
         self.grid = grid
         self._center: tuple[CacheGroups, np.ndarray] | None = None  # of the cache's groups
         self._tables: dict[str, Any] | None = None
@@ -289,7 +290,7 @@ class Trainer:
         self.refreshes = 0
         self._noise: list[float] = []  # per step of the epoch: estimate variance / σ²
         self._misfit: list[float] = []  # per step of the epoch: regional error / σ²
-        self.cache_floor: float | None = None  # estimate variance just after the last refresh
+        self.cache_floor: float | None = None  # estimate variance of a fresh cache
         self._probes: dict[str, Any] | None = None  # see _drift_probes
         self._probe_base: np.ndarray | None = None  # the network there at the last refresh
         self._drift_design: np.ndarray | None = None
@@ -734,11 +735,42 @@ class Trainer:
         assert self.grid is not None and self.estimator is not None
         self.cache_state = _cpu_state(self.model)
         self.refreshes += 1
-        self._noise, self._misfit, self.cache_floor = [], [], None
+        self._noise, self._misfit = [], []
         self._probe_base = None
         if self.settings.cache_drift:
             self.drift_design()  # built once, with the cache
             self._probe_base = self._probe_values()
+        self._set_cache()
+        self.cache_floor = self._fresh_variance()
+
+    def _fresh_variance(self) -> float:
+        """The estimate variance a fresh cache leaves, the refresh rule's floor (σ²): the
+        median over ``FLOOR_STEPS`` steps' worth of draws of the per-step variance estimate
+        (see :meth:`regional_error`), the network (eval mode) equal to the model the cache was
+        built from, so that no drift enters. The draws come from a generator of their own
+        (``floor_rng``): the training draws stay those without a floor, and no step's draws
+        decide when its cache was built.
+
+        Measured at the refresh, not over the first steps after it: early in training the
+        network drifts by more within a few steps than the cache's own floor (at 2°, from
+        0.002 σ² to 0.04 σ² within five steps), and a floor so overstated kept one benchmark
+        run in eight from refreshing for 900 steps at 0.15 σ.
+        """
+        assert self.estimator is not None
+        n = min(self.settings.obs_per_step, self.obs_ids.size)
+        pick = np.concatenate([self.floor_rng.choice(self.obs_ids.size, size=n, replace=False)
+                               for _ in range(FLOOR_STEPS)])
+        sample = self.estimator.draw(self.obs_ids[pick], self.floor_rng)
+        xs, cs = self.column_inputs(sample.col)
+        with torch.no_grad(), self._evaluating():
+            pred = self.model(xs, cs).double().cpu().numpy()
+        _, var = self.estimator.estimate_with_variance(pred, sample, xs)
+        per_obs = var.mean(axis=0) / var.shape[0] / self.sigma[pick] ** 2
+        return float(np.median(per_obs.reshape(FLOOR_STEPS, n).mean(axis=1)))
+
+    def _set_cache(self) -> None:
+        """The estimator's cache from the current model (see :meth:`refresh_cache`)."""
+        assert self.estimator is not None
         groups = self.cache_groups()
         if groups.entry is None:  # each cell-day its own entry: the model itself
             self.estimator.set_cache(self.predict_grid(offset=False))
@@ -945,33 +977,23 @@ class Trainer:
           gradient then follows the misfit, and its relative noise is what matters; early in
           training the network moves fast and a cache would otherwise be rebuilt every few
           steps), and
-        * the median estimate variance exceeds twice the cache's own floor, the median of the
-          first ``FLOOR_STEPS`` steps after the last refresh (the network then barely differs
-          from its cache, the drift fit taking up the rest): only the drift since the refresh
-          can be refreshed away, and it shows in the typical step. The mean alone is carried by
-          a few region-months that are noisy at any cache age (per-step variances are heavy
-          tailed: at 2° their median is about half their mean and their 99th percentile eight
-          times it), and refreshing on those left the variance where it was; medians, so
-          that neither they nor a network jolted by a large misfit set the rule. A cache of
-          coarse groups may also not reach ``refresh_std``, and refreshing again would not
-          help. Every ``REFRESH_WINDOW`` steps the floor comes down to the window's median
-          where that is lower: the drift only adds variance, so the first steps overstated it
-          (in the benchmark's training at 2°, one run in eight otherwise never refreshed and
-          ended at 0.14 σ).
+        * the median estimate variance exceeds twice the cache's own floor
+          (:meth:`_fresh_variance`): only the drift since the refresh can be refreshed away,
+          and it shows in the typical step. The mean alone is carried by a few region-months
+          that are noisy at any cache age (per-step variances are heavy tailed: at 2° their
+          median is about half their mean and their 99th percentile eight times it), and
+          refreshing on those left the variance where it was. A cache of coarse groups may
+          also not reach ``refresh_std``, and refreshing again would not help.
         """
         self._noise.append(noise)
         self._misfit.append(misfit)
-        if self.cache_floor is None and len(self._noise) == FLOOR_STEPS:
-            self.cache_floor = float(np.median(self._noise))
         limit = self.settings.refresh_std
         if limit > 0 and self.cache_floor is not None and len(self._noise) >= REFRESH_WINDOW:
             window = self._noise[-REFRESH_WINDOW:]
             scale = max(1.0, float(np.mean(self._misfit[-REFRESH_WINDOW:])))
-            typical = float(np.median(window))
-            if float(np.mean(window)) > limit**2 * scale and typical > 2 * self.cache_floor:
+            if (float(np.mean(window)) > limit**2 * scale
+                    and float(np.median(window)) > 2 * self.cache_floor):
                 self.refresh_cache()
-            elif len(self._noise) % REFRESH_WINDOW == 0:
-                self.cache_floor = min(self.cache_floor, typical)
 
     def epoch(self) -> dict[str, float]:
         """One pass over the training rows in random batches; mean losses (and with a control
@@ -994,6 +1016,7 @@ class Trainer:
         out = {k: v / steps for k, v in sums.items()}
         if self.estimator is not None and self.estimator.needs_cache():
             out["refreshes"] = float(self.refreshes - refreshes)
+            out["cache_floor"] = self.cache_floor  # the last refresh's (σ²)
         return out
 
     def val_loss(self) -> float | None:
@@ -1038,6 +1061,7 @@ def _save_checkpoint(path: Path, trainer: Trainer, state: dict[str, Any]) -> Non
         "torch_rng": torch.get_rng_state(),
         "rng": json.dumps(trainer.rng.bit_generator.state),
         "obs_rng": json.dumps(trainer.obs_rng.bit_generator.state),
+        "floor_rng": json.dumps(trainer.floor_rng.bit_generator.state),
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -1054,6 +1078,8 @@ def _load_checkpoint(path: Path, trainer: Trainer, fingerprint: str) -> dict[str
     torch.set_rng_state(ckpt["torch_rng"])
     trainer.rng.bit_generator.state = json.loads(ckpt["rng"])
     trainer.obs_rng.bit_generator.state = json.loads(ckpt["obs_rng"])
+    if "floor_rng" in ckpt:  # checkpoints written before the floor was measured at refreshes
+        trainer.floor_rng.bit_generator.state = json.loads(ckpt["floor_rng"])
     return ckpt
 
 
@@ -1113,9 +1139,12 @@ def train_network(samples: pd.DataFrame, settings: TrainSettings, *,
         log.info("resuming %s from epoch %d (%s)", name, state["epoch"], path)
         if state["cache_state"] is not None and trainer.estimator is not None:
             current = _cpu_state(trainer.model)
+            floor_rng = trainer.floor_rng.bit_generator.state
             trainer.model.load_state_dict(state["cache_state"])
-            trainer.refresh_cache()
-            trainer.cache_floor = state["cache_floor"]
+            trainer.refresh_cache()  # the same cache; its floor as measured then, and the
+            trainer.floor_rng.bit_generator.state = floor_rng  # floor's draws undone
+            if state["cache_floor"] is not None:
+                trainer.cache_floor = state["cache_floor"]
             trainer.model.load_state_dict(current)
     history = json.loads(state["history"])
     bar = tqdm(total=s.epochs, initial=state["epoch"], desc=f"train {name}", disable=not progress,
