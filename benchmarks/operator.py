@@ -68,7 +68,7 @@ from fluxbridge.io.world import open_world
 from fluxbridge.operators import make_estimator
 from fluxbridge.pipeline import train_settings
 from fluxbridge.synthetic import synthesize
-from fluxbridge.training import Trainer, TrainSettings
+from fluxbridge.training import DRIFT_PROBES, Trainer, TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "operator.json"
@@ -383,7 +383,8 @@ def write(rows: list[dict], settings: TrainSettings) -> None:
             "network": f"MLP {settings.width}x{settings.depth} {settings.activation}",
             "pretrain_steps": PRETRAIN_STEPS, "stale_steps": STALE_STEPS,
             "refresh_std": settings.refresh_std, "refresh_every": settings.refresh_every,
-            "threads": torch.get_num_threads(), "peak_memory_gb": peak_gb}
+            "drift_probes": DRIFT_PROBES, "threads": torch.get_num_threads(),
+            "peak_memory_gb": peak_gb}
     OUT.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
 
 
