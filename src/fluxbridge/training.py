@@ -528,12 +528,17 @@ class Trainer:
         if self.model.offset is not None:
             with torch.no_grad():
                 est = est + self.offset_totals(pick).cpu().numpy()
-        sigma2 = self.sigma[pick] ** 2
-        scale = 1.0 / (sigma2 * pick.size)
+        scale = 1.0 / (self.sigma[pick] ** 2 * pick.size)
         mu = self.mu[pick]
-        noise = float(np.mean(var.mean(axis=0) / est.shape[0] / sigma2))
+        noise = float(np.mean(self._relative_variance(var, pick)))
         return (float((squared_error(est, mu) * scale).sum()),
                 squared_error_grad(est, mu) * scale, noise)
+
+    def _relative_variance(self, var: np.ndarray, pick: np.ndarray) -> np.ndarray:
+        """The variance of the replicates' mean estimate at target positions ``pick`` in
+        units of σ² (len(pick),), from the draws' estimate of each replicate's (n_rep,
+        len(pick))."""
+        return var.mean(axis=0) / var.shape[0] / self.sigma[pick] ** 2
 
     def _drift_features(self, col: np.ndarray, inputs: torch.Tensor
                         ) -> tuple[np.ndarray, np.ndarray]:
@@ -767,8 +772,8 @@ class Trainer:
         with torch.no_grad(), self._evaluating():
             pred = self.model(xs, cs).double().cpu().numpy()
         _, var = self.estimator.estimate_with_variance(pred, sample, xs)
-        per_obs = var.mean(axis=0) / var.shape[0] / self.sigma[pick] ** 2
-        return float(np.median(per_obs.reshape(FLOOR_STEPS, n).mean(axis=1)))
+        per_step = self._relative_variance(var, pick).reshape(FLOOR_STEPS, n).mean(axis=1)
+        return float(np.median(per_step))
 
     def _set_cache(self) -> None:
         """The estimator's cache from the current model (see :meth:`refresh_cache`)."""
