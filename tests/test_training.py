@@ -529,7 +529,7 @@ def test_control_variate_refreshes_when_its_own_variance_estimate_says_so(world,
 
 
 def test_cache_floor_is_the_steps_variance_statistic_at_a_fresh_cache(world, sites):
-    """The floor measured at a refresh is the median, over FLOOR_STEPS steps' worth of draws,
+    """The floor measured at a refresh is the median, over floor_steps steps' worth of draws,
     of the variance estimate the steps report, the network equal to its fresh cache; its draws
     come from their own generator and leave the training draws as they were."""
     settings = dataclasses.replace(SMALL, lambda_regional=1.0, K=8, obs_per_step=4)
@@ -542,7 +542,7 @@ def test_cache_floor_is_the_steps_variance_statistic_at_a_fresh_cache(world, sit
     trainer.obs_rng.bit_generator.state = floor_draws  # the floor's draws, step by step
     noise = []
     with torch.no_grad():
-        for pick, sample, xs, cs in trainer._draw_steps(training.FLOOR_STEPS):
+        for pick, sample, xs, cs in trainer._draw_steps(training.floor_steps(4)):
             noise.append(trainer.regional_error(trainer.model(xs, cs), pick, sample, xs)[2])
     assert trainer.cache_floor > 0
     assert trainer.cache_floor == pytest.approx(np.median(noise), rel=1e-9)

@@ -59,7 +59,7 @@ RESERVED_COLUMNS = frozenset({"site", "time", "igbp", "igbp_code", "lat", "lon",
 CHECKPOINT_NAME = "checkpoint.pt"
 DRAW_AHEAD = 32  # steps whose region-months are drawn in one call (see Trainer.draw)
 REFRESH_WINDOW = 20  # steps whose estimate variance the control variate's refresh rule averages
-FLOOR_STEPS = 20  # steps' worth of draws whose median variance is a fresh cache's floor
+FLOOR_TARGETS = 160  # region-months drawn to measure a fresh cache's floor (see floor_steps)
 DRIFT_PROBES = 512  # fixed draws at which the network's drift from its cache is fitted
 DRIFT_SHRINK = 0.01  # ridge on each class's departure from the shared drift fit (relative)
 # (benchmarks/operator.py at 2°, 1000 steps from the pretrained network without a refresh: mean
@@ -67,6 +67,14 @@ DRIFT_SHRINK = 0.01  # ridge on each class's departure from the shared drift fit
 # at 1024 shrunk. In training, six runs each: 512 and 1024 shrunk probes gave the same refreshes
 # and spread, 5.3 and 5.1 refreshes at 0.098 and 0.097 σ at 2°, 6.5 at 0.103 and 0.102 σ at 0.5°,
 # and 512 the cheaper step, 1.74× and 1.80× a site-only step against 1.85× at both grids)
+
+
+def floor_steps(obs_per_step: int) -> int:
+    """Steps' worth of draws over which a fresh cache's floor is measured (see
+    :meth:`Trainer._fresh_variance`): ``FLOOR_TARGETS`` region-months, at least 5 steps. The
+    more region-months a step averages, the less its variance estimate varies between steps;
+    at 32 a step, 20 steps' worth took a quarter of a refresh's time at 2°."""
+    return max(5, -(-FLOOR_TARGETS // max(1, obs_per_step)))
 
 
 @dataclass(frozen=True)
@@ -752,8 +760,9 @@ class Trainer:
 
     def _fresh_variance(self) -> float:
         """The estimate variance a fresh cache leaves, the refresh rule's floor (σ²): the
-        median over ``FLOOR_STEPS`` steps' worth of draws of the per-step variance estimate
-        (see :meth:`regional_error`), the network (eval mode) equal to the model the cache was
+        median over :func:`floor_steps` steps' worth of draws of the per-step variance
+        estimate (see :meth:`regional_error`), the network (eval mode) equal to the model the
+        cache was
         built from, so that no drift enters. The draws come from a generator of their own
         (``floor_rng``): the training draws stay those without a floor, and no step's draws
         decide when its cache was built.
@@ -765,14 +774,15 @@ class Trainer:
         """
         assert self.estimator is not None
         n = min(self.settings.obs_per_step, self.obs_ids.size)
+        n_steps = floor_steps(n)
         pick = np.concatenate([self.floor_rng.choice(self.obs_ids.size, size=n, replace=False)
-                               for _ in range(FLOOR_STEPS)])
+                               for _ in range(n_steps)])
         sample = self.estimator.draw(self.obs_ids[pick], self.floor_rng)
         xs, cs = self.column_inputs(sample.col)
         with torch.no_grad(), self._evaluating():
             pred = self.model(xs, cs).double().cpu().numpy()
         _, var = self.estimator.estimate_with_variance(pred, sample, xs)
-        per_step = self._relative_variance(var, pick).reshape(FLOOR_STEPS, n).mean(axis=1)
+        per_step = self._relative_variance(var, pick).reshape(n_steps, n).mean(axis=1)
         return float(np.median(per_step))
 
     def _set_cache(self) -> None:
