@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -528,24 +529,45 @@ def test_control_variate_refreshes_when_its_own_variance_estimate_says_so(world,
     assert 0 <= trainer.cache_floor < 1e-6 * max(noise[1:])
 
 
-def test_cache_floor_is_the_steps_variance_statistic_at_a_fresh_cache(world, sites):
-    """The floor measured at a refresh is the median, over floor_steps steps' worth of draws,
-    of the variance estimate the steps report, the network equal to its fresh cache; its draws
-    come from their own generator and leave the training draws as they were."""
+def test_cache_floor_is_the_steps_variance_statistic_at_a_fresh_cache(world, sites, monkeypatch):
+    """The floor measured at a refresh is the median step variance of per-region-month
+    variances that average to the step's own statistic on the same draws (the network equal
+    to its fresh cache); its draws come from their own generator and leave the training draws
+    as they were."""
     settings = dataclasses.replace(SMALL, lambda_regional=1.0, K=8, obs_per_step=4)
     trainer = training.Trainer(world.samples, settings, train_sites=sites, grid=world.grid,
                                targets=world.targets, regions=world.regions)
+    seen = []
+    median = training.median_step_variance
+    monkeypatch.setattr(training, "median_step_variance",
+                        lambda v, n, rng: seen.append((v, n)) or median(v, n, rng))
     draws = trainer.obs_rng.bit_generator.state
-    floor_draws = trainer.floor_rng.bit_generator.state
+    floor_rng = np.random.default_rng()
+    floor_rng.bit_generator.state = trainer.floor_rng.bit_generator.state
     trainer.refresh_cache()
     assert trainer.obs_rng.bit_generator.state == draws
-    trainer.obs_rng.bit_generator.state = floor_draws  # the floor's draws, step by step
-    noise = []
+    (variance, n), = seen
+    assert n == 4 and trainer.cache_floor > 0
+    pick = floor_rng.choice(trainer.obs_ids.size, replace=False,
+                            size=min(trainer.obs_ids.size, training.FLOOR_TARGETS))
+    sample = trainer.estimator.draw(trainer.obs_ids[pick], floor_rng)
+    xs, cs = trainer.column_inputs(sample.col)
     with torch.no_grad():
-        for pick, sample, xs, cs in trainer._draw_steps(training.floor_steps(4)):
-            noise.append(trainer.regional_error(trainer.model(xs, cs), pick, sample, xs)[2])
-    assert trainer.cache_floor > 0
-    assert trainer.cache_floor == pytest.approx(np.median(noise), rel=1e-9)
+        noise = trainer.regional_error(trainer.model(xs, cs), pick, sample, xs)[2]
+    assert variance.size == pick.size and np.mean(variance) == pytest.approx(noise, rel=1e-9)
+
+
+def test_median_step_variance_is_the_median_over_every_step():
+    """Against every n-subset of a small pool: the median of their means (15 distinct means
+    of which the 8th is the median by a margin that 20000 resamples cannot miss); a constant
+    pool gives its value, and steps as large as the pool its mean."""
+    pool = np.array([0.1, 0.3, 0.7, 1.5, 3.1, 6.3])
+    means = sorted(np.mean(pair) for pair in itertools.combinations(pool, 2))
+    rng = np.random.default_rng(3)
+    assert training.median_step_variance(pool, 2, rng, resamples=20000) == means[7]
+    assert training.median_step_variance(np.full(9, 0.25), 3, rng) == pytest.approx(0.25)
+    assert training.median_step_variance(pool, 6, rng) == pytest.approx(pool.mean())
+    assert training.median_step_variance(pool, 10, rng) == pytest.approx(pool.mean())
 
 
 @pytest.mark.parametrize(("square", "grid_offset"), [("unbiased", True), ("plain", False)])
