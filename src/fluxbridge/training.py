@@ -755,7 +755,9 @@ class Trainer:
         entry, or with ``cache_linear`` its first-order expansion there (plus the network's
         input gradient times each cell-day's departure from the entry's mean, so that it
         follows the weather). Unbiased whatever the groups (the sampled correction of ``f − g``
-        absorbs the difference); cheaper and noisier the larger they are.
+        absorbs the difference); cheaper and noisier the larger they are. Then the estimate
+        variance the fresh cache leaves is measured (``cache_floor``, see
+        :meth:`_fresh_variance`).
         """
         assert self.grid is not None and self.estimator is not None
         self.cache_state = _cpu_state(self.model)
@@ -779,8 +781,9 @@ class Trainer:
 
         Measured at the refresh, not over the first steps after it: early in training the
         network drifts by more within a few steps than the cache's own floor (at 2°, from
-        0.002 σ² to 0.04 σ² within five steps), and a floor so overstated kept one benchmark
-        run in eight from refreshing for 900 steps at 0.15 σ.
+        0.002 σ² to 0.04 σ² within five steps), and with the median test of
+        :meth:`_refresh_if_noisy` a floor so overstated kept one benchmark run in eight from
+        refreshing for 900 steps (0.15 σ).
         """
         assert self.estimator is not None
         n = min(self.settings.obs_per_step, self.obs_ids.size)
