@@ -747,7 +747,7 @@ class Trainer:
         coef = self.model.offset.weight[1:].reshape(-1).double() * self.model.y_scale.double()
         return torch.as_tensor(self.offset_design()[pick], device=self.device) @ coef
 
-    def refresh_cache(self) -> None:
+    def refresh_cache(self, floor: float | None = None) -> None:
         """Recompute the control variate's cached prediction from the model.
 
         The cache is the network (the grid offset's totals are exact, see :meth:`totals`) at
@@ -757,7 +757,8 @@ class Trainer:
         follows the weather). Unbiased whatever the groups (the sampled correction of ``f − g``
         absorbs the difference); cheaper and noisier the larger they are. Then the estimate
         variance the fresh cache leaves is measured (``cache_floor``, see
-        :meth:`_fresh_variance`).
+        :meth:`_fresh_variance`), unless ``floor`` gives it (a resumed run's cache, rebuilt
+        from the model it was built from).
         """
         assert self.grid is not None and self.estimator is not None
         self.cache_state = _cpu_state(self.model)
@@ -768,7 +769,7 @@ class Trainer:
             self.drift_design()  # built once, with the cache
             self._probe_base = self._probe_values()
         self._set_cache()
-        self.cache_floor = self._fresh_variance()
+        self.cache_floor = self._fresh_variance() if floor is None else floor
 
     def _fresh_variance(self) -> float:
         """The estimate variance a fresh cache leaves, the refresh rule's floor (σ²): the
@@ -1167,12 +1168,8 @@ def train_network(samples: pd.DataFrame, settings: TrainSettings, *,
         log.info("resuming %s from epoch %d (%s)", name, state["epoch"], path)
         if state["cache_state"] is not None and trainer.estimator is not None:
             current = _cpu_state(trainer.model)
-            floor_rng = trainer.floor_rng.bit_generator.state
             trainer.model.load_state_dict(state["cache_state"])
-            trainer.refresh_cache()  # the same cache; its floor as measured then, and the
-            trainer.floor_rng.bit_generator.state = floor_rng  # floor's draws undone
-            if state["cache_floor"] is not None:
-                trainer.cache_floor = state["cache_floor"]
+            trainer.refresh_cache(floor=state["cache_floor"])  # the floor as measured then
             trainer.model.load_state_dict(current)
     history = json.loads(state["history"])
     bar = tqdm(total=s.epochs, initial=state["epoch"], desc=f"train {name}", disable=not progress,
