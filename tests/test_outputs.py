@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from fluxbridge.outputs import atomic_path, provenance_attrs, write_csv, write_netcdf
+from fluxbridge.outputs.files import atomic_path, provenance_attrs, write_csv, write_netcdf
 
 
 def test_failed_write_leaves_nothing(tmp_path):

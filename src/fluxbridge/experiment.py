@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from fluxbridge.outputs import write_csv, write_json
+from fluxbridge.outputs.files import write_csv, write_json
 
 if TYPE_CHECKING:
     from fluxbridge.config import ExperimentConfig

@@ -21,7 +21,7 @@ import yaml
 from fluxbridge.config import ExperimentConfig, load_config, parse_config
 from fluxbridge.errors import ConfigError
 from fluxbridge.experiment import RF, XGB, Experiment
-from fluxbridge.outputs import code_version, write_json
+from fluxbridge.outputs.files import code_version, write_json
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ from fluxbridge.operators import (
     squared_error,
     squared_error_grad,
 )
-from fluxbridge.outputs import atomic_path, code_version
+from fluxbridge.outputs.files import atomic_path, code_version
 
 log = logging.getLogger(__name__)
 

@@ -45,11 +45,11 @@ import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
-from fluxbridge import cf
+from fluxbridge.outputs import cf
 from fluxbridge.aggregation import region_weights, time_step_days, totals_frame
 from fluxbridge.constants import G_PER_PG, G_PER_TG
 from fluxbridge.errors import InputError
-from fluxbridge.outputs import atomic_path, provenance_attrs, write_csv, write_json, write_netcdf
+from fluxbridge.outputs.files import atomic_path, provenance_attrs, write_csv, write_json, write_netcdf
 from fluxbridge.regions import region_names
 from fluxbridge.schema import check_predictors, check_regions
 

@@ -24,7 +24,7 @@ from fluxbridge.errors import InputError
 from fluxbridge.evaluation.regional import OVERALL, leave_region_out_scores, regional_metrics
 from fluxbridge.evaluation.sparsity import regional_series
 from fluxbridge.features import GridFeatures
-from fluxbridge.outputs import write_csv
+from fluxbridge.outputs.files import write_csv
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from fluxbridge.outputs import atomic_path, code_version, write_json
+from fluxbridge.outputs.files import atomic_path, code_version, write_json
 
 Captioned = tuple[str, Any]
 

@@ -29,7 +29,7 @@ import xarray as xr
 from fluxbridge.errors import InputError
 from fluxbridge.evaluation.metrics import infer_step_days, site_metrics
 from fluxbridge.evaluation.report import FLUXCOM_NEE_SKILL, site_skill_section, write_report
-from fluxbridge.outputs import write_csv
+from fluxbridge.outputs.files import write_csv
 
 if TYPE_CHECKING:
     from fluxbridge.training import TrainSettings

@@ -24,7 +24,7 @@ from fluxbridge.errors import InputError
 from fluxbridge.features import Normaliser, _feature_array, _land_cover, _sw_in_pot
 from fluxbridge.models.baselines import Baseline, predict_baseline
 from fluxbridge.models.network import NEENet
-from fluxbridge.outputs import atomic_path
+from fluxbridge.outputs.files import atomic_path
 from fluxbridge.vocabulary import IGBP_CODE, VARIABLES
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from fluxbridge import __version__
 from fluxbridge.aggregation import regional_totals, totals_frame
 from fluxbridge.constants import G_PER_PG
 from fluxbridge.errors import InputError
-from fluxbridge.outputs import atomic_path, write_csv, write_json
+from fluxbridge.outputs.files import atomic_path, write_csv, write_json
 from fluxbridge.synthetic import inversions as inv
 from fluxbridge.synthetic import properties as props
 from fluxbridge.synthetic import sites as st

@@ -70,7 +70,7 @@ def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
 
 def code_version() -> str:
     """Package version, with the git commit when running from a checkout."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     commit = ""
     if (root / ".git").exists():
         with contextlib.suppress(OSError, subprocess.SubprocessError):
