@@ -1,0 +1,250 @@
+"""The regional term of the objective: λ mean over region-months of (F̂ − μ)² / σ².
+
+``F̂`` is the model's regional monthly total estimated from a sparse draw of grid cell-days
+(:mod:`fluxbridge.operators`), ``μ`` and ``σ = max(spread, floor)`` the corrected inversion
+ensemble's mean and spread. :class:`RegionalTerm` owns all of it: the operator H, the targets,
+the estimator, the draws, the loss and its gradient, the control-variate cache and the grid
+offset; the trainer only calls it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import xarray as xr
+
+from fluxbridge.config import ExperimentConfig
+from fluxbridge.errors import InputError
+from fluxbridge.operators import (
+    ExactEstimator,
+    FixedEstimator,
+    RegionalOperator,
+    ResampledEstimator,
+    Sample,
+    make_estimator,
+    squared_error,
+    squared_error_grad,
+)
+from fluxbridge.training.cache import ControlVariateCache, relative_variance
+from fluxbridge.training.gridnet import GridNetwork
+from fluxbridge.training.offsets import GridOffsets
+
+log = logging.getLogger(__name__)
+
+DRAW_AHEAD = 32  # steps whose region-months are drawn in one call (see RegionalTerm.draw)
+Draw = tuple[np.ndarray, Sample, torch.Tensor, torch.Tensor]
+
+
+class RegionalTerm:
+    """The regional term of one network's training.
+
+    Parameters
+    ----------
+    net
+        The network on the grid.
+    targets, regions
+        Canonical targets (``nee_mean``, ``nee_spread`` [Tg month-1]) and regions.
+    cfg
+        The experiment (constraint and tuning).
+    masked
+        Counts of masked inputs; ``grid_cell_days`` is set here.
+    """
+
+    def __init__(self, net: GridNetwork, targets: xr.Dataset, regions: xr.Dataset,
+                 cfg: ExperimentConfig, masked: dict[str, int]) -> None:
+        self.net, self.cfg = net, cfg
+        con, tun = cfg.constraint, cfg.tuning
+        grid = net.grid
+        self.operator = RegionalOperator(regions, grid.times, grid.lat_index, grid.lon_index)
+        # cell-days with a missing feature are masked, as in the upscaled totals
+        before = self.operator.matrix.nnz
+        self.operator.matrix = (self.operator.matrix
+                                @ sp.diags(grid.valid().ravel().astype(np.float64))).tocsr()
+        self.operator.matrix.eliminate_zeros()
+        masked["grid_cell_days"] = int(before - self.operator.matrix.nnz)
+        if masked["grid_cell_days"]:
+            log.info("%d cell-days of the regions masked for a missing feature",
+                     masked["grid_cell_days"])
+        matched = self.operator.match_targets(targets)
+        spread = matched["spread"].to_numpy(dtype=float)
+        floor = max(con.sigma_floor * float(np.median(spread)), tun.regional.sigma_floor_tg)
+        self.sigma = np.maximum(spread, floor)
+        if not np.all(self.sigma > 0):
+            raise InputError("zero inversion spread and no floor", variable="nee_spread",
+                             expected="a positive constraint.sigma_floor")
+        self.obs_ids = matched["obs"].to_numpy(dtype=np.int64)
+        self.mu = matched["mu"].to_numpy(dtype=np.float64)  # [Tg month-1], float64 on the host
+        n_rep = 2 if tun.regional.square == "unbiased" and con.estimator != "exact" else 1
+        self.estimator = make_estimator(con.estimator, self.operator, K=con.K,
+                                        sampling=con.sampling, strata=grid.igbp_code,
+                                        n_rep=n_rep, seed=cfg.seed)
+        self.obs_rng = np.random.default_rng([cfg.seed, 1])
+        self._ahead: list[Draw] = []
+        self.cache = (ControlVariateCache(net, self.estimator, self.obs_ids, self.sigma,
+                                          tun.cache, tun.regional.obs_per_step, cfg.seed)
+                      if self.estimator.needs_cache() else None)
+        self.offsets = (GridOffsets(net, self.operator, self.obs_ids)
+                        if net.model.offset is not None else None)
+        log.info("regional constraint: %d region-months, estimator %s, K = %d, sigma floor "
+                 "%.3g Tg", self.obs_ids.size, con.estimator, con.K, floor)
+
+    # -- draws ----------------------------------------------------------------------------
+    def start_epoch(self) -> None:
+        """Empty the draws' queue and the refresh rule's window (a resumed run draws and
+        refreshes as an uninterrupted one)."""
+        self._ahead = []
+        if self.cache is not None:
+            self.cache.start_epoch()
+
+    def draw(self) -> Draw:
+        """The next step's ``obs_per_step`` random region-months (positions among the targets),
+        their draw, and the network's inputs (features, classes) at the draws. Sampled
+        estimators draw for ``DRAW_AHEAD`` steps at once (a step's fixed cost is mostly such
+        calls)."""
+        if not self._ahead:
+            ahead = 1 if isinstance(self.estimator, ExactEstimator) else DRAW_AHEAD
+            self._ahead = self._draw_steps(ahead)[::-1]
+        return self._ahead.pop()
+
+    def _draw_steps(self, n_steps: int) -> list[Draw]:
+        """:meth:`draw` for ``n_steps`` steps in one call of the estimator, its draws put in
+        step order (stably: within a step, replicates and rows keep the estimator's order), so
+        that each step's draws and inputs are views of one contiguous run."""
+        n = min(self.cfg.tuning.regional.obs_per_step, self.obs_ids.size)
+        picks = [self.obs_rng.choice(self.obs_ids.size, size=n, replace=False)
+                 for _ in range(n_steps)]
+        every = self.estimator.draw(self.obs_ids[np.concatenate(picks)], self.obs_rng)
+        step = every.obs // n
+        order = np.argsort(step, kind="stable")
+        obs, rep, col, weight = (a[order] for a in (every.obs, every.rep, every.col,
+                                                    every.weight))
+        stratum = None if every.stratum is None else every.stratum[order]
+        bounds = np.searchsorted(step[order], np.arange(n_steps + 1))
+        xs, cs = self.net.column_inputs(col)
+        steps = []
+        for k, pick in enumerate(picks):
+            at = slice(bounds[k], bounds[k + 1])
+            sample = Sample(every.obs_ids[k * n:(k + 1) * n], obs[at] - k * n, rep[at], col[at],
+                            weight[at], every.n_rep, every.n_cell,
+                            None if stratum is None else stratum[at])
+            steps.append((pick, sample, xs[at], cs[at]))
+        return steps
+
+    # -- the loss -------------------------------------------------------------------------
+    def _drift(self, pick: np.ndarray, sample: Sample, inputs: torch.Tensor | None
+               ) -> tuple[np.ndarray | float, np.ndarray]:
+        if self.cache is None:
+            return 0.0, np.zeros(len(pick))
+        return self.cache.drift_shift(pick, sample, inputs)
+
+    def totals(self, pred: torch.Tensor, pick: np.ndarray, sample: Sample,
+               inputs: torch.Tensor | None = None) -> torch.Tensor:
+        """Estimated model totals (n_rep, len(pick)) [Tg month-1] of the targets at positions
+        ``pick``, differentiable: the estimate from the network's predictions ``pred`` (grid
+        offset excluded) at the draws of ``sample``, plus the grid offset's exact totals."""
+        at_draws, drift = self._drift(pick, sample, inputs)
+        est = self.estimator.estimate(pred - torch.as_tensor(at_draws).to(pred), sample, inputs)
+        est = est + torch.as_tensor(drift).to(est)
+        if self.offsets is None:
+            return est
+        return est + self.offsets.totals(pick).to(est.dtype).unsqueeze(0)
+
+    def error(self, pred: torch.Tensor, pick: np.ndarray, sample: Sample,
+              inputs: torch.Tensor | None = None) -> tuple[float, np.ndarray, float]:
+        """Mean regional error [σ²] from the network's predictions ``pred`` at the draws, its
+        gradient with respect to the estimated totals (n_rep, len(pick)), and the draws' own
+        estimate of the totals' variance [σ²], mean over the rows.
+
+        Every estimator is affine in the predictions, with the draws' weights as slopes, so
+        the gradient with respect to ``pred`` follows in closed form (:meth:`cell_gradient`).
+        Computed in numpy float64: a step's few hundred draws make this a few dozen small
+        operations, each a fraction of torch's cost.
+        """
+        at_draws, drift = self._drift(pick, sample, inputs)
+        est, var = self.estimator.estimate_with_variance(
+            pred.detach().double().cpu().numpy() - at_draws, sample, inputs)
+        est = est + drift
+        if self.offsets is not None:
+            with torch.no_grad():
+                est = est + self.offsets.totals(pick).cpu().numpy()
+        scale = 1.0 / (self.sigma[pick] ** 2 * pick.size)
+        mu = self.mu[pick]
+        noise = float(np.mean(relative_variance(var, self.sigma[pick])))
+        return (float((squared_error(est, mu) * scale).sum()),
+                squared_error_grad(est, mu) * scale, noise)
+
+    def cell_gradient(self, d_totals: np.ndarray, pick: np.ndarray, sample: Sample
+                      ) -> np.ndarray:
+        """λ times the gradient of the regional term with respect to the network's prediction
+        at each draw, given its gradient with respect to the totals; with a grid offset, only
+        the share ``tuning.offset.to_network`` (the offsets take the whole gradient)."""
+        g = d_totals.ravel()[sample.rep * pick.size + sample.obs] * sample.weight \
+            * self.cfg.constraint.lambda_regional
+        return g * self.cfg.tuning.offset.to_network if self.offsets is not None else g
+
+    def offset_gradient(self, d_totals: np.ndarray, pick: np.ndarray) -> None:
+        """Add the regional term's gradient to the grid offset's (no offset: nothing)."""
+        if self.offsets is not None:
+            self.offsets.add_grad(pick, self.cfg.constraint.lambda_regional * d_totals.sum(0))
+
+    def after_step(self, noise: float, misfit: float) -> None:
+        """Let the cache's refresh rule see the step."""
+        if self.cache is not None:
+            self.cache.observe(noise, misfit)
+
+    # -- after training -------------------------------------------------------------------
+    def network_totals(self, K: int, chunk_entries: int = 1 << 20) -> np.ndarray:
+        """The network's totals at every target (grid offset excluded) [Tg month-1], by the
+        training estimator, so a sparse model stays sparse: ``exact`` sums every cell-day,
+        ``fixed`` uses its one draw, ``resampled`` and ``control_variate`` (cache refreshed
+        first) average independent draws until about ``K`` cell-days per region-month are
+        used."""
+        est, net = self.estimator, self.net
+        if self.cache is not None:
+            self.cache.refresh()
+        draws = max(1, K // est.K) if isinstance(est, ResampledEstimator) \
+            and not isinstance(est, FixedEstimator) else 1
+        rng = np.random.default_rng([self.cfg.seed, 11])
+        current = np.zeros(self.obs_ids.size)
+        chunk = max(1, chunk_entries // max(1, int(self.operator.row_sizes(self.obs_ids).max())))
+        with torch.no_grad():
+            for start in range(0, self.obs_ids.size, chunk):
+                ids = self.obs_ids[start:start + chunk]
+                for _ in range(draws):
+                    sample = est.draw(ids, rng)
+                    pred, xs = net.predict_columns(sample.col, offset=False)
+                    current[start:start + chunk] += \
+                        est.estimate(pred.double(), sample, xs).mean(0).cpu().numpy() / draws
+        return current
+
+    def fit_offsets(self) -> dict[str, float]:
+        """Set the grid offsets to their σ-weighted least-squares fit with the network held
+        fixed (:meth:`GridOffsets.fit`); nothing without offsets or with ``fit_K`` 0."""
+        tun = self.cfg.tuning.offset
+        if self.offsets is None or tun.fit_K <= 0:
+            return {}
+        with self.net.evaluating():
+            current = self.network_totals(tun.fit_K)
+            with torch.no_grad():
+                current += self.offsets.totals(np.arange(self.obs_ids.size)).cpu().numpy()
+        obs_region = self.operator.obs_index["region"].to_numpy()[self.obs_ids]
+        return self.offsets.fit(current, self.mu, self.sigma, obs_region, tun.match_totals)
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The draws' generator and the cache's state."""
+        out: dict[str, Any] = {"obs_rng": json.dumps(self.obs_rng.bit_generator.state)}
+        if self.cache is not None:
+            out.update(self.cache.state_dict())
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (the cache rebuilt from the network it was built from)."""
+        self.obs_rng.bit_generator.state = json.loads(state["obs_rng"])
+        if self.cache is not None:
+            self.cache.load_state_dict(state)

@@ -1,0 +1,98 @@
+"""Tuning: the estimator's and the optimiser's internals, apart from what a scientist decides.
+
+The ``tuning:`` section of an experiment YAML; every key has a default that works, and the
+template lists none of them. ``docs/method.md`` describes each and the measurements behind its
+default.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainingTuning(_Strict):
+    """Early stopping."""
+
+    val_fraction: float = Field(0.15, ge=0.0, lt=1.0, description="share of the training "
+                                "sites held out for early stopping (each ensemble member its own)")
+
+
+class RegionalTuning(_Strict):
+    """The regional term's steps."""
+
+    obs_per_step: int = Field(32, ge=1, description="region-months per training step")
+    square: Literal["plain", "unbiased"] = Field(
+        "unbiased", description="unbiased: the squared error is the product of two independent "
+        "draws' errors; plain: the square of one draw's (biased by its variance)")
+    sigma_floor_tg: float = Field(0.0, ge=0.0, description="absolute floor of σ [Tg month-1]; "
+                                  "the larger of it and constraint.sigma_floor wins")
+
+
+class CacheTuning(_Strict):
+    """The control-variate cache: its entries, its refresh rule and its drift fit."""
+
+    refresh_every: int = Field(0, ge=0, description="epochs between scheduled refreshes (0: "
+                               "refreshed only when refresh_std asks)")
+    refresh_std: float = Field(
+        0.1, ge=0.0, description="refresh when the draws' own estimate of the regional "
+        "estimates' standard deviation, over the last 20 steps, exceeds this many σ (or this "
+        "share of the rms regional misfit while larger) and its median twice the cache's "
+        "floor; 0: never within an epoch")
+    features: Literal["daily", "monthly"] = Field(
+        "daily", description="cache entries made of cell-days (daily) or of cells' monthly "
+        "means (monthly)")
+    group_size: int | None = Field(
+        None, ge=1, description="cell-days of one class and month with similar predictors "
+        "sharing one cache entry, at most this many (a k-d partition); 1: each its own; "
+        "None: 64 at 2 degrees, growing with the grid's linear resolution")
+    linear: bool = Field(True, description="first-order cache: the entry's value plus the "
+                         "network's input gradient times each cell-day's departure")
+    precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="precision of a refresh: bfloat16 where the device computes it "
+        "natively (auto), else float32")
+    drift: bool = Field(True, description="correct the cache for the network's drift since "
+                        "its refresh, linear in the inputs per vegetation class, fitted at "
+                        "fixed probe cell-days (totals exact: the estimate stays unbiased)")
+
+
+class OffsetTuning(_Strict):
+    """The grid offset of the dual model (``constraint.grid_offset``)."""
+
+    harmonics: int = Field(1, ge=0, le=4, description="seasonal harmonics (1: annual)")
+    lr_factor: float = Field(5.0, gt=0, description="learning rate relative to the network's")
+    fit_K: int = Field(512, ge=0, description="after training, fit the offsets by σ-weighted "
+                       "least squares, the network fixed, with about this many cell-days per "
+                       "region-month (0: keep the last step's offsets)")
+    match_totals: bool = Field(True, description="that fit matches each region's total over "
+                               "its target months exactly (the σ-weighted fit shapes the season)")
+    to_network: float = Field(0.05, ge=0, le=1, description="share of the regional gradient "
+                              "reaching the network when offsets are learned")
+
+
+class BaselineTuning(_Strict):
+    """Random forest and XGBoost hyperparameters."""
+
+    rf_n_estimators: int = Field(100, ge=1)
+    rf_min_samples_leaf: int = Field(5, ge=1)
+    rf_max_features: float = Field(0.5, gt=0, le=1)
+    rf_max_samples: float | None = Field(0.5, gt=0, le=1)
+    xgb_n_estimators: int = Field(300, ge=1)
+    xgb_max_depth: int = Field(6, ge=1)
+    xgb_learning_rate: float = Field(0.05, gt=0)
+    n_jobs: int = Field(-1, description="threads of the baselines; -1 = every core")
+
+
+class Tuning(_Strict):
+    """Every tuning knob, by the part of the method it tunes."""
+
+    training: TrainingTuning = TrainingTuning()
+    regional: RegionalTuning = RegionalTuning()
+    cache: CacheTuning = CacheTuning()
+    offset: OffsetTuning = OffsetTuning()
+    baselines: BaselineTuning = BaselineTuning()
