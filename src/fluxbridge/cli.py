@@ -103,7 +103,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_sitecv(args: argparse.Namespace) -> int:
-    from fluxbridge.evaluation.sitecv import run_sitecv
+    from fluxbridge.studies.sitecv import run_sitecv
 
     result = run_sitecv(args.data, metadata=args.metadata, out=args.out, folds=args.folds,
                         seed=args.seed, overwrite=args.overwrite, progress=not args.quiet)
@@ -191,10 +191,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TRAINING_COMMANDS = frozenset({"run", "demo", "train", "upscale", "evaluate", "sitecv"})
+
+
+def _set_process_state(command: str) -> None:
+    """Threads and seeds of the process, set here and nowhere else in the package: at most
+    two torch threads on a CPU (the networks are small; more threads only contend), and the
+    global generators seeded so that nothing unseeded varies between runs."""
+    if command not in TRAINING_COMMANDS:
+        return
+    import numpy as np
+    import torch
+
+    if not torch.cuda.is_available():
+        torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    torch.manual_seed(0)
+    np.random.seed(0)  # noqa: NPY002 - only libraries' unseeded global draws
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fluxbridge`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _set_process_state(args.command)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("fluxbridge").setLevel(logging.DEBUG if args.debug else (
         logging.WARNING if args.quiet else logging.INFO))

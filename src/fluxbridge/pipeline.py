@@ -1,29 +1,40 @@
-"""The experiment workflow: world → samples → cross-validation → models → upscaling → report.
+"""The experiment, step by step: read :meth:`Experiment.run` from top to bottom.
 
-Each step writes its outputs atomically and records itself in ``run.json``; a rerun after a
-kill skips finished steps, and training resumes from its per-epoch checkpoints. A finished run
-directory is never overwritten without ``overwrite=True``.
+    inputs → cross-validation → models → upscaling → leave-region-out → (sparsity) → evaluation
+
+Each step is named, takes what the steps before it made, records itself in ``run.json`` and is
+skipped when its outputs are on disk; training resumes from per-epoch checkpoints and upscaling
+by chunk, so a rerun after a kill or a failure finishes the run. Every input is opened and
+checked before any training. The run directory's layout is in :mod:`fluxbridge.rundir`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
-import yaml
 
 from fluxbridge.config import ExperimentConfig, load_config, parse_config
-from fluxbridge.errors import ConfigError
-from fluxbridge.experiment import RF, XGB, Experiment
-from fluxbridge.outputs.files import code_version, write_json
+from fluxbridge.errors import InputError
+from fluxbridge.features import site_samples
+from fluxbridge.grid_features import GridFeatures
+from fluxbridge.io.inputs import World, open_inputs
+from fluxbridge.models.artifact import FittedModel, load_model
+from fluxbridge.outputs.files import write_csv, write_json
+from fluxbridge.rundir import RunState, prepare_run
 
 log = logging.getLogger(__name__)
+
+SITE_ONLY, DUAL, RF, XGB = "site_only", "dual", "rf", "xgboost"
+T = TypeVar("T")
+Model = FittedModel | list[FittedModel]
 
 
 @dataclass
@@ -45,147 +56,353 @@ class RunResult:
                 + f"\nmanifest: {self.manifest}\nreport: {self.report}")
 
 
-class RunState:
-    """The ``run.json`` record of a run directory: finished steps, version, inputs."""
+class Experiment:
+    """One experiment in its run directory.
 
-    def __init__(self, out_dir: Path) -> None:
-        self.path = out_dir / "run.json"
-        self.data: dict[str, Any] = (json.loads(self.path.read_text()) if self.path.exists()
-                                     else {"status": "running", "steps": {}})
+    Parameters
+    ----------
+    cfg
+        Validated, resolved configuration.
+    state
+        The run's ``run.json`` record.
+    progress
+        Show progress bars.
+    """
+
+    def __init__(self, cfg: ExperimentConfig, state: RunState, progress: bool = True) -> None:
+        self.cfg, self.state, self.progress = cfg, state, progress
+        self.out = cfg.out_dir
+        self.models_dir = self.out / "models"
+        self.cv_dir = self.out / "cv"
+        self.upscaled_dir = self.out / "upscaled"
+        self.lro_dir = self.out / "leave_region_out"
+        self.timings: dict[str, float] = {}
+
+    def run(self) -> RunResult:
+        """Every step, in order."""
+        self._step("inputs", self.inputs.check)
+        predictions = self.cross_validate()
+        models = self.train()
+        products = self.upscale(models)
+        heldout = self.leave_region_out()
+        sparsity = self.sparsity()
+        return self.evaluate(predictions, products, heldout, sparsity)
+
+    # -- the data ---------------------------------------------------------------------------
+    @cached_property
+    def inputs(self) -> World:
+        """Every input, by role (a twin world synthesised first when the experiment has one
+        and it is absent)."""
+        world = self.cfg.world
+        if world is not None and not (world.dir / "inputs.yaml").exists():
+            from fluxbridge.synthetic import synthesize
+
+            self._step("world", lambda: synthesize(world.dir, config=world.config,
+                                                   seed=world.seed, overwrite=True,
+                                                   progress=self.progress))
+        spec, base = self.cfg.input_spec()
+        return open_inputs(spec, base)
+
+    @cached_property
+    def samples(self) -> pd.DataFrame:
+        """Site samples: NEE and the predictors at the towers."""
+        return site_samples(self.inputs.sites, self.inputs.predictors,
+                            features=self.cfg.features, meteo_from=self.cfg.meteo_from)
+
+    @cached_property
+    def grid(self) -> GridFeatures:
+        """The land cells' predictors in memory, for the observation operator."""
+        return GridFeatures.from_dataset(self.inputs.predictors, self.inputs.regions,
+                                         features=self.cfg.features)
 
     @property
-    def complete(self) -> bool:
-        return self.data.get("status") == "complete"
+    def model_names(self) -> list[str]:
+        """Every model of the experiment."""
+        base = self.cfg.baselines
+        return [SITE_ONLY, DUAL, *([RF] if base.random_forest else []),
+                *([XGB] if base.xgboost else [])]
 
-    def done(self, step: str) -> bool:
-        return step in self.data["steps"]
+    def _constraint(self) -> dict[str, Any]:
+        return {"grid": self.grid, "targets": self.inputs.targets,
+                "regions": self.inputs.regions}
 
-    def mark(self, step: str, seconds: float, **info: Any) -> None:
-        self.data["steps"][step] = {"seconds": round(seconds, 2), **info}
-        self.save()
+    def _step(self, name: str, func: Callable[[], T]) -> T:
+        t0 = time.perf_counter()
+        result = func()
+        seconds = time.perf_counter() - t0
+        self.timings[name] = seconds
+        self.state.mark(name, seconds)
+        log.info("step %s finished in %.1f s", name, seconds)
+        return result
 
-    def save(self) -> None:
-        write_json(self.data, self.path)
+    # -- the steps --------------------------------------------------------------------------
+    def cross_validate(self) -> pd.DataFrame:
+        """Out-of-fold site predictions of every model on identical site folds."""
+        path = self.cv_dir / "predictions.csv"
+        if path.exists():
+            return pd.read_csv(path, parse_dates=["time"])
 
-    def record_inputs(self, files: list[Path]) -> None:
-        """Store the run's input files (absolute path, size in bytes, modification time)."""
-        entries = []
-        for f in files:
-            path = Path(f).resolve()
-            stat = path.stat() if path.exists() else None
-            entries.append({"path": str(path), "bytes": stat.st_size if stat else None,
-                            "modified": (datetime.fromtimestamp(stat.st_mtime, UTC)
-                                         .isoformat(timespec="seconds") if stat else None)})
-        self.data["inputs"] = entries
-        self.save()
+        def run() -> pd.DataFrame:
+            from fluxbridge.training import cross_validate, make_folds
+
+            cfg = self.cfg
+            folds = make_folds(self.samples, cfg.validation.folds, kind=cfg.validation.split,
+                               seed=cfg.seed)
+            baselines = tuple(n for n in self.model_names if n in (RF, XGB))
+            out = cross_validate(
+                self.samples, cfg.with_lambda(0.0), kinds=("nn", *baselines), folds=folds,
+                checkpoint_dir=self.cv_dir / "checkpoints" / SITE_ONLY, progress=self.progress)
+            dual = cross_validate(
+                self.samples, cfg, kinds=("nn",), folds=folds, **self._constraint(),
+                checkpoint_dir=self.cv_dir / "checkpoints" / DUAL, progress=self.progress)
+            out = out.rename(columns={"nn": SITE_ONLY})
+            out[DUAL] = dual["nn"].to_numpy()
+            write_csv(out, path)
+            return out
+
+        return self._step("cross_validation", run)
+
+    def train(self) -> dict[str, Model]:
+        """The final models, fitted on every site (each saved as soon as it is trained)."""
+        def run() -> dict[str, Model]:
+            for name in self.model_names:
+                if not self._model_files(name):
+                    _save(self._fit(name), self.models_dir / f"{name}.pt", name)
+            return self.load_models()
+
+        if all(self._model_files(n) for n in self.model_names):
+            return self.load_models()
+        return self._step("train", run)
+
+    def _fit(self, name: str) -> Model:
+        from fluxbridge.training import train_baseline, train_ensemble
+
+        sites = np.unique(self.samples["site"])
+        if name in (RF, XGB):
+            return train_baseline(name, self.samples, self.cfg, train_sites=sites)
+        cfg = self.cfg.with_lambda(0.0) if name == SITE_ONLY else self.cfg
+        members = train_ensemble(self.samples, cfg, train_sites=sites, **self._constraint(),
+                                 checkpoint_dir=self.models_dir / "checkpoints" / name,
+                                 progress=self.progress)
+        return members[0] if len(members) == 1 else members
+
+    def _model_files(self, name: str) -> list[Path]:
+        """Artifact files of a model: ``{name}.pt``, or ``{name}.member{i}.pt`` for ensembles."""
+        return sorted(self.models_dir.glob(f"{name}.pt")) or sorted(
+            self.models_dir.glob(f"{name}.member*.pt"))
+
+    def load_models(self) -> dict[str, Model]:
+        """The final models (a FittedModel, or a list for ensembles) by name."""
+        out: dict[str, Model] = {}
+        for name in self.model_names:
+            members = [load_model(f) for f in self._model_files(name)]
+            out[name] = members[0] if len(members) == 1 else members
+        return out
+
+    def upscale(self, models: dict[str, Model]) -> dict[str, Any]:
+        """Gridded NEE, regional and global totals of every model (resumes by chunk)."""
+        from fluxbridge.upscaling import upscale
+
+        up = self.cfg.upscaling
+        provenance = {"config": self.cfg.to_dict(),
+                      "inputs": [str(p) for p in self.inputs.files_list()],
+                      "corrections": self.inputs.targets.attrs.get("corrections", "none")}
+        return self._step("upscale", lambda: upscale(
+            models, self.inputs.predictors, self.inputs.regions, self.upscaled_dir,
+            scheduler=up.scheduler, n_workers=up.n_workers, time_chunk=up.time_chunk,
+            fmt=up.format, provenance=provenance, progress=self.progress))
+
+    def leave_region_out(self) -> pd.DataFrame | None:
+        """Each region's totals from a dual model trained without that region's targets
+        (``heldout, region, time, nee_tgc``); None when off or without a constraint."""
+        cfg = self.cfg
+        if not cfg.validation.leave_region_out or not cfg.constrained:
+            return None
+        path = self.lro_dir / "series.csv"
+        if path.exists():
+            return pd.read_csv(path, dtype={"heldout": str, "region": str, "time": str})
+
+        def run() -> pd.DataFrame:
+            from fluxbridge.studies.leave_region_out import leave_region_out
+
+            out = leave_region_out(self.samples, cfg, **self._constraint(),
+                                   train_sites=np.unique(self.samples["site"]),
+                                   cache_dir=self.lro_dir, progress=self.progress)
+            write_csv(out, path)
+            return out
+
+        return self._step("leave_region_out", run)
+
+    def sparsity(self) -> pd.DataFrame | None:
+        """The dual model trained with every estimator and K, scored against the truth (or
+        the inversions); None unless ``validation.sparsity_study``."""
+        cfg = self.cfg
+        if not cfg.validation.sparsity_study:
+            return None
+        path = self.out / "sparsity" / "table.csv"
+        if path.exists():
+            return pd.read_csv(path)
+
+        def run() -> pd.DataFrame:
+            from fluxbridge.evaluation.regional import targets_frames
+            from fluxbridge.studies.sparsity import sparsity_study
+            from fluxbridge.training import split_validation
+
+            fit, val = split_validation(np.unique(self.samples["site"]),
+                                        cfg.tuning.training.val_fraction, cfg.seed)
+            truth = self._truth_regional()
+            reference = truth if truth is not None else targets_frames(self.inputs.targets)[0]
+            table = sparsity_study(self.samples, cfg, **self._constraint(), reference=reference,
+                                   train_sites=fit, val_sites=val, progress=self.progress)
+            write_csv(table, path)
+            return table
+
+        return self._step("sparsity_study", run)
+
+    def evaluate(self, predictions: pd.DataFrame, products: dict[str, Any],
+                 heldout: pd.DataFrame | None, sparsity: pd.DataFrame | None) -> RunResult:
+        """Score every model, draw the figures, write the report and the run manifest."""
+        from fluxbridge.evaluation.summary import summarise_run
+        from fluxbridge.outputs.report import write_report
+
+        def run() -> RunResult:
+            summary = summarise_run(
+                predictions, {n: pd.read_csv(products[n].regional_csv) for n in self.model_names},
+                self.inputs.targets, truth=self._truth_regional(), maps=self._maps(products),
+                heldout=heldout, estimator_error=self._estimator_error(products),
+                sparsity=sparsity, sparsity_settings=None if sparsity is None else {
+                    "epochs": self.cfg.network.epochs,
+                    "lambda_regional": self.cfg.constraint.lambda_regional})
+            report = write_report(self.out, title=f"fluxbridge — {self.cfg.name}",
+                                  sections=summary.sections,
+                                  metrics={**summary.metrics, "timings_s": self.timings})
+            manifest = self._write_manifest(products, report)
+            return RunResult(self.out, manifest, report, summary.headline, self.timings)
+
+        return self._step("evaluate", run)
+
+    # -- reading products back for the evaluation ------------------------------------------
+    def _truth_regional(self) -> pd.DataFrame | None:
+        """True regional totals (twin world), or None (real data have no truth)."""
+        try:
+            return self.inputs.truth_regional
+        except InputError:
+            return None
+
+    def _maps(self, products: dict[str, Any]) -> dict[str, Any]:
+        """Time-mean NEE [gC m-2 d-1] of the site-only and dual products, and of the truth
+        where there is one."""
+        import xarray as xr
+
+        def mean_map(name: str) -> xr.DataArray:
+            with xr.open_dataset(products[name].grid_monthly) as ds:
+                return ds["nee"].mean("time").load()
+
+        maps = {SITE_ONLY: mean_map(SITE_ONLY), DUAL: mean_map(DUAL)}
+        try:
+            maps["truth"] = self.inputs.truth_grid.mean("time").load()
+        except InputError:
+            log.info("no true NEE grid: the maps leave the truth out")
+        return maps
+
+    def _estimator_error(self, products: dict[str, Any]) -> pd.DataFrame:
+        """Estimator error against K on the dual model's field (cache: the site-only field)."""
+        import xarray as xr
+
+        from fluxbridge.evaluation.estimators import estimator_error_table
+        from fluxbridge.operators import RegionalOperator
+
+        grid = self.grid
+
+        def field(name: str) -> np.ndarray:
+            with xr.open_dataset(products[name].grid) as ds:
+                values = ds["nee"].values[:, grid.lat_index, grid.lon_index]
+            return np.nan_to_num(values.astype(np.float64))
+
+        op = RegionalOperator(self.inputs.regions, grid.times, grid.lat_index, grid.lon_index)
+        matched = op.match_targets(self.inputs.targets)
+        sigma = np.full(op.n_obs, np.nan)
+        sigma[matched["obs"]] = matched["spread"]
+        sigma = np.fmax(np.nan_to_num(sigma, nan=np.nanmedian(sigma)),
+                        self.cfg.constraint.sigma_floor * np.nanmedian(sigma))
+        return estimator_error_table(op, field(DUAL), field(SITE_ONLY), sigma,
+                                     seed=self.cfg.seed, strata=grid.igbp_code)
+
+    def _write_manifest(self, products: dict[str, Any], report: Path) -> Path:
+        def rel(p: Path) -> str:
+            p = Path(p).resolve()
+            return str(p.relative_to(self.out)) if p.is_relative_to(self.out) else str(p)
+
+        manifest = {
+            "name": self.cfg.name,
+            "inputs": {role: [rel(p) for p in paths] if isinstance(paths, list) else rel(paths)
+                       for role, paths in self.inputs.files.items()},
+            "models": {n: {"grid": rel(products[n].grid),
+                           "grid_monthly": rel(products[n].grid_monthly),
+                           "regional": rel(products[n].regional_csv),
+                           "global": rel(products[n].global_csv),
+                           "artifact": rel(self.models_dir / f"{n}.pt")}
+                       for n in self.model_names},
+            "cv_predictions": rel(self.cv_dir / "predictions.csv"),
+            "metrics": rel(self.out / "metrics.json"),
+            "report": rel(report),
+            "config": "config.resolved.yaml",
+            "units": {"grid": "g m-2 d-1 (carbon, positive to the atmosphere)",
+                      "regional": "Tg month-1 of carbon"},
+        }
+        return write_json(manifest, self.out / "manifest.json")
 
 
-def _record_inputs(state: RunState, exp: Experiment) -> None:
-    state.record_inputs([exp.manifest_path, *exp.world.files_list()])
+def _save(model: Model, path: Path, name: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, list):
+        for i, member in enumerate(model):
+            member.name = name
+            member.save(path.with_name(f"{name}.member{i}.pt"))
+    else:
+        model.name = name
+        model.save(path)
 
 
-def _as_config(config: str | Path | ExperimentConfig) -> ExperimentConfig:
-    return config if isinstance(config, ExperimentConfig) else load_config(config)
+# -- the public entry points (one per CLI command) -------------------------------------------
+def _open(config: str | Path | ExperimentConfig, overwrite: bool, progress: bool
+          ) -> Experiment:
+    cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
+    return Experiment(cfg, prepare_run(cfg, overwrite=overwrite), progress and cfg.progress)
 
 
-def prepare_run(cfg: ExperimentConfig, overwrite: bool = False) -> RunState:
-    """Check inputs before any work, set up the run directory, store the resolved config.
-
-    Raises
-    ------
-    ConfigError
-        If the run directory holds a finished run (and ``overwrite`` is false), or if the
-        configuration points at files that do not exist.
-    """
-    out = cfg.out_dir
-    if (out / "run.json").exists():
-        state = RunState(out)
-        if state.complete and not overwrite:
-            raise ConfigError("run directory holds a finished run; pass --overwrite to replace it",
-                              path=out)
-        if overwrite:
-            shutil.rmtree(out)
-    if not cfg.world.manifest.exists() and not cfg.world.synthesize:
-        raise ConfigError("world manifest not found and world.synthesize is false",
-                          path=cfg.world.manifest, variable="world.manifest",
-                          expected="an existing manifest.json")
-    if cfg.world.config is not None and not cfg.world.config.is_file():
-        raise ConfigError("world configuration not found", path=cfg.world.config,
-                          variable="world.config", expected="an existing YAML file")
-    out.mkdir(parents=True, exist_ok=True)
-    state = RunState(out)
-    state.data.update(fluxbridge_version=code_version(), name=cfg.name)
-    state.save()
-    (out / "config.resolved.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    return state
-
-
-def ensure_world(cfg: ExperimentConfig, progress: bool = True) -> Path:
-    """The world's manifest path, synthesising the twin world first when needed."""
-    manifest = cfg.world.manifest
-    if manifest.exists():
-        return manifest
-    from fluxbridge.synthetic import synthesize
-
-    return synthesize(manifest.parent, config=cfg.world.config, seed=cfg.world.seed,
-                      overwrite=True, progress=progress)
-
-
-def train_settings(cfg: ExperimentConfig, lambda_regional: float) -> Any:
-    """Map the experiment configuration to the training settings of :mod:`fluxbridge.training`."""
-    from fluxbridge.training import TrainSettings
-
-    fields = {**cfg.network.model_dump(), **cfg.constraint.model_dump(),
-              **cfg.baselines.model_dump(exclude={"random_forest", "xgboost"})}
-    fields.update(lambda_regional=lambda_regional, seed=cfg.seed, features=tuple(cfg.features))
-    return TrainSettings(**fields)
-
-
-def baseline_kinds(cfg: ExperimentConfig) -> list[str]:
-    """The baseline learners an experiment runs."""
-    return ([RF] if cfg.baselines.random_forest else []) + (
-        [XGB] if cfg.baselines.xgboost else [])
+def _finished(exp: Experiment, func: Callable[[], T]) -> T:
+    """Run ``func``, recording a failure in run.json."""
+    try:
+        return func()
+    except Exception as exc:  # recorded for the user, then raised unchanged
+        exp.state.fail(exc)
+        raise
 
 
 def run_experiment(config: str | Path | ExperimentConfig, overwrite: bool = False,
                    progress: bool = True) -> RunResult:
-    """Run every step of an experiment; resumes a killed run from its finished steps.
+    """Run every step of an experiment; resumes a killed or failed run from its finished steps.
 
     Parameters
     ----------
     config
         Path of the experiment YAML, or a validated configuration.
     overwrite
-        Replace a finished run in the same directory.
+        Replace a finished run in the same directory (only the run's own products).
     progress
         Show progress bars.
-
-    Returns
-    -------
-    RunResult
-        Paths of the manifest and report, the headline table and step timings.
     """
-    cfg = _as_config(config)
-    progress = progress and cfg.progress
-    state = prepare_run(cfg, overwrite=overwrite)
-
-    exp = Experiment(cfg, state, progress=progress)
-    try:
-        result = exp.run()
-    except Exception as exc:  # recorded for the user, then raised unchanged
-        state.data.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-        state.save()
-        raise
-    _record_inputs(state, exp)
-    state.data["status"] = "complete"
-    state.data.pop("error", None)
-    state.save()
+    exp = _open(config, overwrite, progress)
+    result = _finished(exp, exp.run)
+    exp.state.finish(exp.inputs.files_list())
     return result
 
 
 def demo_config(out: str | Path) -> ExperimentConfig:
     """The configuration of ``make demo``: the twin-world experiment in ``out``."""
-    return parse_config({"name": "demo", "out_dir": str(Path(out).resolve())})
+    out = Path(out).resolve()
+    return parse_config({"name": "demo", "out_dir": str(out), "world": {"dir": str(out / "world")}})
 
 
 def run_demo(out: str | Path = "runs/demo", overwrite: bool = False,
@@ -196,38 +413,26 @@ def run_demo(out: str | Path = "runs/demo", overwrite: bool = False,
 
 def train_step(config: str | Path | ExperimentConfig, overwrite: bool = False,
                progress: bool = True) -> Path:
-    """Train the models of an experiment (and its cross-validation); returns the models dir."""
-    cfg = _as_config(config)
-    state = prepare_run(cfg, overwrite=overwrite)
-
-    exp = Experiment(cfg, state, progress=progress and cfg.progress)
-    exp.train()
-    _record_inputs(state, exp)
+    """Check the inputs, cross-validate and train the models; returns the models folder."""
+    exp = _open(config, overwrite, progress)
+    _finished(exp, lambda: (exp._step("inputs", exp.inputs.check), exp.cross_validate(),
+                            exp.train()))
     return exp.models_dir
 
 
 def upscale_step(config: str | Path | ExperimentConfig, scheduler: str | None = None,
                  overwrite: bool = False, progress: bool = True) -> Path:
-    """Upscale the trained models of an experiment; returns the directory of gridded NEE."""
-    cfg = _as_config(config)
+    """Upscale the trained models (training them first if needed); returns the folder."""
+    cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
     if scheduler is not None:
         cfg = cfg.model_copy(update={"upscaling": cfg.upscaling.model_copy(
             update={"scheduler": scheduler})})
-    state = prepare_run(cfg, overwrite=overwrite)
-
-    exp = Experiment(cfg, state, progress=progress and cfg.progress)
-    exp.upscale()
-    _record_inputs(state, exp)
+    exp = _open(cfg, overwrite, progress)
+    _finished(exp, lambda: (exp._step("inputs", exp.inputs.check), exp.cross_validate(),
+                            exp.upscale(exp.train())))
     return exp.upscaled_dir
 
 
 def evaluate_step(config: str | Path | ExperimentConfig, overwrite: bool = False) -> Path:
-    """Evaluate an experiment's upscaled models and write the report; returns its path."""
-    cfg = _as_config(config)
-    state = prepare_run(cfg, overwrite=overwrite)
-
-    exp = Experiment(cfg, state, progress=cfg.progress)
-    report = exp.evaluate().report
-    _record_inputs(state, exp)
-    return report
-
+    """Evaluate the experiment (running what it still lacks) and write the report."""
+    return run_experiment(config, overwrite=overwrite, progress=False).report
