@@ -1,4 +1,6 @@
-"""Built-in region sets on any regular grid; nothing downloads.
+"""Built-in region sets on any regular grid, and carrying a region set to another grid.
+
+Nothing downloads.
 
 A region dataset (the canonical *regions* dataset) holds
 
@@ -6,7 +8,7 @@ A region dataset (the canonical *regions* dataset) holds
   ``flag_meanings`` (names with underscores for spaces);
 * ``cell_area`` (lat, lon) [m2] and ``land_fraction`` (lat, lon) [1].
 
-Readers of mask files (:mod:`fluxbridge.io.regions`) return the same structure.
+Readers of mask files (:mod:`fluxbridge.io.region_masks`) return the same structure.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ import numpy as np
 import xarray as xr
 
 from fluxbridge.errors import InputError
-from fluxbridge.grid import cell_area, land_fraction, make_grid
+from fluxbridge.grid import (
+    cell_area,
+    land_fraction,
+    make_grid,
+    normalise_longitude,
+    resolution_of,
+)
 
 # TransCom-3 land regions (Gurney et al. 2002) approximated by latitude-longitude boxes, applied in
 # order (first match wins) to cells with land. Greenland and Antarctica belong to no region.
@@ -148,3 +156,111 @@ def region_names(regions: xr.Dataset) -> dict[int, str]:
         raise InputError("flag_values and flag_meanings differ in length", variable="region",
                          expected="one name per flag value")
     return {int(i): n.replace("_", " ") for i, n in zip(ids, names, strict=True)}
+def _edges(centres: np.ndarray, name: str, limit: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper cell edges [degree] of regular cell centres (any order)."""
+    step = resolution_of(centres, name)
+    lo, hi = centres - step / 2, centres + step / 2
+    if limit is not None:
+        lo, hi = np.clip(lo, -limit, limit), np.clip(hi, -limit, limit)
+    return lo, hi
+
+
+def _overlap(target: tuple[np.ndarray, np.ndarray], source: tuple[np.ndarray, np.ndarray],
+             period: float | None = None) -> np.ndarray:
+    """Length shared by each target and each source interval (target, source)."""
+    shifts = (-period, 0.0, period) if period else (0.0,)
+    out = np.zeros((target[0].size, source[0].size))
+    for shift in shifts:
+        lo = np.maximum(target[0][:, None], source[0][None, :] + shift)
+        hi = np.minimum(target[1][:, None], source[1][None, :] + shift)
+        out += np.clip(hi - lo, 0.0, None)
+    return out
+
+
+def region_fractions(regions: xr.Dataset, grid: xr.Dataset) -> xr.DataArray:
+    """Area fraction of each target cell covered by each region of a finer mask.
+
+    Parameters
+    ----------
+    regions
+        Canonical regions dataset (the source mask).
+    grid
+        Dataset with the target ``lat``/``lon`` (regular).
+
+    Returns
+    -------
+    xr.DataArray
+        (region, lat, lon) [1], the share of each target cell's area that the source mask gives
+        to each region (spherical areas: latitudes weighted by the sine).
+    """
+    names = region_names(regions)
+    ids = np.array(sorted(names))
+    s_lat, s_lon = regions["lat"].values, regions["lon"].values
+    t_lat, t_lon = grid["lat"].values, grid["lon"].values
+    sin = np.sin
+    s_lo, s_hi = (np.deg2rad(e) for e in _edges(s_lat, "lat", 90.0))
+    t_lo, t_hi = (np.deg2rad(e) for e in _edges(t_lat, "lat", 90.0))
+    w_lat = _overlap((sin(t_lo), sin(t_hi)), (sin(s_lo), sin(s_hi)))
+    w_lon = _overlap(_edges(t_lon, "lon", None), _edges(s_lon, "lon", None), period=360.0)
+    target_area = (sin(t_hi) - sin(t_lo))[:, None] * (_edges(t_lon, "lon", None)[1]
+                                                      - _edges(t_lon, "lon", None)[0])[None, :]
+    mask = regions["region"].values
+    frac = np.stack([w_lat @ (mask == r).astype(float) @ w_lon.T / target_area for r in ids])
+    return xr.DataArray(frac, dims=("region", "lat", "lon"),
+                        coords={"region": ids, "lat": t_lat, "lon": t_lon,
+                                "region_name": ("region", [names[i] for i in ids])},
+                        attrs={"units": "1", "long_name": "fraction of the cell in the region"})
+
+
+def regrid_mask(regions: xr.Dataset, grid: xr.Dataset, method: str = "auto") -> xr.Dataset:
+    """Carry a regions dataset onto another regular grid.
+
+    From a finer mask each target cell takes the region covering most of its area (fractional
+    overlap, majority among regions; cells no region touches stay 0); from a coarser or equal
+    one, the region of the nearest source cell. Target cells without land are 0. Land fraction
+    comes from ``grid`` when it has one, else from the land mask; cell area is recomputed.
+
+    Parameters
+    ----------
+    regions
+        Canonical regions dataset.
+    grid
+        Dataset with the target ``lat``/``lon`` (and optionally ``land_fraction``).
+    method
+        ``"auto"``, ``"majority"`` or ``"nearest"``.
+
+    Raises
+    ------
+    InputError
+        A region that loses every cell.
+    """
+    lat, lon = grid["lat"].values, grid["lon"].values
+    if method == "auto":
+        finer = (resolution_of(regions["lat"].values, "lat") < resolution_of(lat, "lat")
+                 or resolution_of(regions["lon"].values, "lon") < resolution_of(lon, "lon"))
+        method = "majority" if finer else "nearest"
+    names = region_names(regions)
+    if method == "majority":
+        frac = region_fractions(regions, grid)
+        best = frac.argmax("region").values
+        mask = np.where(frac.max("region").values > 0, frac["region"].values[best], 0)
+    elif method == "nearest":
+        mask = regions["region"].sel(lat=xr.DataArray(lat, dims="lat"),
+                                     lon=xr.DataArray(normalise_longitude(lon), dims="lon"),
+                                     method="nearest").values
+    else:
+        raise InputError(f"unknown regrid method {method!r}", variable="method",
+                         expected="auto, majority or nearest")
+    land = grid["land_fraction"] if "land_fraction" in grid else land_fraction(lat, lon)
+    values = np.where(np.asarray(land) > 0, mask, 0)
+    lost = [n for i, n in names.items() if not np.any(values == i)]
+    if lost:
+        raise InputError(f"region(s) {lost} have no cell on the target grid",
+                         path=regions.attrs.get("source"), variable="region",
+                         expected="a target grid fine enough for every region")
+    out = region_dataset(values, names, lat, lon, land=xr.DataArray(
+        np.asarray(land), dims=("lat", "lon"), coords={"lat": lat, "lon": lon}),
+        region_set=regions.attrs.get("region_set", "regridded"))
+    out.attrs["regridded_from"] = str(regions.attrs.get("source", "memory"))
+    out.attrs["regrid_method"] = method
+    return out

@@ -100,3 +100,28 @@ def check_targets(ds: xr.Dataset, where: str | None = None) -> xr.Dataset:
                          expected="('member', 'region', 'time')")
     _require_units(ds, ds.data_vars, where)
     return ds
+
+
+def check_time_axis(ds: xr.Dataset, where: str | None, variable: str = "time",
+                    dims: str = "a 'time' dimension", units: str = "days since 2000-01-01"
+                    ) -> None:
+    """Raise unless ``ds`` has a ``time`` dimension decoded to dates.
+
+    Parameters
+    ----------
+    ds
+        A dataset as read from a file.
+    where
+        The file, for the message.
+    variable
+        The name(s) the time dimension may have in the file, for the message.
+    dims
+        What was expected when the time dimension is missing.
+    units
+        An example of the CF time units expected when the times are not dates.
+    """
+    if "time" not in ds.dims:
+        raise InputError("no time dimension", path=where, variable=variable, expected=dims)
+    if not np.issubdtype(ds["time"].dtype, np.datetime64):
+        raise InputError("time axis is not decodable to dates", path=where, variable="time",
+                         expected=f"units like {units!r} and a standard calendar")

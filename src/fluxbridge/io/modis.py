@@ -22,6 +22,8 @@ import xarray as xr
 
 from fluxbridge.errors import InputError
 from fluxbridge.grid import check_same_grid, to_canonical_grid
+from fluxbridge.io.tables import read_csv_table
+from fluxbridge.schema import check_time_axis
 from fluxbridge.vocabulary import IGBP_CLASSES
 from fluxbridge.vocabulary import attrs as var_attrs
 
@@ -108,7 +110,8 @@ def _dim(da: xr.DataArray | xr.Dataset, kind: str) -> str:
     raise InputError(f"no {kind} dimension", variable=kind, expected=" or ".join(names))
 
 
-def _read_composites(path: Path, max_qa: int) -> xr.Dataset:
+def read_composites(path: Path, max_qa: int) -> xr.Dataset:
+    """One file of MODIS composites in canonical names, on the canonical grid, QA applied."""
     ds = xr.decode_cf(_open_raw(path), mask_and_scale=False)
     bands = {}
     qa_name = next((q for q in QA_BANDS if q in ds), None)
@@ -124,12 +127,7 @@ def _read_composites(path: Path, max_qa: int) -> xr.Dataset:
         raise InputError("no MODIS band found", path=path, variable="bands",
                          expected=f"one of {sorted(set(BANDS))}")
     out = xr.Dataset(bands)
-    if "time" not in out.dims:
-        raise InputError("no time dimension", path=path, variable="time",
-                         expected="composites along 'time'")
-    if not np.issubdtype(out["time"].dtype, np.datetime64):
-        raise InputError("time axis is not decodable to dates", path=path, variable="time",
-                         expected="units like 'days since 2000-01-01' and a standard calendar")
+    check_time_axis(out, str(path), dims="composites along 'time'")
     return to_canonical_grid(out, lat=_dim(out, "lat"), lon=_dim(out, "lon"))
 
 
@@ -170,7 +168,7 @@ def open_modis(
         raw = _open_raw(f)
         if any(n in raw for n in LAND_COVER_NAMES):
             continue
-        comp = _read_composites(f, max_qa)
+        comp = read_composites(f, max_qa)
         groups.setdefault(frozenset(comp.data_vars), []).append(comp)
     if not groups:
         raise InputError("no MODIS composite files", variable="remote_sensing",
@@ -238,6 +236,24 @@ def _point_frame(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     return out
 
 
+def _mod13_points(df: pd.DataFrame, path: Path, invalid: dict[str, int]) -> pd.DataFrame:
+    """MOD13A1 point values (raw scaled integers) in physical units; counts the invalid ones."""
+    out = _point_frame(df, path)
+    for band in ("NDVI", "EVI"):
+        raw = pd.to_numeric(df[band], errors="coerce")
+        ok = (raw >= -2000) & (raw <= 10000)
+        invalid[band.lower()] = int((~ok).sum())
+        out[band.lower()] = (raw * 1e-4).where(ok)
+    if "sur_refl_b02" in df:
+        nir = pd.to_numeric(df["sur_refl_b02"], errors="coerce")
+        ok = (nir >= 0) & (nir <= 10000)
+        invalid["nirv"] = int((~ok).sum())
+        out["nirv"] = out["ndvi"] * (nir * 1e-4).where(ok)
+    if "SummaryQA" in df:
+        out["qa"] = df["SummaryQA"]
+    return out
+
+
 def read_modis_points(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Point extractions of MODIS bands at sites, with scale, fill and valid range applied.
 
@@ -259,30 +275,12 @@ def read_modis_points(path: str | os.PathLike[str]) -> pd.DataFrame:
         ``attrs["units"]`` gives the units.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError("file not found", path=path)
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot parse the table: {exc}".replace("\n", " "), path=path,
-                         expected="a CSV table of MODIS point values") from None
+    df = read_csv_table(path, "file", expected="a CSV table of MODIS point values")
     if df.empty:
         raise InputError("table has a header but no rows", path=path)
     invalid: dict[str, int] = {}
     if {"NDVI", "EVI"} <= set(df.columns):
-        out = _point_frame(df, path)
-        for band in ("NDVI", "EVI"):
-            raw = pd.to_numeric(df[band], errors="coerce")
-            ok = (raw >= -2000) & (raw <= 10000)
-            invalid[band.lower()] = int((~ok).sum())
-            out[band.lower()] = (raw * 1e-4).where(ok)
-        if "sur_refl_b02" in df:
-            nir = pd.to_numeric(df["sur_refl_b02"], errors="coerce")
-            ok = (nir >= 0) & (nir <= 10000)
-            invalid["nirv"] = int((~ok).sum())
-            out["nirv"] = out["ndvi"] * (nir * 1e-4).where(ok)
-        if "SummaryQA" in df:
-            out["qa"] = df["SummaryQA"]
+        out = _mod13_points(df, path, invalid)
     elif {"value", "calendar_date"} <= set(df.columns):
         out = _point_frame(df, path)
         scale = pd.to_numeric(df["scale"], errors="coerce").fillna(1.0) if "scale" in df \

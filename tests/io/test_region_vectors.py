@@ -11,13 +11,13 @@ import pytest
 import shapely
 from shapely.geometry import LineString, Point, box
 
-from fluxbridge.aggregation import region_weights
 from fluxbridge.cli import main
 from fluxbridge.constants import EARTH_RADIUS_M
 from fluxbridge.errors import InputError
 from fluxbridge.grid import check_same_grid, land_fraction, make_grid
 from fluxbridge.io.inspect import inspect_file
-from fluxbridge.io.regions import read_region_polygons, read_region_vector
+from fluxbridge.io.region_vectors import read_region_polygons, read_region_vector
+from fluxbridge.operators.operator import region_weights
 from fluxbridge.regions import builtin_regions, region_names
 from fluxbridge.schema import check_regions
 

@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 from fluxbridge.errors import InputError
-from fluxbridge.io.era5 import extract_at_sites, open_era5
+from fluxbridge.io.era5 import open_era5
 
 
 def _esat(t_kelvin: float) -> float:  # ECMWF Tetens over water, FORMATS.md section 2
@@ -113,17 +113,21 @@ def test_not_netcdf(tmp_path):
         open_era5(path)
 
 
-def test_extract_at_sites_nearest_land(tmp_path, make_era5):
-    times = pd.date_range("2010-01-01", periods=2, freq="D")
-    path = tmp_path / "era5_daily.nc"
-    make_era5(times).to_netcdf(path)
-    ds = open_era5(path).load()
-    land = xr.zeros_like(ds["ta"].isel(time=0, drop=True))
-    land.loc[{"lat": 22.5, "lon": 90.0}] = 1.0
-    out = extract_at_sites(ds, np.array([22.5, 30.0]), np.array([45.0, 80.0]), land=land)
-    assert out["ta"].dims[0] == "site" and out.sizes["site"] == 2
-    expected = float(ds["ta"].sel(lat=22.5, lon=90.0).isel(time=0))
-    np.testing.assert_allclose(out["ta"].isel(time=0).values, expected)
+def test_one_variable_per_file_over_two_periods(tmp_path, make_era5):
+    """A CDS set of one file per variable and period reads as the same file merged."""
+    times = pd.date_range("2010-12-30 00:00", periods=24 * 4, freq="h")
+    whole = make_era5(times)
+    whole.to_netcdf(merged := tmp_path / "merged.nc")
+    paths = []
+    for k, part in enumerate((slice(0, 48), slice(48, None))):
+        for name in ("t2m", "d2m", "ssrd", "tp"):
+            paths.append(tmp_path / f"era5_{name}_{k}.nc")
+            whole[[name]].isel(valid_time=part).to_netcdf(paths[-1])
+    expected = open_era5(merged).load()
+    got = open_era5(sorted(paths)).load()
+    assert got.sizes == expected.sizes
+    for name in ("ta", "vpd", "sw_in", "precip"):
+        np.testing.assert_array_equal(got[name].values, expected[name].values, err_msg=name)
 
 
 def _packed_hourly(times: pd.DatetimeIndex, seed: int, legacy: bool) -> tuple[xr.Dataset, dict]:
@@ -185,9 +189,9 @@ def test_chunked_daily_equals_in_memory(tmp_path, monkeypatch, legacy, hours):
     Two files with their own packing, a record starting at 05:00 and ending mid-day (partial
     days), fill values, chunks of two days; ``gap`` drops hours (the group-by path).
     """
-    import fluxbridge.io.era5 as era5
+    import fluxbridge.io.era5_daily as era5_daily
 
-    monkeypatch.setattr(era5, "_CHUNK_VALUES", 2 * 24 * 15)
+    monkeypatch.setattr(era5_daily, "CHUNK_VALUES", 2 * 24 * 15)
     times = pd.date_range("2010-01-01 05:00", periods=24 * 7 + 7, freq="h")
     if hours == "gap":
         times = times.delete(slice(50, 53))

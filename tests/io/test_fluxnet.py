@@ -10,7 +10,8 @@ import pytest
 
 from fluxbridge.constants import UMOL_M2_S_TO_GC_M2_D
 from fluxbridge.errors import InputError
-from fluxbridge.io.fluxnet import aggregate, parse_file_name, read_site_file, read_sites
+from fluxbridge.io.fluxnet import aggregate, read_site_file, read_sites
+from fluxbridge.io.fluxnet_csv import parse_file_name
 from fluxbridge.io.sitemeta import read_site_metadata
 
 
