@@ -55,7 +55,7 @@ def draw(json_path: Path, png_path: Path) -> None:
     sparsity(table).savefig(png_path, dpi=110)
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--world", type=Path, default=None, help="world manifest.json")
     parser.add_argument("--Ks", type=int, nargs="+", default=[4, 16, 64, 256])
@@ -65,7 +65,34 @@ def main() -> None:
     parser.add_argument("--no-exact", action="store_true", help="skip the exact operator")
     parser.add_argument("--out", type=Path, default=RESULTS / "sparsity.json")
     parser.add_argument("--figure-only", action="store_true")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def describe(manifest: Path, world: Any, settings: Any, n_fit: int, n_val: int,
+             epochs: int) -> dict[str, Any]:
+    """The results' ``meta``: what was run, on which machine and world, with which settings."""
+    import torch
+
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),  # started
+        "what": "dual model trained with each estimator and K; regional monthly RMSE and mean "
+                "absolute annual bias against the true regional totals of the twin world",
+        "machine": {"python": platform.python_version(), "cpu": platform.processor(),
+                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "cuda": torch.cuda.is_available()},
+        "world": str(manifest), "n_regions": int(world.targets.sizes["region"]),
+        "n_months": int(world.targets.sizes["time"]), "n_fit_sites": n_fit,
+        "n_val_sites": n_val, "epochs": epochs,
+        "settings": {k: getattr(settings, k) for k in (
+            "lambda_regional", "sampling", "obs_per_step", "refresh_every", "cache_features",
+            "grid_offset", "regional_to_network", "square", "sigma_floor", "batch_size", "lr",
+            "width", "depth", "patience", "seed")},
+        "complete": False,
+    }
+
+
+def main() -> None:
+    args = arguments()
     png = args.out.with_suffix(".png")
     if args.figure_only:
         draw(args.out, png)
@@ -73,13 +100,12 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("fluxbridge.training").setLevel(logging.WARNING)
 
-    import torch
-
     from fluxbridge.config import parse_config
-    from fluxbridge.evaluation.sparsity import sparsity_study
-    from fluxbridge.features import GridFeatures, site_samples
-    from fluxbridge.io.world import open_world
+    from fluxbridge.features import site_samples
+    from fluxbridge.grid_features import GridFeatures
+    from fluxbridge.io.inputs import open_world
     from fluxbridge.pipeline import train_settings
+    from fluxbridge.studies.sparsity import sparsity_study
     from fluxbridge.training import split_validation
 
     manifest = args.world or demo_world()
@@ -96,22 +122,7 @@ def main() -> None:
     fit_sites, val_sites = split_validation(sites, settings.val_fraction, settings.seed)
 
     rows: list[dict[str, Any]] = []
-    meta = {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),  # started
-        "what": "dual model trained with each estimator and K; regional monthly RMSE and mean "
-                "absolute annual bias against the true regional totals of the twin world",
-        "machine": {"python": platform.python_version(), "cpu": platform.processor(),
-                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "cuda": torch.cuda.is_available()},
-        "world": str(manifest), "n_regions": int(world.targets.sizes["region"]),
-        "n_months": int(world.targets.sizes["time"]), "n_fit_sites": len(fit_sites),
-        "n_val_sites": len(val_sites), "epochs": args.epochs,
-        "settings": {k: getattr(settings, k) for k in (
-            "lambda_regional", "sampling", "obs_per_step", "refresh_every", "cache_features",
-            "grid_offset", "regional_to_network", "square", "sigma_floor", "batch_size", "lr",
-            "width", "depth", "patience", "seed")},
-        "complete": False,
-    }
+    meta = describe(manifest, world, settings, len(fit_sites), len(val_sites), args.epochs)
     t0 = time.perf_counter()
 
     def save(row: dict[str, Any] | None = None) -> None:

@@ -52,12 +52,14 @@ def score_world(manifest: Path, epochs: int | None,
         global_spread_check,
         member_global_annual,
         regional_metrics,
+        regional_summary,
         targets_frames,
     )
-    from fluxbridge.evaluation.sparsity import regional_series
-    from fluxbridge.features import GridFeatures, site_samples
-    from fluxbridge.io.world import open_world
+    from fluxbridge.features import site_samples
+    from fluxbridge.grid_features import GridFeatures
+    from fluxbridge.io.inputs import open_world
     from fluxbridge.pipeline import train_settings
+    from fluxbridge.studies.grid_totals import regional_series
     from fluxbridge.training import train_ensemble
 
     world = open_world(manifest)
@@ -80,16 +82,15 @@ def score_world(manifest: Path, epochs: int | None,
         series[name] = regional_series(model, grid, world.regions)
     series["inversion_mean"] = targets_frames(world.targets)[0]
     truth = world.truth_regional
-    scores = regional_metrics(series, truth)
+    regional = regional_summary(regional_metrics(series, truth))
     annual = pd.concat([global_annual(series), global_annual({"truth": truth})])
     summary, _ = global_spread_check(annual, member_global_annual(world.targets))
     row: dict[str, Any] = {"train_seconds": seconds}
     for name in series:
-        s = scores[scores["model"] == name]
         g = summary[summary["model"] == name].iloc[0]
         row[name] = {
-            "regional_rmse_tgc": float(s.loc[s["region"] == "all", "monthly_rmse"].iloc[0]),
-            "annual_bias_tgc": float(s.loc[s["region"] != "all", "annual_bias"].abs().mean()),
+            "regional_rmse_tgc": float(regional.loc[name, "regional_monthly_rmse_tgc"]),
+            "annual_bias_tgc": float(regional.loc[name, "regional_mean_abs_annual_bias_tgc"]),
             "global_pgc": float(g["nee_pgc"]), "z": float(g["z"]),
             "within_spread": bool(g["within_spread"]),
             "frac_years_within": float(g["frac_years_within"])}

@@ -7,7 +7,7 @@ from method_world import make_world
 
 from fluxbridge.aggregation import regional_totals, totals_frame
 from fluxbridge.evaluation.estimators import estimator_accuracy, estimator_error_table
-from fluxbridge.evaluation.sparsity import grid_field, regional_series
+from fluxbridge.studies.grid_totals import grid_field, regional_series
 
 
 @pytest.fixture(scope="module")

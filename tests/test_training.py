@@ -43,7 +43,7 @@ def sites(world) -> list[str]:
 
 
 def _regional_rmse(world: World, model) -> float:
-    from fluxbridge.evaluation.sparsity import grid_field
+    from fluxbridge.studies.grid_totals import grid_field
 
     pred = grid_field(model, world.grid).astype(np.float64)  # grid offsets included
     diff = world.operator.exact(pred) - world.operator.exact(world.truth)

@@ -1,10 +1,9 @@
 """The experiment's evaluation on a tiny twin world: leave-region-out, global NEE against the
-inversion spread of the truth, and the sparsity benchmark in metrics.json and the report."""
+inversion spread of the truth, and the sparsity study in metrics.json and the report."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -79,25 +78,20 @@ def test_global_nee_is_judged_against_the_members_spread(run):
     assert "inversion_global_spread_pgc" in result.summary()
 
 
-def test_report_embeds_benchmark_results_with_their_origin(run):
+def test_report_shows_only_what_the_run_computed(run):
     result, metrics, _ = run
     html = (result.out_dir / "report.html").read_text()
-    repo = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
-    if (repo / "sparsity.json").exists():
-        assert "Result of the benchmark benchmarks/sparsity.py, not of this run" in html
-        assert metrics["sparsity"]["meta"]["own_run"] is False
-    if (repo / "operator.json").exists():
-        assert "Result of the benchmark benchmarks/operator.py" in html
-    if (repo / "worlds.json").exists():
-        assert "Result of the benchmark benchmarks/worlds.py" in html
+    assert "benchmarks/" not in html and "not of this run" not in html
+    assert metrics["sparsity"] is None  # sparsity_study is off
 
 
 def test_sparsity_study_flag_runs_the_study_in_the_experiment(run, monkeypatch):
     from fluxbridge.config import load_config
-    from fluxbridge.evaluation import sparsity as sp
     from fluxbridge.evaluation.report import render_html
-    from fluxbridge.experiment import Experiment, _sparsity_section
+    from fluxbridge.evaluation.sections import sparsity_section
+    from fluxbridge.experiment import Experiment
     from fluxbridge.pipeline import RunState
+    from fluxbridge.studies import sparsity as sp
 
     result, _, _ = run
     cfg = load_config(result.out_dir / "config.resolved.yaml").model_copy(
@@ -114,5 +108,5 @@ def test_sparsity_study_flag_runs_the_study_in_the_experiment(run, monkeypatch):
     assert list(table["estimator"]) == ["site_only", "fixed", "exact"]
     assert (table["regional_rmse_tgc"] > 0).all() and (table["train_seconds"] > 0).all()
     assert (result.out_dir / "sparsity" / "table.csv").exists()
-    html = render_html("t", [_sparsity_section(table, meta)])
+    html = render_html("t", [sparsity_section(table, meta)])
     assert "Run by this experiment (sparsity_study: true)" in html

@@ -3,49 +3,19 @@
 from __future__ import annotations
 
 import base64
-import json
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from evaluation_data import inversion_targets, regional_series, site_predictions
 from matplotlib.figure import Figure
 
 from fluxbridge.errors import InputError
 from fluxbridge.evaluation import figures
 from fluxbridge.evaluation.regional import global_annual
-from fluxbridge.evaluation.report import ReportSection, to_jsonable, write_report
-
-TIMES = pd.date_range("2001-01-01", periods=24, freq="MS")
-
-
-def _series(scale: float) -> pd.DataFrame:
-    return pd.concat([pd.DataFrame({
-        "region": r, "time": TIMES.strftime("%Y-%m"),
-        "nee_tgc": scale * (k + 1) * np.cos(2 * np.pi * TIMES.month / 12)})
-        for k, r in enumerate(["North", "Tropical", "South"])], ignore_index=True)
-
-
-def _targets() -> xr.Dataset:
-    rng = np.random.default_rng(0)
-    members = rng.normal(0, 5, (4, 3, TIMES.size)) + np.cos(2 * np.pi * TIMES.month / 12).values
-    da = xr.DataArray(members, dims=("member", "region", "time"),
-                      coords={"member": list("abcd"), "region": [1, 2, 3],
-                              "region_name": ("region", ["North", "Tropical", "South"]),
-                              "time": TIMES})
-    return xr.Dataset({"nee": da, "nee_mean": da.mean("member"), "nee_spread": da.std("member")})
-
-
-def _predictions() -> pd.DataFrame:
-    rng = np.random.default_rng(2)
-    rows = []
-    for i in range(4):
-        obs = rng.normal(i, 1, TIMES.size) + np.sin(TIMES.month.values)
-        rows.append(pd.DataFrame({"site": f"S{i}", "time": TIMES.strftime("%Y-%m"), "fold": i,
-                                  "igbp": "ENF", "observed": obs, "weight": 1.0,
-                                  "nn": obs + rng.normal(0, 0.3, obs.size), "rf": obs * 0.5}))
-    return pd.concat(rows, ignore_index=True)
+from fluxbridge.evaluation.report import ReportSection, render_html, to_jsonable
 
 
 def test_nee_map_symmetric_limits_and_time_mean():
@@ -66,10 +36,10 @@ def test_nee_map_symmetric_limits_and_time_mean():
 
 
 def test_regional_cycles_one_panel_per_region_with_every_curve():
-    ref = _series(10)
+    ref = regional_series(10)
     spread = ref.rename(columns={"nee_tgc": "nee_spread"}).assign(nee_spread=2.0)
-    fig = figures.regional_cycles({"site_only": _series(8), "dual": _series(11)},
-                                  reference=ref, spread=spread, truth=_series(10))
+    fig = figures.regional_cycles({"site_only": regional_series(8), "dual": regional_series(11)},
+                                  reference=ref, spread=spread, truth=regional_series(10))
     visible = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
     assert sorted(ax.get_title() for ax in visible) == ["North", "South", "Tropical"]
     labels = {line.get_label() for line in visible[0].get_lines()}
@@ -77,13 +47,13 @@ def test_regional_cycles_one_panel_per_region_with_every_curve():
 
 
 def test_site_scatter_grid_and_skill_in_titles():
-    fig = figures.site_scatter(_predictions(), ["nn", "rf"])
+    fig = figures.site_scatter(site_predictions(), ["nn", "rf"])
     assert len(fig.axes) == 2 * 4
     assert "nn · all" in fig.axes[0].get_title()
 
 
 def test_global_series_estimator_error_inversion_bands():
-    annual = global_annual({"dual": _series(10), "site_only": _series(5)})
+    annual = global_annual({"dual": regional_series(10), "site_only": regional_series(5)})
     fig = figures.global_series(annual, reference=annual[annual.model == "dual"])
     assert len(fig.axes[0].get_lines()) >= 3
     table = pd.DataFrame({"estimator": ["fixed"] * 3 + ["control_variate"] * 3,
@@ -92,7 +62,7 @@ def test_global_series_estimator_error_inversion_bands():
     assert fig.axes[0].get_xscale() == "log"
     with pytest.raises(InputError):
         figures.estimator_error(table.drop(columns="rmse"))
-    fig = figures.inversion_bands(_targets())
+    fig = figures.inversion_bands(inversion_targets())
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert titles == ["North", "Tropical", "South"]
     assert len(fig.axes[0].get_lines()) == 4 + 2  # members, mean, zero line
@@ -105,56 +75,26 @@ def test_to_jsonable_handles_frames_nan_and_numpy():
                    "arr": [1, 2]}
 
 
-def test_write_report_is_self_contained(tmp_path):
-    fig = figures.inversion_bands(_targets())
+def test_rendered_report_is_self_contained():
+    fig = figures.inversion_bands(inversion_targets())
     table = pd.DataFrame({"model": ["nn"], "r2": [0.5]})
     sections = [ReportSection("Site <skill>", text="First.\n\nSecond & last.",
                               figures=[("bands", fig)], tables=[("scores", table)])]
-    path = write_report(tmp_path / "rep", title="Test", sections=sections,
-                        metrics={"site": table, "x": float("nan")})
-    doc = path.read_text()
-    assert path.name == "report.html"
+    doc = render_html("Test", sections, version="9.9")
     assert "Site &lt;skill&gt;" in doc and "Second &amp; last." in doc
+    assert "fluxbridge 9.9" in doc
     assert not re.search(r'(src|href)="(?!data:)', doc)  # nothing external
     assert "<script" not in doc
     png = re.search(r'src="data:image/png;base64,([^"]+)"', doc).group(1)
     assert base64.b64decode(png)[:8] == b"\x89PNG\r\n\x1a\n"
-    metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
-    assert metrics == {"site": [{"model": "nn", "r2": 0.5}], "x": None}
-    assert not list((tmp_path / "rep").glob(".*tmp"))
 
 
 def test_figures_are_not_registered_with_pyplot():
     import matplotlib.pyplot as plt
 
     before = len(plt.get_fignums())
-    assert isinstance(figures.global_series(global_annual({"a": _series(1)})), Figure)
+    assert isinstance(figures.global_series(global_annual({"a": regional_series(1)})), Figure)
     assert len(plt.get_fignums()) == before
-
-
-def test_section_builders_feed_the_report(tmp_path):
-    from fluxbridge.evaluation.report import (
-        inversion_section,
-        regional_section,
-        site_skill_section,
-    )
-
-    site, site_tables = site_skill_section(_predictions(), ["nn", "rf"])
-    assert set(site_tables["by_scale"].model) == {"nn", "rf"}
-    assert any("FLUXCOM" in cap for cap, _ in site.tables)
-    ref = _series(10)
-    spread = ref.rename(columns={"nee_tgc": "nee_spread"}).assign(nee_spread=2.0)
-    reg, reg_tables = regional_section({"dual": ref, "site_only": _series(5)}, reference=ref,
-                                       spread=spread, truth=ref)
-    vs = reg_tables["vs_truth"]
-    assert np.allclose(vs[vs.model == "dual"].monthly_rmse, 0.0)
-    inv = inversion_section(_targets())
-    assert "4 inversion members" in inv.text
-    path = write_report(tmp_path, title="t", sections=[site, reg, inv],
-                        metrics={"site": site_tables, "regional": reg_tables})
-    doc = path.read_text()
-    assert doc.count("<figure>") == 1 + 2 + 1
-    assert json.loads((tmp_path / "metrics.json").read_text())["regional"]["global_annual"]
 
 
 def test_sparsity_figure_sweeps_k_and_draws_reference_rows_as_lines():

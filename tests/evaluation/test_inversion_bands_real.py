@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from fluxbridge.evaluation.figures import inversion_bands
-from fluxbridge.evaluation.report import inversion_section
+from fluxbridge.evaluation.sections import inversion_section
 
 
 def _reader(name: str):
     try:
-        module = importlib.import_module("fluxbridge.io.inversions")
+        module = importlib.import_module("fluxbridge.io.inversion_bands")
     except ImportError:
         pytest.skip("fluxbridge.io.inversions (the inversion readers) is not available yet")
     if not hasattr(module, name):

@@ -11,8 +11,8 @@ from fluxbridge.errors import InputError
 from fluxbridge.evaluation.regional import (
     OVERALL,
     global_annual,
-    leave_region_out_scores,
     regional_metrics,
+    regional_summary,
     targets_frames,
 )
 
@@ -96,18 +96,17 @@ def test_global_annual_sums_regions_of_complete_years():
     assert list(g[g.model == "part"].year) == [2001, 2002]
 
 
-def test_leave_region_out_uses_only_the_held_out_runs():
+def test_regional_summary_pools_months_and_averages_absolute_annual_biases():
     ref = _reference()
-    runs = []
-    for held in ["North", "Tropical", "South"]:
-        # a run that is perfect where it is constrained and off by 7 where held out
-        run = ref.assign(heldout=held)
-        run.loc[run.region == held, "nee_tgc"] += 7.0
-        runs.append(run)
-    scores = leave_region_out_scores(pd.concat(runs), ref)
-    per_region = scores[scores.region != OVERALL]
-    assert np.allclose(per_region.monthly_rmse, 7.0)
-    assert set(per_region.region) == {"North", "Tropical", "South"}
+    # +5 every month in North, -2 in South, exact in the tropics: annual biases +60, 0, -24
+    off = ref.assign(nee_tgc=ref.nee_tgc + np.select(
+        [ref.region == "North", ref.region == "South"], [5.0, -2.0], 0.0))
+    summary = regional_summary(regional_metrics({"off": off, "same": ref}, ref))
+    assert summary.loc["off", "regional_mean_abs_annual_bias_tgc"] == pytest.approx(
+        (60.0 + 0.0 + 24.0) / 3)
+    assert summary.loc["off", "regional_monthly_rmse_tgc"] == pytest.approx(
+        np.sqrt((25.0 + 0.0 + 4.0) / 3))
+    assert summary.loc["same"].to_list() == pytest.approx([0.0, 0.0])
 
 
 def test_targets_frames_from_dataset():

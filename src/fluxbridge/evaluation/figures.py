@@ -301,7 +301,7 @@ def sparsity(table: pd.DataFrame, value: str = "regional_rmse_tgc") -> Figure:
     table
         Columns ``estimator``, ``K`` (None/NaN for the ``exact`` and ``site_only`` rows, drawn
         as horizontal lines), ``value`` [Tg month-1] and ``train_seconds`` [s], as from
-        :func:`fluxbridge.evaluation.sparsity.sparsity_study`.
+        :func:`fluxbridge.studies.sparsity.sparsity_study`.
     value
         Error column of the left panel.
     """
@@ -318,7 +318,7 @@ def leave_region_out(table: pd.DataFrame, value: str = "monthly_rmse") -> Figure
     ----------
     table
         Long table ``against, model, region, value`` (from
-        :func:`fluxbridge.evaluation.leaveout.leave_region_out_table`); one panel per
+        :func:`fluxbridge.evaluation.leave_region_out.leave_region_out_table`); one panel per
         ``against`` (inversions, truth), one bar per model and region.
     value
         Column to draw [Tg month-1].

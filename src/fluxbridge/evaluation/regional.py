@@ -6,7 +6,6 @@ positive to the atmosphere, as written by :mod:`fluxbridge.upscaling` (``regiona
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,10 +13,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from fluxbridge.aggregation import totals_frame
 from fluxbridge.errors import InputError
-
-log = logging.getLogger(__name__)
+from fluxbridge.outputs.products import totals_frame
 
 OVERALL = "all"
 """Name of the row that summarises every region."""
@@ -212,42 +209,29 @@ def global_annual(series: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return out
 
 
-def leave_region_out_scores(
-    heldout_series: pd.DataFrame,
-    reference: pd.DataFrame,
-    spread: pd.DataFrame | None = None,
-    *,
-    name: str = "leave_region_out",
-) -> pd.DataFrame:
-    """Score each region only from the run that withheld that region's constraint.
+def regional_summary(scores: pd.DataFrame) -> pd.DataFrame:
+    """Two numbers per model from :func:`regional_metrics`: its error pooled over region-months
+    and its mean regional annual bias.
 
     Parameters
     ----------
-    heldout_series
-        ``region, time, nee_tgc`` [Tg month-1] assembled from runs that each held out one region.
-        With a column ``heldout`` (the region withheld in the run a row came from), rows of
-        other regions are dropped; without it each region's rows must already come from its own
-        held-out run.
-    reference, spread
-        As in :func:`regional_metrics`.
-    name
-        Model name in the result.
+    scores
+        Table of :func:`regional_metrics` (one reference).
 
     Returns
     -------
     pd.DataFrame
-        As :func:`regional_metrics`, for the one model ``name``.
+        Indexed by ``model``: ``regional_monthly_rmse_tgc`` (RMSE over every region-month
+        [Tg month-1]) and ``regional_mean_abs_annual_bias_tgc`` (mean over regions of the
+        absolute annual bias [Tg yr-1]).
     """
-    df = heldout_series
-    if "heldout" in df.columns:
-        keep = df["region"].astype(str) == df["heldout"].astype(str)
-        log.info("leave-region-out: keeping %d of %d rows (each region from its held-out run)",
-                 int(keep.sum()), len(df))
-        df = df.loc[keep]
-        if df.empty:
-            raise InputError("no row's region equals its held-out region", variable="heldout",
-                             expected="for each region, rows from the run that withheld it")
-    return regional_metrics({name: df}, reference, spread)
+    per_region = scores[scores["region"] != OVERALL]
+    return pd.DataFrame({
+        "regional_monthly_rmse_tgc": scores[scores["region"] == OVERALL].set_index("model")[
+            "monthly_rmse"],
+        "regional_mean_abs_annual_bias_tgc": per_region.assign(
+            a=per_region["annual_bias"].abs()).groupby("model")["a"].mean(),
+    })
 
 
 def member_global_annual(targets: xr.Dataset, *, variable: str = "nee") -> pd.DataFrame:

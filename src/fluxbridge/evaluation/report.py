@@ -1,7 +1,7 @@
-"""The self-contained HTML report and ``metrics.json``.
+"""The self-contained HTML report: sections of text, tables and figures, and the metrics as JSON.
 
 The report embeds every figure as a base64 PNG and carries its own CSS: it opens offline, with no
-external file, script or font.
+external file, script or font. Writing it is :func:`fluxbridge.outputs.report.write_report`.
 """
 
 from __future__ import annotations
@@ -11,17 +11,15 @@ import datetime as _dt
 import html
 import io
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from fluxbridge.outputs.files import atomic_path, code_version, write_json
+from fluxbridge import __version__
 
 Captioned = tuple[str, Any]
 
@@ -101,15 +99,28 @@ def _section_html(section: ReportSection, dpi: int) -> str:
     return "\n".join(parts)
 
 
-def render_html(title: str, sections: Sequence[ReportSection], *, dpi: int = 110) -> str:
-    """The whole report as one HTML document (figures inline, CSS inline)."""
+def render_html(title: str, sections: Sequence[ReportSection], *, dpi: int = 110,
+                version: str = __version__) -> str:
+    """The whole report as one HTML document (figures inline, CSS inline).
+
+    Parameters
+    ----------
+    title
+        Report title.
+    sections
+        The report's sections in order.
+    dpi
+        Resolution of the embedded figures [dots per inch].
+    version
+        Version of fluxbridge named in the footer (by default the package's).
+    """
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     body = "\n".join(_section_html(s, dpi) for s in sections)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
         f"<h1>{html.escape(title)}</h1>\n{body}\n"
-        f'<p class="meta">fluxbridge {html.escape(code_version())}, {now}. NEE is positive '
+        f'<p class="meta">fluxbridge {html.escape(version)}, {now}. NEE is positive '
         "to the atmosphere (a source); uptake is negative.</p>\n</body></html>\n"
     )
 
@@ -131,167 +142,3 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, str | int | float | bool) or obj is None:
         return obj
     return str(obj)
-
-
-def write_report(
-    out_dir: str | os.PathLike[str],
-    *,
-    title: str,
-    sections: Sequence[ReportSection],
-    metrics: Mapping[str, Any],
-    dpi: int = 110,
-) -> Path:
-    """Write ``report.html`` (self-contained) and ``metrics.json`` into ``out_dir``, atomically.
-
-    Parameters
-    ----------
-    out_dir
-        Directory to write into (created if needed).
-    title
-        Report title.
-    sections
-        The report's sections in order.
-    metrics
-        Numbers of the run; DataFrames are stored as lists of records, NaN as null.
-    dpi
-        Resolution of the embedded figures [dots per inch].
-
-    Returns
-    -------
-    Path
-        The path of ``report.html``.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(to_jsonable(metrics), out / "metrics.json")
-    path = out / "report.html"
-    document = render_html(title, sections, dpi=dpi)
-    with atomic_path(path) as tmp:
-        tmp.write_text(document, encoding="utf-8")
-    return path
-
-
-FLUXCOM_NEE_SKILL = pd.DataFrame({
-    "scale": ["all", "across_site", "seasonal", "anomaly"],
-    "published_r2": ["< 0.5", "> 0.7", "> 0.7", "low (near 0)"],
-})
-"""Published FLUXCOM site-level NEE skill (Tramontana et al. 2016, Biogeosciences 13:4291),
-qualitative, as summarised in the project's issue #6."""
-
-
-def site_skill_section(predictions: pd.DataFrame, models: Sequence[str], *,
-                       title: str = "Site-level skill (cross-validation)",
-                       by_igbp: bool = True) -> tuple[ReportSection, dict[str, pd.DataFrame]]:
-    """Report section of site-level skill by time scale, with the FLUXCOM reference.
-
-    Parameters
-    ----------
-    predictions
-        Out-of-fold site predictions table [g m-2 d-1] (see :mod:`.metrics`).
-    models
-        Prediction columns to score.
-    title
-        Section heading.
-    by_igbp
-        Add the table by vegetation class.
-
-    Returns
-    -------
-    section, tables
-        The section and its metric tables (``"by_scale"``, optionally ``"by_igbp"``) for
-        ``metrics.json``.
-    """
-    from fluxbridge.evaluation.figures import site_scatter
-    from fluxbridge.evaluation.metrics import site_metrics
-
-    by_scale = site_metrics(predictions, models)
-    wide = by_scale.pivot(index="scale", columns="model", values="r2").reset_index()
-    wide = wide.merge(FLUXCOM_NEE_SKILL, on="scale", how="left")
-    tables: dict[str, pd.DataFrame] = {"by_scale": by_scale}
-    shown: list[pd.DataFrame | Captioned] = [
-        ("R² (modelling efficiency) by time scale, next to the published FLUXCOM NEE skill", wide),
-        ("All scores by model and time scale (RMSE and bias in g m-2 d-1)", by_scale),
-    ]
-    if by_igbp and "igbp" in predictions.columns:
-        by_class = site_metrics(predictions, models, by="igbp", scales=("all", "seasonal"))
-        tables["by_igbp"] = by_class
-        shown.append(("Scores by IGBP vegetation class", by_class))
-    n_sites = predictions["site"].nunique()
-    text = (f"Out-of-fold predictions of {n_sites} sites, grouped by site (no site is in the "
-            "training and test data of one fold). Time scales as FLUXCOM: all records; "
-            "across-site (site means); mean seasonal cycle; anomalies from it; interannual "
-            "(annual anomalies). R² is 1 - SSE/SST.")
-    figure = ("Predicted against observed NEE by time scale", site_scatter(predictions, models))
-    return ReportSection(title, text=text, tables=shown, figures=[figure]), tables
-
-
-def regional_section(series: Mapping[str, pd.DataFrame], *, reference: pd.DataFrame,
-                     spread: pd.DataFrame | None = None, truth: pd.DataFrame | None = None,
-                     title: str = "Regional NEE") -> tuple[ReportSection, dict[str, pd.DataFrame]]:
-    """Report section comparing regional series with the inversions (and the truth if known).
-
-    Parameters
-    ----------
-    series
-        Model name → ``region, time, nee_tgc`` [Tg month-1].
-    reference, spread
-        Corrected inversion ensemble mean and spread [Tg month-1].
-    truth
-        True regional totals (twin world) [Tg month-1], or ``None``.
-
-    Returns
-    -------
-    section, tables
-        The section and its tables (``"vs_inversions"``, ``"vs_truth"``, ``"global_annual"``).
-    """
-    from fluxbridge.evaluation.figures import global_series, regional_cycles
-    from fluxbridge.evaluation.regional import global_annual, regional_metrics
-
-    tables = {"vs_inversions": regional_metrics(series, reference, spread)}
-    shown: list[pd.DataFrame | Captioned] = [
-        ("Against the corrected inversion ensemble (Tg month-1, Tg yr-1)",
-         tables["vs_inversions"])]
-    if truth is not None:
-        tables["vs_truth"] = regional_metrics(series, truth)
-        shown.append(("Against the true regional totals", tables["vs_truth"]))
-    annual = global_annual(series)
-    tables["global_annual"] = annual
-    named = {"inversion mean": reference, **({"truth": truth} if truth is not None else {})}
-    ref_annual = global_annual(named)
-    figs = [("Mean seasonal cycles by region",
-             regional_cycles(series, reference=reference, spread=spread, truth=truth)),
-            ("Annual totals summed over the regions", global_series(annual, reference=ref_annual))]
-    text = ("Regional monthly totals of each model against the inversion ensemble corrected to "
-            "NEE. frac_in_spread is the fraction of region-months within one ensemble spread.")
-    return ReportSection(title, text=text, tables=shown, figures=figs), tables
-
-
-def inversion_section(targets: Any, *, title: str = "Top-down reference: inversion ensemble"
-                      ) -> ReportSection:
-    """Report section showing the inversion ensemble by region (members, mean, spread).
-
-    Parameters
-    ----------
-    targets
-        Canonical targets dataset (:mod:`fluxbridge.schema`), e.g. latitude bands from the
-        real GCB or zonal inversion files.
-    """
-    from fluxbridge.evaluation.figures import inversion_bands
-
-    members = int(targets.sizes.get("member", 0))
-    names = (targets["region_name"].values if "region_name" in targets.coords
-             else targets["region"].values)
-    mean = targets["nee_mean"]
-    spread = targets["nee_spread"]
-    summary = pd.DataFrame({
-        "region": [str(n) for n in names],
-        "mean_tgc_per_month": mean.mean("time").values,
-        "mean_spread_tgc_per_month": spread.mean("time").values,
-    })
-    corrections = targets.attrs.get("corrections", "none recorded")
-    text = (f"{members} inversion members read as regional monthly totals; the ensemble mean is "
-            "the top-down reference and the spread (standard deviation across members) its "
-            f"uncertainty. Corrections applied: {corrections}.")
-    return ReportSection(title, text=text, tables=[("Time means by region", summary)],
-                         figures=[("Inversion members, mean and ± spread",
-                                   inversion_bands(targets))])

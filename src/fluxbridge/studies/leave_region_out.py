@@ -3,15 +3,16 @@
 The dual model is trained again once per region with that region's inversion targets removed,
 and that region's regional totals are taken from the run that never saw its constraint. Scored
 against the inversion mean (what real data allow) and, in the twin world, the truth, next to the
-dual model trained with every region and the site-only model, it tells how much of the dual
-model's regional skill comes from fitting a region's own targets and how much carries over to a
-region the constraint did not see.
+dual model trained with every region and the site-only model
+(:mod:`fluxbridge.evaluation.leave_region_out`), it tells how much of the dual model's regional
+skill comes from fitting a region's own targets and how much carries over to a region the
+constraint did not see.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +22,11 @@ import xarray as xr
 
 from fluxbridge import training
 from fluxbridge.errors import InputError
-from fluxbridge.evaluation.regional import OVERALL, leave_region_out_scores, regional_metrics
-from fluxbridge.evaluation.sparsity import regional_series
-from fluxbridge.features import GridFeatures
+from fluxbridge.grid_features import GridFeatures
 from fluxbridge.outputs.files import write_csv
+from fluxbridge.studies.grid_totals import regional_series
 
 log = logging.getLogger(__name__)
-
-HELDOUT = "dual_without_region"
-"""Model name of the leave-region-out result."""
 
 SERIES_COLUMNS = ["heldout", "region", "time", "nee_tgc"]
 
@@ -119,58 +116,3 @@ def leave_region_out(
     if not frames:
         return pd.DataFrame(columns=SERIES_COLUMNS)
     return pd.concat(frames, ignore_index=True)
-
-
-def leave_region_out_table(
-    heldout: pd.DataFrame,
-    series: Mapping[str, pd.DataFrame],
-    *,
-    reference: pd.DataFrame,
-    spread: pd.DataFrame | None = None,
-    truth: pd.DataFrame | None = None,
-    name: str = HELDOUT,
-) -> pd.DataFrame:
-    """Scores of the leave-region-out result next to other models, on the withheld regions.
-
-    Parameters
-    ----------
-    heldout
-        From :func:`leave_region_out` (column ``heldout``).
-    series
-        Other models (e.g. the dual model with every region, the site-only model):
-        name → ``region, time, nee_tgc`` [Tg month-1]; only the withheld regions are scored.
-    reference, spread
-        Corrected inversion mean and spread [Tg month-1].
-    truth
-        True regional totals (twin world), or ``None`` on real data.
-    name
-        Model name of the leave-region-out result.
-
-    Returns
-    -------
-    pd.DataFrame
-        Long table ``against`` (``inversions`` or ``truth``), ``model``, ``region`` (and
-        ``"all"``), then the columns of :func:`regional_metrics`.
-    """
-    regions = set(heldout["heldout"].astype(str))
-    refs = [("inversions", reference, spread)]
-    if truth is not None:
-        refs.append(("truth", truth, None))
-    parts = []
-    for against, ref, sp in refs:
-        lro = leave_region_out_scores(heldout, ref, sp, name=name)
-        others = regional_metrics(
-            {n: s[s["region"].astype(str).isin(regions)] for n, s in series.items()}, ref, sp)
-        parts.append(pd.concat([others, lro], ignore_index=True).assign(against=against))
-    out = pd.concat(parts, ignore_index=True)
-    cols = ["against", "model", "region"]
-    return out[cols + [c for c in out.columns if c not in cols]]
-
-
-def leave_region_out_wide(table: pd.DataFrame, value: str = "monthly_rmse") -> pd.DataFrame:
-    """One row per region (``"all"`` last), one column per (reference, model) of ``value``."""
-    wide = table.pivot_table(index="region", columns=["against", "model"], values=value,
-                             sort=False)
-    wide.columns = [f"{value}_vs_{a}_{m}" for a, m in wide.columns]
-    order = [*sorted(r for r in wide.index if r != OVERALL), OVERALL]
-    return wide.reindex([r for r in order if r in wide.index]).reset_index()

@@ -1,5 +1,6 @@
 """Leave-region-out on the tiny method world: the withheld region's constraint is really absent
-from its run, each region is scored from its own run, and results are reused from the cache."""
+from its run, each region's totals come from its own run, and results are reused from the
+cache."""
 
 from __future__ import annotations
 
@@ -10,16 +11,8 @@ from method_world import World, make_world
 
 from fluxbridge import training
 from fluxbridge.errors import InputError
-from fluxbridge.evaluation.leaveout import (
-    HELDOUT,
-    leave_region_out,
-    leave_region_out_table,
-    leave_region_out_wide,
-    target_regions,
-    withhold_region,
-)
-from fluxbridge.evaluation.regional import targets_frames
-from fluxbridge.evaluation.sparsity import regional_series
+from fluxbridge.studies.grid_totals import regional_series
+from fluxbridge.studies.leave_region_out import leave_region_out, target_regions, withhold_region
 from fluxbridge.training import TrainSettings
 
 FAST = TrainSettings(width=8, depth=1, embed_dim=2, epochs=2, batch_size=512, lr=5e-3,
@@ -105,22 +98,3 @@ def test_site_only_settings_are_refused(world, sites):
         leave_region_out(world.samples, dataclasses.replace(FAST, lambda_regional=0.0),
                          grid=world.grid, targets=world.targets, regions=world.regions,
                          train_sites=sites)
-
-
-def test_table_scores_only_withheld_regions_against_both_references(world):
-    reference, spread = targets_frames(world.targets)
-    names = sorted(reference["region"].unique())
-    held = reference[reference["region"].isin(names[:2])].assign(
-        heldout=lambda d: d["region"], nee_tgc=lambda d: d["nee_tgc"] + 3.0)
-    other = reference.assign(nee_tgc=reference["nee_tgc"] - 1.0)
-    table = leave_region_out_table(held, {"dual": other}, reference=reference, spread=spread,
-                                   truth=reference)
-    assert set(table["against"]) == {"inversions", "truth"}
-    assert set(table["model"]) == {"dual", HELDOUT}
-    assert set(table["region"]) == {*names[:2], "all"}
-    rmse = table.set_index(["against", "model", "region"])["monthly_rmse"]
-    assert rmse[("truth", HELDOUT, "all")] == pytest.approx(3.0)
-    assert rmse[("inversions", "dual", names[0])] == pytest.approx(1.0)
-    wide = leave_region_out_wide(table)
-    assert list(wide["region"]) == [*names[:2], "all"]
-    assert wide.filter(like=f"vs_truth_{HELDOUT}").iloc[-1, 0] == pytest.approx(3.0)

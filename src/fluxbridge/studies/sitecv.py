@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import time
 from collections.abc import Sequence
@@ -22,62 +21,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 
 from fluxbridge.errors import InputError
 from fluxbridge.evaluation.metrics import infer_step_days, site_metrics
-from fluxbridge.evaluation.report import FLUXCOM_NEE_SKILL, site_skill_section, write_report
+from fluxbridge.evaluation.sections import FLUXCOM_NEE_SKILL, site_skill_section
 from fluxbridge.outputs.files import write_csv
+from fluxbridge.outputs.report import write_report
+from fluxbridge.studies.site_features import (
+    DEFAULT_FEATURES,
+    SITECV_FEATURES,
+    add_site_features,
+    site_meteo_features,
+)
+from fluxbridge.studies.site_files import find_site_files, read_extra_meteo
 
 if TYPE_CHECKING:
     from fluxbridge.training import TrainSettings
 
 log = logging.getLogger(__name__)
 
-SITECV_FEATURES: tuple[str, ...] = ("ta", "vpd", "sw_in", "sw_in_pot", "precip")
-"""Tower meteorology every FLUXNET2015 SUBSET/FULLSET file carries (TA_F, VPD_F, SW_IN_F,
-SW_IN_POT, P_F), in canonical names."""
-
-EXTRA_METEO_COLUMNS: dict[str, tuple[str, ...]] = {
-    "lw_in": ("LW_IN_F", "LW_IN_ERA"),
-    "pa": ("PA_F", "PA_ERA"),
-    "ws": ("WS_F", "WS_ERA"),
-}
-"""More gap-filled meteorology the FLUXNET2015 files carry (incoming long-wave radiation
-[W m-2], air pressure [kPa], wind speed [m s-1]; the ``_F`` columns are gap-filled with downscaled
-ERA-Interim, so they are as complete as TA_F), by canonical name and source columns in order of
-preference. A file without any of a variable's columns gives NaN, which every model handles
-(the network and the random forest take the training mean, XGBoost learns a default branch)."""
-
-METEO_FEATURES: tuple[str, ...] = (*SITECV_FEATURES, *EXTRA_METEO_COLUMNS)
-"""Time-varying predictors of the cross-validation."""
-
-CLIMATE_FEATURES: dict[str, str] = {"ta_site_mean": "ta", "precip_site_mean": "precip",
-                                    "sw_in_site_mean": "sw_in", "vpd_site_mean": "vpd"}
-"""Per-site means of a meteorological variable over the site's whole record (mean annual
-temperature, precipitation, radiation and dryness, as FLUXCOM's static site climate)."""
-
-MSC_FEATURES: dict[str, str] = {"ta_msc": "ta", "sw_in_msc": "sw_in", "vpd_msc": "vpd",
-                                "precip_msc": "precip"}
-"""The site's mean seasonal cycle of a meteorological variable (mean over the record's years of
-each calendar month), taken at each record's month: where in its own climate a month lies."""
-
-DERIVED_UNITS: dict[str, str] = {
-    "lw_in": "W m-2", "pa": "kPa", "ws": "m s-1",
-    "ta_site_mean": "degC", "precip_site_mean": "mm d-1", "sw_in_site_mean": "W m-2",
-    "vpd_site_mean": "hPa", "ta_msc": "degC", "sw_in_msc": "W m-2", "vpd_msc": "hPa",
-    "precip_msc": "mm d-1", "wai": "1",
-}
-"""Units of the features this module adds (those of their source variables)."""
-
-DEFAULT_FEATURES: tuple[str, ...] = (*METEO_FEATURES, "wai", *CLIMATE_FEATURES, *MSC_FEATURES)
-"""Predictors of :func:`sitecv_predictions` by default (those present in the samples). No
-coordinates: like FLUXCOM, the models see climate, not place."""
-
-_FILE = re.compile(r"^(?:FLX|AMF|ICOSETC)_(?P<site>[A-Za-z]{2}-[A-Za-z0-9]{3})_.*?"
-                   r"_(?P<res>HH|HR|DD|WW|MM|YY)_.*\.csv$")
 OUTPUT_FILES = ("predictions.csv", "metrics.csv", "metrics.json", "report.html")
 
 
@@ -146,225 +110,6 @@ class SiteCVResult:
         table = table[sorted(table.columns, key=lambda c: (c.startswith("r2_msc"), c))]
         table["sites"] = self.predictions.groupby("igbp")["site"].nunique().reindex(table.index)
         return table
-
-
-def find_site_files(data: str | os.PathLike[str], time_step: str | None = None
-                    ) -> tuple[list[Path], str]:
-    """FLUXNET site CSV files of one resolution in a directory.
-
-    Parameters
-    ----------
-    data
-        Directory of FLUXNET2015 (or ONEFlux-style) CSV files.
-    time_step
-        ``"MM"`` or ``"DD"``; by default the one resolution present.
-
-    Returns
-    -------
-    paths, time_step
-        Sorted file paths (one per site) and their resolution.
-    """
-    root = Path(data)
-    if not root.is_dir():
-        raise InputError("not a directory", path=root, expected="a directory of FLUXNET CSV files")
-    by_res: dict[str, dict[str, Path]] = {}
-    for p in sorted(root.glob("*.csv")):
-        match = _FILE.match(p.name)
-        if match and "_BIF_" not in p.name:
-            by_res.setdefault(match["res"], {}).setdefault(match["site"], p)
-    usable = {r: v for r, v in by_res.items() if r in ("MM", "DD")}
-    if time_step is None:
-        if len(usable) != 1:
-            found = ", ".join(f"{r} ({len(v)} sites)" for r, v in sorted(by_res.items()))
-            raise InputError(f"found {found or 'no FLUXNET site files'}", path=root,
-                             variable="time_step",
-                             expected="FLUXNET files of exactly one of MM or DD resolution "
-                                      "(or name the time step)")
-        time_step = next(iter(usable))
-    if time_step not in usable:
-        raise InputError(f"no {time_step} site files", path=root, variable="time_step",
-                         expected="FLX_<SITE>_FLUXNET2015_<SET>_MM_… or …_DD_… CSV files")
-    return list(usable[time_step].values()), time_step
-
-
-def read_extra_meteo(paths: Sequence[Path], sites: xr.Dataset) -> xr.Dataset:
-    """Add the meteorology of :data:`EXTRA_METEO_COLUMNS` from the site files to ``sites``.
-
-    Parameters
-    ----------
-    paths
-        The site files ``sites`` was read from (MM or DD, one per site; files of sites absent
-        from ``sites`` are ignored).
-    sites
-        Canonical sites dataset on (site, time) at the files' own resolution.
-
-    Returns
-    -------
-    xr.Dataset
-        ``sites`` with ``lw_in``, ``pa``, ``ws`` on (site, time), NaN where a file lacks them.
-    """
-    from fluxbridge.io.fluxnet import parse_file_name, read_table
-
-    index = {str(s): i for i, s in enumerate(np.asarray(sites["site"].values).astype(str))}
-    times = pd.DatetimeIndex(sites["time"].values)
-    values = {name: np.full((len(index), times.size), np.nan) for name in EXTRA_METEO_COLUMNS}
-    wanted = [c for columns in EXTRA_METEO_COLUMNS.values() for c in columns]
-    for path in paths:
-        site = parse_file_name(path).site
-        if site not in index:
-            continue
-        df, where = read_table(path, columns=wanted)
-        raw = df["TIMESTAMP_START" if "TIMESTAMP_START" in df else "TIMESTAMP"].astype(str)
-        fmt = {6: "%Y%m", 8: "%Y%m%d"}.get(int(raw.str.len().max()), "%Y%m%d%H%M")
-        pos = times.get_indexer(pd.to_datetime(raw, format=fmt))
-        ok = pos >= 0
-        for name, columns in EXTRA_METEO_COLUMNS.items():
-            column = next((c for c in columns if c in df), None)
-            if column is None:
-                log.info("%s lacks %s: NaN", where, "/".join(columns))
-                continue
-            values[name][index[site], pos[ok]] = df[column].to_numpy(dtype=float)[ok]
-    out = sites.copy()
-    for name, array in values.items():
-        out[name] = (("site", "time"), array, {"units": DERIVED_UNITS[name],
-                                               "source_variable": EXTRA_METEO_COLUMNS[name][0]})
-    return out
-
-
-WAI_CAPACITY_MM = 150.0
-"""Soil water capacity of the water-availability bucket [mm]."""
-
-
-def water_availability(sites: xr.Dataset, capacity: float = WAI_CAPACITY_MM) -> xr.DataArray:
-    """Relative water availability (0..1) of a bucket model, as FLUXCOM's WAI.
-
-    Each site's bucket fills with precipitation and empties by evapotranspiration
-    ``AET = PET · W / capacity``; ``PET`` is Priestley–Taylor (α = 1.26) from net radiation
-    ``Rn = 0.85 SW_in + LW_in − 0.98 σ (T + 273.15)⁴`` (albedo 0.15; without ``lw_in``,
-    ``Rn = 0.6 SW_in``) at the record's own step, and ``W`` starts full and is run twice over
-    the record (the second pass starts from the end of the first). Meteorology only.
-
-    Parameters
-    ----------
-    sites
-        Canonical sites dataset (site, time) with ``ta`` [degC], ``sw_in`` [W m-2],
-        ``precip`` [mm d-1] and optionally ``lw_in`` [W m-2], daily or monthly.
-    capacity
-        Bucket size [mm].
-
-    Returns
-    -------
-    xr.DataArray
-        ``wai`` [1] on (site, time); NaN where the site has no meteorology.
-    """
-    ta = sites["ta"].transpose("site", "time").values.astype(float)
-    sw = sites["sw_in"].transpose("site", "time").values.astype(float)
-    precip = sites["precip"].transpose("site", "time").values.astype(float)
-    if "lw_in" in sites:
-        lw = sites["lw_in"].transpose("site", "time").values.astype(float)
-        rn = 0.85 * sw + lw - 0.98 * 5.670374e-8 * (ta + 273.15) ** 4
-        rn = np.where(np.isfinite(lw), rn, 0.6 * sw)
-    else:
-        rn = 0.6 * sw
-    # Priestley-Taylor: slope of the saturation vapour pressure curve [kPa K-1], psychrometric
-    # constant 0.066 kPa K-1, latent heat 2.45 MJ kg-1; W m-2 -> MJ m-2 d-1 is 0.0864
-    es = 0.6108 * np.exp(17.27 * ta / (ta + 237.3))
-    delta = 4098.0 * es / (ta + 237.3) ** 2
-    pet = np.clip(1.26 * delta / (delta + 0.066) * np.maximum(rn, 0.0) * 0.0864 / 2.45, 0, None)
-    days = np.diff(sites["time"].values).astype("timedelta64[s]").astype(float) / 86400.0
-    days = np.r_[days, days[-1] if days.size else 1.0]
-    days = np.where(days > 27, pd.DatetimeIndex(sites["time"].values).days_in_month, days)
-    wai = np.full(ta.shape, np.nan)
-    for i in range(ta.shape[0]):
-        ok = np.isfinite(ta[i]) & np.isfinite(precip[i]) & np.isfinite(pet[i])
-        idx = np.flatnonzero(ok)
-        w = capacity
-        for _ in range(2):
-            for t in idx:
-                aet = min(pet[i, t] * days[t] * w / capacity, w)
-                w = min(capacity, w - aet + precip[i, t] * days[t])
-                wai[i, t] = w / capacity
-    return xr.DataArray(wai, dims=("site", "time"), coords={"site": sites["site"],
-                                                            "time": sites["time"]},
-                        name="wai", attrs={"units": "1",
-                                           "long_name": "relative water availability"})
-
-
-def site_meteo_features(sites: xr.Dataset) -> pd.DataFrame:
-    """The extra meteorology, site climate and mean seasonal cycle of each site, per (site, time).
-
-    Computed from every record of a site that has meteorology, with or without NEE, and from
-    nothing else: meteorology is a predictor known wherever the model is applied, so these are
-    predictors too and cannot leak observed NEE across folds.
-
-    Parameters
-    ----------
-    sites
-        Canonical sites dataset with the meteorology of :data:`METEO_FEATURES` (those present
-        are used).
-
-    Returns
-    -------
-    pd.DataFrame
-        ``site``, ``time`` and one float32 column per variable of :data:`EXTRA_METEO_COLUMNS`
-        and per feature of :data:`CLIMATE_FEATURES` and :data:`MSC_FEATURES` whose source
-        variable ``sites`` carries, and ``wai`` (:func:`water_availability`) when it carries
-        ``ta``, ``sw_in`` and ``precip``.
-    """
-    extra = [n for n in EXTRA_METEO_COLUMNS if n in sites.data_vars]
-    sources = sorted({*CLIMATE_FEATURES.values(), *MSC_FEATURES.values()} & set(sites.data_vars))
-    names = sorted({*sources, *extra})
-    frame = sites[names].transpose("site", "time").to_dataframe()[names].reset_index()
-    frame = frame[frame[names].notna().any(axis=1)]
-    frame["site"] = frame["site"].astype(str)
-    month = pd.DatetimeIndex(frame["time"]).month
-    out = frame[["site", "time"]].copy()
-    for name in extra:
-        out[name] = frame[name].astype(np.float32)
-    if {"ta", "sw_in", "precip"} <= set(sites.data_vars):
-        wai = water_availability(sites).to_series()
-        out["wai"] = wai.reindex(pd.MultiIndex.from_arrays(
-            [frame["site"].to_numpy(), frame["time"].to_numpy()])).to_numpy(dtype=np.float32)
-    for name, source in CLIMATE_FEATURES.items():
-        if source in sources:
-            out[name] = frame.groupby("site")[source].transform("mean").astype(np.float32)
-    for name, source in MSC_FEATURES.items():
-        if source in sources:
-            # mean over years of each calendar month (daily values: of the month's days)
-            out[name] = frame.groupby([frame["site"], month])[source].transform(
-                "mean").astype(np.float32)
-    return out.reset_index(drop=True)
-
-
-def add_site_features(samples: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
-    """Join :func:`site_meteo_features` onto the samples by (site, time)."""
-    names = [c for c in features.columns if c not in ("site", "time")]
-    out = samples.drop(columns=[c for c in names if c in samples.columns])
-    keys = features.assign(site=features["site"].astype(str))
-    out = out.assign(_site=out["site"].astype(str)).merge(
-        keys.rename(columns={"site": "_site"}), on=["_site", "time"], how="left"
-    ).drop(columns="_site")
-    out.index = samples.index
-    units = dict(samples.attrs.get("units", {}))
-    units.update({n: DERIVED_UNITS[n] for n in names if n in DERIVED_UNITS})
-    out.attrs = {**samples.attrs, "units": units}
-    return out
-
-
-def add_climate_features(samples: pd.DataFrame) -> pd.DataFrame:
-    """Per-site means (:data:`CLIMATE_FEATURES`) over the samples' own rows.
-
-    For a table without the sites dataset behind it; :func:`run_sitecv` uses the full
-    meteorological record instead (:func:`site_meteo_features`).
-    """
-    out = samples.copy()
-    for name, source in CLIMATE_FEATURES.items():
-        if source in out.columns:
-            out[name] = out.groupby("site")[source].transform("mean").astype(np.float32)
-    units = dict(samples.attrs.get("units", {}))
-    units.update({n: DERIVED_UNITS[n] for n, s in CLIMATE_FEATURES.items() if s in out.columns})
-    out.attrs["units"] = units
-    return out
 
 
 def sitecv_settings(seed: int = 0, n_samples: int | None = None) -> TrainSettings:

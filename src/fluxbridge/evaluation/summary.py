@@ -1,0 +1,292 @@
+"""The evaluation of an experiment: its headline, its report's sections and its metrics.
+
+Pure: every input is a table or a dataset already in memory (out-of-fold site predictions,
+each model's regional series, the inversion targets, the truth where it is known, the results
+of the studies); reading the upscaled products and writing the report are the pipeline's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from fluxbridge.evaluation.figures import global_series
+from fluxbridge.evaluation.leave_region_out import HELDOUT
+from fluxbridge.evaluation.regional import (
+    global_annual,
+    global_spread_check,
+    member_global_annual,
+    regional_metrics,
+    regional_summary,
+    targets_frames,
+)
+from fluxbridge.evaluation.report import Captioned, ReportSection
+from fluxbridge.evaluation.sections import (
+    estimator_section,
+    inversion_section,
+    leave_region_out_section,
+    maps_section,
+    regional_section,
+    site_skill_section,
+    sparsity_section,
+)
+
+SITE_ONLY, DUAL = "site_only", "dual"
+"""Names of the site-only model (λ = 0) and the dual model (λ > 0) in the series."""
+
+QUESTION = (
+    "Against the site-only model (λ = 0), does the inversion constraint (dual model, λ > 0) "
+    "improve regional NEE while keeping site-level skill and seasonality? Site skill comes from "
+    "leave-site-out cross-validation on identical folds for every model; regional skill from "
+    "the upscaled products against the truth (twin world) and the corrected inversion ensemble."
+)
+
+GLOBAL_TEXT = (
+    "Is a model's global annual NEE within the inversion ensemble's spread of the truth? The "
+    "spread is that of the members' global totals (standard deviation across the corrected "
+    "members, each summed over the regions), not a sum of regional spreads, since one "
+    "inversion's errors are correlated between regions. z = (model − truth) / spread; "
+    "within_spread: |model − truth| ≤ spread. Means over the years that the model, the truth "
+    "and the members share; frac_years_within counts single years."
+)
+
+
+@dataclass
+class RunSummary:
+    """The evaluation of one run.
+
+    Attributes
+    ----------
+    sections
+        The report's sections in order.
+    metrics
+        The run's numbers for ``metrics.json`` (DataFrames, or None for what was not run).
+    headline
+        One row per model (:func:`headline_table`).
+    """
+
+    sections: list[ReportSection]
+    metrics: dict[str, Any]
+    headline: pd.DataFrame
+
+
+def headline_table(site_scales: pd.DataFrame, vs_truth: pd.DataFrame | None,
+                   annual: pd.DataFrame, names: list[str],
+                   global_check: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per model: site R² by time scale, regional error and global NEE against truth.
+
+    Columns: ``r2_<scale>``; ``regional_monthly_rmse_tgc`` and
+    ``regional_mean_abs_annual_bias_tgc`` (mean absolute annual bias over regions [Tg yr-1]);
+    ``global_nee_pgc``, ``truth_global_nee_pgc`` and ``inversion_global_nee_pgc`` (means over
+    years [Pg yr-1]); with ``global_check`` (:func:`~fluxbridge.evaluation.regional.
+    global_spread_check`) also ``inversion_global_spread_pgc`` (spread of the members' global
+    totals), ``global_z`` ((model − truth) / spread) and ``global_within_spread``.
+    """
+    r2 = site_scales.pivot(index="model", columns="scale", values="r2").add_prefix("r2_")
+    out = r2
+    if vs_truth is not None:
+        out = r2.join(regional_summary(vs_truth), how="outer")
+    glob = annual.groupby("model")["nee_pgc"].mean()
+    out["global_nee_pgc"] = glob.reindex(out.index)
+    out["truth_global_nee_pgc"] = float(glob.get("truth", np.nan))
+    out["inversion_global_nee_pgc"] = float(glob.get("inversions", np.nan))
+    if global_check is not None:
+        g = global_check.set_index("model")
+        out["inversion_global_spread_pgc"] = g["inversion_spread_pgc"].reindex(out.index)
+        out["global_z"] = g["z"].reindex(out.index)
+        out["global_within_spread"] = g["within_spread"].reindex(out.index)
+    return out.reindex([n for n in names if n in out.index]).rename_axis("model").reset_index()
+
+
+def headline_text(headline: pd.DataFrame, leave_region_out: pd.DataFrame | None = None) -> str:
+    """The headline in words: the dual model against the site-only model.
+
+    Parameters
+    ----------
+    headline
+        From :func:`headline_table`, with rows ``site_only`` and ``dual``.
+    leave_region_out
+        Scores of :func:`~fluxbridge.evaluation.leave_region_out.leave_region_out_table`, or
+        None.
+
+    Returns
+    -------
+    str
+        Paragraphs separated by blank lines; empty without both models.
+    """
+    h = headline.set_index("model")
+    if SITE_ONLY not in h.index or DUAL not in h.index:
+        return ""
+    so, du = h.loc[SITE_ONLY], h.loc[DUAL]
+
+    def change(col: str) -> str:
+        if col not in h:
+            return "n/a"
+        a, b = so[col], du[col]
+        return f"{a:.1f} → {b:.1f} ({100 * (b - a) / abs(a):+.0f} %)" if a else "n/a"
+
+    text = (
+        "Dual against site-only: regional monthly RMSE "
+        f"{change('regional_monthly_rmse_tgc')} TgC/month; mean absolute regional annual bias "
+        f"{change('regional_mean_abs_annual_bias_tgc')} TgC/yr; global NEE "
+        f"{so['global_nee_pgc']:.2f} → {du['global_nee_pgc']:.2f} PgC/yr against the truth's "
+        f"{so['truth_global_nee_pgc']:.2f}; site R² (all data) {so.get('r2_all', np.nan):.3f} → "
+        f"{du.get('r2_all', np.nan):.3f}."
+    )
+    if "global_within_spread" in h and pd.notna(du.get("inversion_global_spread_pgc")):
+        verdict = "within" if bool(du["global_within_spread"]) else "outside"
+        text += (f"\n\nThe dual model's global NEE is {verdict} the inversion ensemble's spread "
+                 f"of the truth (± {du['inversion_global_spread_pgc']:.2f} PgC/yr; z = "
+                 f"{du['global_z']:+.2f}; site-only z = {so['global_z']:+.2f}).")
+    if leave_region_out is not None:
+        t = leave_region_out[leave_region_out["region"] == "all"].set_index(
+            ["against", "model"])["monthly_rmse"]
+        for against in dict.fromkeys(leave_region_out["against"]):
+            try:
+                so_, du_, lro = (t[(against, m)] for m in (SITE_ONLY, DUAL, HELDOUT))
+            except KeyError:
+                continue
+            text += (f"\n\nLeave-region-out against the {against}: regional monthly RMSE "
+                     f"{lro:.1f} TgC/month when a region's constraint is withheld, against "
+                     f"{du_:.1f} with it and {so_:.1f} for the site-only model.")
+    return text
+
+
+def global_section(annual: pd.DataFrame, members: pd.DataFrame,
+                   global_check: pd.DataFrame | None = None,
+                   global_years: pd.DataFrame | None = None) -> ReportSection:
+    """Report section of global annual NEE, judged by the inversion members' spread.
+
+    Parameters
+    ----------
+    annual
+        ``model, year, nee_pgc`` [Pg yr-1] (:func:`~fluxbridge.evaluation.regional.
+        global_annual`) of the models, the truth and the inversion mean.
+    members
+        Each inversion member's global annual totals [Pg yr-1].
+    global_check, global_years
+        :func:`~fluxbridge.evaluation.regional.global_spread_check` (the truth is known), or
+        None.
+    """
+    tables: list[Captioned] = [("Global annual totals", annual)]
+    text = ""
+    if global_check is not None:
+        tables = [("Global annual NEE against the truth, judged by the inversion ensemble's "
+                   "spread of the global total (mean over years) [PgC/yr]", global_check),
+                  ("The same, year by year [PgC/yr]", global_years), *tables]
+        text = GLOBAL_TEXT
+    return ReportSection("Global annual NEE", text=text, figures=[
+        ("Global annual NEE of each model, the truth and the inversion mean [PgC/yr]",
+         global_series(annual, members=members))], tables=tables)
+
+
+def _study_sections(series: Mapping[str, pd.DataFrame], reference: pd.DataFrame,
+                    spread: pd.DataFrame, truth: pd.DataFrame | None,
+                    heldout: pd.DataFrame | None, estimator_error: pd.DataFrame | None,
+                    sparsity: pd.DataFrame | None, sparsity_settings: Mapping[str, Any]
+                    ) -> tuple[list[ReportSection], pd.DataFrame | None]:
+    """Sections of what the run studied besides its models (each only when it was run), and
+    the leave-region-out scores."""
+    sections, lro_table = [], None
+    if heldout is not None and len(heldout):
+        section, lro_table = leave_region_out_section(
+            heldout, {SITE_ONLY: series[SITE_ONLY], DUAL: series[DUAL]}, reference=reference,
+            spread=spread, truth=truth)
+        sections.append(section)
+    if estimator_error is not None:
+        sections.append(estimator_section(estimator_error))
+    if sparsity is not None and len(sparsity):
+        sections.append(sparsity_section(sparsity, sparsity_settings))
+    return sections, lro_table
+
+
+def summarise_run(
+    predictions: pd.DataFrame,
+    series: Mapping[str, pd.DataFrame],
+    targets: xr.Dataset,
+    *,
+    truth: pd.DataFrame | None = None,
+    maps: Mapping[str, xr.DataArray] | None = None,
+    heldout: pd.DataFrame | None = None,
+    estimator_error: pd.DataFrame | None = None,
+    sparsity: pd.DataFrame | None = None,
+    sparsity_settings: Mapping[str, Any] | None = None,
+) -> RunSummary:
+    """Score every model of a run; the report's sections and the run's metrics.
+
+    Parameters
+    ----------
+    predictions
+        Out-of-fold site predictions of every model on identical folds [g m-2 d-1]
+        (``site, time, observed, weight, <model>…``; see :mod:`fluxbridge.evaluation.metrics`).
+    series
+        Model name → its upscaled regional totals ``region, time (YYYY-MM), nee_tgc``
+        [Tg month-1], in the report's order; ``site_only`` and ``dual`` among them.
+    targets
+        Corrected inversion targets (member, region, time) [Tg month-1].
+    truth
+        True regional totals (twin world) [Tg month-1], or None on real data.
+    maps
+        NEE fields [gC m-2 d-1] of ``dual``, ``site_only`` and optionally ``truth``, (lat, lon)
+        or (time, lat, lon); None leaves the maps out.
+    heldout
+        Leave-region-out series (:func:`fluxbridge.studies.leave_region_out.leave_region_out`),
+        or None.
+    estimator_error
+        :func:`~fluxbridge.evaluation.estimators.estimator_error_table` on the dual model's
+        field, or None.
+    sparsity, sparsity_settings
+        The sparsity study's table (:func:`fluxbridge.studies.sparsity.sparsity_study`) and its
+        ``epochs`` and ``reference``, or None.
+
+    Returns
+    -------
+    RunSummary
+        Sections, metrics and the headline table.
+    """
+    names = list(series)
+    reference, spread = targets_frames(targets)
+    site_sec, site_tables = site_skill_section(predictions, names)
+    reg_sec, reg_tables = regional_section(series, reference=reference, spread=spread,
+                                           truth=truth)
+    vs_truth = regional_metrics(series, truth, spread) if truth is not None else None
+    annual = global_annual({**series, **({"truth": truth} if truth is not None else {}),
+                            "inversions": reference})
+    members = member_global_annual(targets)
+    global_check, global_years = (global_spread_check(annual, members) if truth is not None
+                                  else (None, None))
+    studies, lro_table = _study_sections(series, reference, spread, truth, heldout,
+                                         estimator_error, sparsity, sparsity_settings or {})
+    headline = headline_table(site_tables["by_scale"], vs_truth, annual, names, global_check)
+    sections = [
+        ReportSection("The question", text=QUESTION),
+        ReportSection("Headline", text=headline_text(headline, lro_table), tables=[(
+            "Site R² by time scale (cross-validation), regional error against the truth, global "
+            "NEE [PgC/yr] and whether it is within the inversion ensemble's spread of the truth",
+            headline)]),
+        site_sec, reg_sec, global_section(annual, members, global_check, global_years),
+        *([] if maps is None else [maps_section(maps[DUAL], maps[SITE_ONLY], maps.get("truth"))]),
+        inversion_section(targets),
+        *studies,
+    ]
+    metrics = {
+        "headline": headline,
+        "site": site_tables,
+        "regional_vs_truth": vs_truth,
+        "regional_vs_inversions": reg_tables["vs_inversions"],
+        "regional_tables": reg_tables,
+        "global_annual": annual,
+        "global_vs_truth": global_check,
+        "global_vs_truth_by_year": global_years,
+        "inversion_members_global_annual": members,
+        "leave_region_out": lro_table,
+        "estimator_error": estimator_error,
+        "sparsity": None if sparsity is None else {
+            "table": sparsity if len(sparsity) else None, "meta": dict(sparsity_settings or {})},
+    }
+    return RunSummary(sections, metrics, headline)

@@ -1,0 +1,1 @@
+"""Studies that retrain the model: leave-region-out, the sparsity study, site cross-validation."""
