@@ -61,11 +61,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from fluxbridge.cache import default_group_size
 from fluxbridge.config import parse_config
-from fluxbridge.features import GridFeatures, site_samples
-from fluxbridge.io.world import open_world
+from fluxbridge.features import site_samples
+from fluxbridge.grid_features import GridFeatures
+from fluxbridge.io.inputs import open_world
 from fluxbridge.operators import make_estimator
+from fluxbridge.operators.cache import default_group_size
 from fluxbridge.pipeline import train_settings
 from fluxbridge.synthetic import synthesize
 from fluxbridge.training import DRIFT_PROBES, Trainer, TrainSettings

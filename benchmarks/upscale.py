@@ -160,7 +160,7 @@ def run_mode(mode: str, world: Path, out: Path) -> dict:
     import torch
     import xarray as xr
 
-    from fluxbridge.features import feature_matrix
+    from fluxbridge.grid_features import feature_matrix
     from fluxbridge.upscaling import upscale
 
     cores = _cores()

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from fluxbridge.features import GridFeatures
+from fluxbridge.grid_features import GridFeatures
 from fluxbridge.operators import RegionalOperator
 from fluxbridge.regions import builtin_regions
 

@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 from method_world import make_world
 
-from fluxbridge.aggregation import regional_totals, totals_frame
 from fluxbridge.evaluation.estimators import estimator_accuracy, estimator_error_table
+from fluxbridge.operators.operator import regional_totals
+from fluxbridge.outputs.products import totals_frame
 from fluxbridge.studies.grid_totals import grid_field, regional_series
 
 

@@ -12,9 +12,9 @@ import torch
 from method_world import World, make_world
 
 from fluxbridge import training
-from fluxbridge.cache import GROUP_SIZE_AT_2DEG, default_group_size
 from fluxbridge.errors import InputError
 from fluxbridge.operators import squared_error
+from fluxbridge.operators.cache import GROUP_SIZE_AT_2DEG, default_group_size
 from fluxbridge.training import (
     TrainingInterrupted,
     TrainSettings,

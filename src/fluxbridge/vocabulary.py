@@ -6,7 +6,13 @@ air temperature ``t2m`` or FLUXNET ``TA_F``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from os import PathLike
+
+import numpy as np
+
+from fluxbridge.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,10 @@ VARIABLES: dict[str, Variable] = {
         Variable("fpar", "1", "fraction of absorbed photosynthetically active radiation"),
         Variable("lai", "m2 m-2", "leaf area index"),
         Variable("land_cover", "1", "IGBP land cover class code"),
+        Variable("nee_tgc", "Tg month-1", "regional total of net ecosystem exchange of carbon "
+                 "per month, positive to the atmosphere"),
+        Variable("nee_pgc", "Pg yr-1", "global land net ecosystem exchange of carbon per year, "
+                 "positive to the atmosphere"),
         Variable("cell_area", "m2", "grid cell area", "cell_area"),
         Variable("land_fraction", "1", "land area fraction", "land_area_fraction"),
     ]
@@ -61,6 +71,37 @@ IGBP_CLASSES: tuple[str, ...] = (
 """IGBP classes in the order of their MODIS MCD12 codes 0..16 (0 = water)."""
 
 IGBP_CODE: dict[str, int] = {name: code for code, name in enumerate(IGBP_CLASSES)}
+
+
+def igbp_codes(classes: Iterable[object], where: str | PathLike[str] | None = None
+               ) -> np.ndarray:
+    """MODIS codes (0..16) of IGBP class names.
+
+    Parameters
+    ----------
+    classes
+        IGBP class names (e.g. ``"ENF"``); case and surrounding blanks are ignored.
+    where
+        The file or dataset the names come from, named in the error.
+
+    Returns
+    -------
+    np.ndarray
+        int64 code of each class, in the order of :data:`IGBP_CLASSES`.
+
+    Raises
+    ------
+    InputError
+        For a name that is not an IGBP class, naming it.
+    """
+    codes = []
+    for c in classes:
+        name = str(c).strip().upper()
+        if name not in IGBP_CODE:
+            raise InputError(f"unknown IGBP class {c!r}", path=where, variable="igbp",
+                             expected="one of " + " ".join(IGBP_CLASSES))
+        codes.append(IGBP_CODE[name])
+    return np.asarray(codes, dtype=np.int64)
 
 
 def attrs(name: str) -> dict[str, str]:

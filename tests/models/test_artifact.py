@@ -9,7 +9,8 @@ import torch
 import xarray as xr
 
 from fluxbridge.errors import InputError
-from fluxbridge.features import Normaliser, feature_matrix
+from fluxbridge.features import Normaliser
+from fluxbridge.grid_features import feature_matrix
 from fluxbridge.models.artifact import SCHEMA_VERSION, FittedModel, load_model
 from fluxbridge.models.baselines import fit_random_forest, fit_xgboost
 from fluxbridge.models.network import NEENet

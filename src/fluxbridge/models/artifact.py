@@ -21,11 +21,12 @@ import torch
 import xarray as xr
 
 from fluxbridge.errors import InputError
-from fluxbridge.features import Normaliser, _feature_array, _land_cover, _sw_in_pot
+from fluxbridge.features import Normaliser, feature_units
 from fluxbridge.models.baselines import Baseline, predict_baseline
 from fluxbridge.models.network import NEENet
+from fluxbridge.models.predict import predict_grid
 from fluxbridge.outputs.files import atomic_path
-from fluxbridge.vocabulary import IGBP_CODE, VARIABLES
+from fluxbridge.vocabulary import VARIABLES, igbp_codes
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +34,6 @@ SCHEMA_VERSION = 1
 """Version of the saved-model layout; files of another version are refused."""
 
 KINDS = ("nn", "rf", "xgboost")
-
-NEE_ATTRS = {
-    "units": VARIABLES["nee"].units,
-    "long_name": "net ecosystem exchange of carbon (CO2), positive upward (to the atmosphere)",
-}
 
 
 def default_device() -> torch.device:
@@ -92,9 +88,15 @@ class FittedModel:
     @property
     def units(self) -> dict[str, str]:
         """Units of each feature and of the output ``nee``."""
-        out = {f: VARIABLES[f].units if f in VARIABLES else "1" for f in self.feature_names}
+        out = {f: feature_units(f) for f in self.feature_names}
         out["nee"] = VARIABLES["nee"].units
         return out
+
+    @property
+    def has_grid_offset(self) -> bool:
+        """Whether grid cells get a learned offset by region and day of year (networks trained
+        with one, :meth:`NEENet.grid_offset`)."""
+        return self.kind == "nn" and self.estimator.offset is not None
 
     def predict_arrays(self, X_raw: np.ndarray, igbp: np.ndarray,
                        device: str | torch.device | None = None, *,
@@ -151,15 +153,15 @@ class FittedModel:
         if "igbp_code" in df.columns:
             igbp = df["igbp_code"].to_numpy(dtype=np.int64)
         elif "igbp" in df.columns:
-            igbp = np.array([IGBP_CODE.get(str(c).upper(), 0) for c in df["igbp"]],
-                            dtype=np.int64)
+            igbp = igbp_codes(df["igbp"], "samples table")
         else:
             raise InputError("samples lack the vegetation class", variable="igbp_code",
                              expected="an igbp_code or igbp column")
         return self.predict_arrays(X, igbp)
 
     def predict_dataset(self, ds: xr.Dataset) -> xr.DataArray:
-        """Gridded NEE from a canonical predictors dataset or a chunk of it.
+        """Gridded NEE from a canonical predictors dataset or a chunk of it
+        (:func:`fluxbridge.models.predict.predict_grid`).
 
         Parameters
         ----------
@@ -174,44 +176,9 @@ class FittedModel:
             ``nee`` (time, lat, lon) float32 [g m-2 d-1], positive upward; NaN where a
             predictor is NaN or the land cover is water (0).
         """
-        # land cells only (water stays NaN), one feature read at a time: a third of the work
-        # and memory of flattening the whole grid
-        n_t, n_y, n_x = ds.sizes["time"], ds.sizes["lat"], ds.sizes["lon"]
-        shape = (n_t, n_y, n_x)
-        lc = np.nan_to_num(_land_cover(ds).astype(np.float64), nan=0.0).astype(np.int64).ravel()
-        cells = np.flatnonzero(lc > 0)
-        time = pd.DatetimeIndex(ds["time"].values)
-        X = np.empty((n_t, cells.size, len(self.feature_names)), dtype=np.float32)
-        for j, name in enumerate(self.feature_names):
-            if name == "sw_in_pot" and name not in ds:
-                X[:, :, j] = _sw_in_pot(ds["lat"].values, time)[:, cells // n_x]
-            else:
-                values = np.asarray(_feature_array(ds, name).values, dtype=np.float32)
-                X[:, :, j] = values.reshape(n_t, n_y * n_x)[:, cells]
-                del values
-        X = X.reshape(n_t * cells.size, -1)
-        valid = np.isfinite(X).all(axis=1)
-        igbp = np.broadcast_to(lc[cells], (n_t, cells.size)).reshape(-1)
-        region = doy = None
-        if "region" in ds and self.kind == "nn" and self.estimator.offset is not None:
-            ids = np.asarray(ds["region"].transpose("lat", "lon").values, dtype=np.int64)
-            region = np.broadcast_to(ids.ravel()[cells], (n_t, cells.size)).reshape(-1)
-            doy = np.repeat(time.day_of_year.to_numpy(), cells.size)
-        pred = np.full(X.shape[0], np.nan, dtype=np.float32)
-        if valid.all():
-            pred[:] = self.predict_arrays(X, igbp, region=region, dayofyear=doy)
-        elif valid.any():
-            pred[valid] = self.predict_arrays(
-                X[valid], igbp[valid], region=None if region is None else region[valid],
-                dayofyear=None if doy is None else doy[valid])
-        del X
-        flat = np.full((n_t, n_y * n_x), np.nan, dtype=np.float32)
-        flat[:, cells] = pred.reshape(n_t, cells.size)
-        return xr.DataArray(
-            flat.reshape(shape), dims=("time", "lat", "lon"),
-            coords={"time": ds["time"], "lat": ds["lat"], "lon": ds["lon"]},
-            name="nee", attrs={**NEE_ATTRS, "model": self.name, "model_kind": self.kind},
-        )
+        nee = predict_grid(self, ds).isel(member=0)
+        nee.attrs.update(model=self.name, model_kind=self.kind)
+        return nee
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model to one file (atomically); returns the path."""

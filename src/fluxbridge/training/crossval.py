@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from fluxbridge.config import ExperimentConfig
 from fluxbridge.errors import InputError
-from fluxbridge.features import GridFeatures
+from fluxbridge.grid_features import GridFeatures
 from fluxbridge.training.baselines import train_baseline
 from fluxbridge.training.folds import make_folds
 from fluxbridge.training.sites import check_samples

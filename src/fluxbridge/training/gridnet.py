@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fluxbridge.features import GridFeatures, Normaliser
+from fluxbridge.features import Normaliser
+from fluxbridge.grid_features import GridFeatures
 from fluxbridge.models.network import NEENet
 
 

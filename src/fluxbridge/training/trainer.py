@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 
 from fluxbridge.config import ExperimentConfig
 from fluxbridge.errors import FluxbridgeError, InputError
-from fluxbridge.features import GridFeatures, Normaliser
+from fluxbridge.features import Normaliser
+from fluxbridge.grid_features import GridFeatures
 from fluxbridge.models.artifact import FittedModel
 from fluxbridge.models.network import NEENet
 from fluxbridge.outputs.files import code_version

@@ -1,56 +1,18 @@
-"""Observation operator and its estimators: exactness, unbiasedness, control-variate identity."""
+"""Estimators of H·f: exactness, unbiasedness, the control-variate identity, the searches."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
-import xarray as xr
 
-from fluxbridge.aggregation import regional_totals
 from fluxbridge.errors import InputError
-from fluxbridge.operators import (
-    ControlVariateEstimator,
-    ExactEstimator,
-    FixedEstimator,
-    RegionalOperator,
-    ResampledEstimator,
-    _search_between,
-    make_estimator,
-    squared_error,
-)
-from fluxbridge.regions import builtin_regions
+from fluxbridge.operators.control_variate import ControlVariateEstimator
+from fluxbridge.operators.estimators import make_estimator, squared_error
+from fluxbridge.operators.resampled import FixedEstimator, ResampledEstimator, _search_between
+from fluxbridge.operators.sample import ExactEstimator
 
 N_DRAWS = 300
-
-
-@pytest.fixture(scope="module")
-def regions() -> xr.Dataset:
-    return builtin_regions("transcom_like", 10.0)
-
-
-@pytest.fixture(scope="module")
-def times() -> pd.DatetimeIndex:
-    return pd.date_range("2001-01-01", "2001-12-31", freq="D")
-
-
-@pytest.fixture(scope="module")
-def op(regions, times) -> RegionalOperator:
-    return RegionalOperator(regions, times)
-
-
-@pytest.fixture(scope="module")
-def field(op) -> np.ndarray:
-    rng = np.random.default_rng(1)
-    seasonal = np.sin(np.arange(op.n_time) / 58.0)[:, None]
-    return 1.0 + seasonal * rng.normal(1, 0.5, op.n_cell)[None, :] + rng.normal(
-        0, 0.7, (op.n_time, op.n_cell))
-
-
-@pytest.fixture(scope="module")
-def strata(op) -> np.ndarray:
-    return np.random.default_rng(2).integers(1, 5, op.n_cell)
 
 
 def _estimates(est, field: np.ndarray, rng: np.random.Generator, obs=None) -> np.ndarray:
@@ -60,31 +22,11 @@ def _estimates(est, field: np.ndarray, rng: np.random.Generator, obs=None) -> np
     return est.estimate(pred, sample).numpy()
 
 
-def test_exact_equals_regional_totals(op, regions, times, field):
-    full = np.zeros((times.size, *regions["region"].shape))
-    full[:, op.lat_index, op.lon_index] = field
-    da = xr.DataArray(full, dims=("time", "lat", "lon"),
-                      coords={"time": times, "lat": regions["lat"], "lon": regions["lon"]})
-    reference = regional_totals(da, regions)
-    ours = op.to_dataarray(op.exact(field))
-    ours, reference = xr.align(ours, reference, join="exact")
-    np.testing.assert_allclose(ours.values, reference.values, rtol=1e-10)
-    assert ours.attrs["units"] == "Tg month-1"
-
-
 def test_exact_estimator_equals_full_sum(op, field):
     est = ExactEstimator(op)
     obs = np.array([3, 0, 17])
     np.testing.assert_allclose(_estimates(est, field, None, obs)[0], op.exact(field)[obs],
                                rtol=1e-10)
-
-
-def test_constant_flux_integrates_to_area_times_days(op, regions):
-    totals = op.to_dataarray(op.exact(np.full((op.n_time, op.n_cell), 2.0)))
-    land = (regions["cell_area"] * regions["land_fraction"]).where(regions["region"] == 11)
-    days = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
-    expected = 2.0 * float(land.sum()) * days / 1e12
-    np.testing.assert_allclose(totals.sel(region=11).values, expected, rtol=1e-10)
 
 
 @pytest.mark.parametrize("sampling", ["uniform", "area", "stratified"])
@@ -242,43 +184,11 @@ def test_sample_sizes_and_replicates(op, strata):
     assert np.all(op.matrix[obs[sample.obs], sample.col].A1 > 0)
 
 
-def test_partial_months_and_monthly_times(regions):
-    t = pd.date_range("2001-01-15", "2001-04-30", freq="D")
-    op = RegionalOperator(regions, t)
-    months = pd.DatetimeIndex(op.obs_index["time"]).month
-    assert set(months) == {2, 3, 4}
-    monthly = RegionalOperator(regions, pd.date_range("2001-01-01", periods=3, freq="MS"))
-    daily = RegionalOperator(regions, pd.date_range("2001-01-01", "2001-03-31", freq="D"))
-    np.testing.assert_allclose(monthly.exact(np.ones((3, monthly.n_cell))),
-                               daily.exact(np.ones((daily.n_time, daily.n_cell))), rtol=1e-12)
-
-
-def test_match_targets_skips_months_outside_and_nan(op):
-    idx = op.obs_index.drop_duplicates("region")
-    t = pd.date_range("2000-11-01", "2001-02-01", freq="MS")
-    mean = np.ones((len(idx), t.size))
-    mean[0, 3] = np.nan
-    targets = xr.Dataset(
-        {"nee_mean": (("region", "time"), mean, {"units": "Tg month-1"}),
-         "nee_spread": (("region", "time"), np.ones_like(mean), {"units": "Tg month-1"})},
-        coords={"region": idx["region"].to_numpy(), "time": t})
-    matched = op.match_targets(targets)
-    times = pd.DatetimeIndex(op.obs_index["time"].to_numpy()[matched["obs"]])
-    assert set(times.month) == {1, 2}
-    assert len(matched) == 2 * len(idx) - 1
-
-
-def test_bad_input_raises(op, regions):
-    with pytest.raises(InputError, match="field"):
-        op.exact(np.zeros((3, 3)))
+def test_bad_input_raises(op):
     with pytest.raises(InputError, match="estimator"):
         make_estimator("magic", op)
     with pytest.raises(InputError, match="strata"):
         ResampledEstimator(op, K=4, sampling="stratified")
-    with pytest.raises(InputError, match="nee_spread"):
-        op.match_targets(xr.Dataset({"nee_mean": (("region",), [1.0])}))
-    with pytest.raises(InputError, match="time"):
-        RegionalOperator(regions, pd.date_range("2001-01-01", periods=4, freq="7D"))
 
 
 @pytest.mark.parametrize("sampling", ["area", "stratified"])

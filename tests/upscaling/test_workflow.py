@@ -1,4 +1,5 @@
-"""Tests of fluxbridge.upscaling on a tiny 20-degree world with analytically known models."""
+"""The upscaling workflow on a tiny 20-degree world with analytically known models: products,
+ensembles, resume, formats and schedulers."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from fluxbridge.aggregation import global_annual_totals, regional_totals
 from fluxbridge.constants import G_PER_TG
 from fluxbridge.errors import GridMismatchError, InputError
+from fluxbridge.operators.operator import global_annual_totals, regional_totals
 from fluxbridge.regions import builtin_regions
-from fluxbridge.upscaling import MANIFEST, plan_chunks, upscale
+from fluxbridge.upscaling.workflow import MANIFEST, upscale
 
 A, B = 0.3, 0.002
 FEATURES = ["ta", "sw_in", "ndvi"]
@@ -34,11 +35,9 @@ class LinearModel:
     def truth(self, ds: xr.Dataset) -> xr.DataArray:
         return (self.a * ds["ta"] - self.b * ds["sw_in"] * ds["ndvi"]).where(ds["land_cover"] > 0)
 
-    def predict_dataset(self, ds: xr.Dataset) -> xr.DataArray:
+    def predict_arrays(self, X, igbp, device=None, *, region=None, dayofyear=None):
         self.calls += 1
-        out = self.truth(ds).transpose("time", "lat", "lon")
-        out.attrs = {"units": "g m-2 d-1", "long_name": "net ecosystem exchange of carbon"}
-        return out
+        return self.a * X[:, 0] - self.b * X[:, 1] * X[:, 2]
 
 
 class ConstantModel(LinearModel):
@@ -48,8 +47,9 @@ class ConstantModel(LinearModel):
         super().__init__(name="constant")
         self.c = c
 
-    def truth(self, ds: xr.Dataset) -> xr.DataArray:
-        return xr.full_like(ds["ta"], self.c).where(ds["land_cover"] > 0)
+    def predict_arrays(self, X, igbp, device=None, *, region=None, dayofyear=None):
+        self.calls += 1
+        return np.full(X.shape[0], self.c, dtype=np.float32)
 
 
 class FailingModel(LinearModel):
@@ -59,10 +59,10 @@ class FailingModel(LinearModel):
         super().__init__()
         self.n_ok = n_ok
 
-    def predict_dataset(self, ds: xr.Dataset) -> xr.DataArray:
+    def predict_arrays(self, X, igbp, device=None, *, region=None, dayofyear=None):
         if self.calls >= self.n_ok:
             raise RuntimeError("injected failure")
-        return super().predict_dataset(ds)
+        return super().predict_arrays(X, igbp)
 
 
 @pytest.fixture(scope="module")
@@ -100,20 +100,6 @@ def single(predictors, regions, tmp_path_factory):
     out = tmp_path_factory.mktemp("single")
     return _run({"linear": LinearModel()}, predictors, regions, out,
                 provenance={"config": {"seed": 1}, "corrections": {"fire": -1}})["linear"]
-
-
-def test_plan_chunks_cover_every_cell_once_in_whole_months():
-    time = pd.date_range("2020-01-15", "2020-07-02", freq="D")
-    chunks = plan_chunks(time, n_lat=9, n_lon=18, time_chunk=62, max_chunk_cells=31 * 18 * 4)
-    seen = np.zeros((time.size, 9), dtype=int)
-    for c in chunks:
-        seen[c.time, c.lat] += 1
-        assert (c.time.stop - c.time.start) * (c.lat.stop - c.lat.start) * 18 <= 62 * 18 * 4
-    assert np.all(seen == 1)
-    starts = {c.time.start for c in chunks} - {0}
-    assert all(time[s].day == 1 for s in starts)  # blocks begin at month starts
-    one_month = plan_chunks(time, 9, 18, time_chunk=5, max_chunk_cells=10**9)
-    assert len(one_month) == len(pd.unique(time.to_period("M")))
 
 
 def test_known_field_reproduced(single, predictors):
@@ -254,7 +240,7 @@ def test_bad_inputs(predictors, regions, tmp_path):
     with pytest.raises(GridMismatchError):
         _run({"m": LinearModel()}, predictors.isel(lon=slice(1, None)),
              regions.isel(lon=slice(None, -1)), tmp_path)
-    with pytest.raises(InputError, match="predict_dataset"):
+    with pytest.raises(InputError, match="predict_arrays"):
         _run({"m": object()}, predictors, regions, tmp_path)
     with pytest.raises(InputError, match="not found"):
         _run({"m": LinearModel()}, tmp_path / "missing.nc", regions, tmp_path)
@@ -298,40 +284,9 @@ def test_real_fitted_model_saved_and_loaded(predictors, regions, tmp_path):
         assert np.isnan(ds["nee"].values[:, predictors["land_cover"].values == 0]).all()
 
 
-def test_plan_chunks_keep_whole_globe_when_a_month_fits():
-    time = pd.date_range("2021-01-01", "2021-12-31", freq="D")
-    chunks = plan_chunks(time, n_lat=9, n_lon=18, time_chunk=92, max_chunk_cells=62 * 9 * 18)
-    assert all(c.lat == slice(0, 9) for c in chunks)  # no latitude bands: each day read once
-    assert max(c.time.stop - c.time.start for c in chunks) <= 62
-    assert len(chunks) == 6  # two months per block
-    banded = plan_chunks(time, n_lat=9, n_lon=18, time_chunk=92, max_chunk_cells=31 * 18 * 4)
-    heights = {c.lat.stop - c.lat.start for c in banded}
-    assert heights == {3}  # a month too large for one chunk: bands of equal height
-
-
-def test_cluster_logs_quiet_unless_debug():
-    import logging
-
-    from fluxbridge.upscaling import _quiet_cluster_logs
-
-    fb, dist = logging.getLogger("fluxbridge"), logging.getLogger("distributed.scheduler")
-    old, before = fb.level, logging.getLogger("distributed").level
-    try:
-        fb.setLevel(logging.INFO)
-        with _quiet_cluster_logs():
-            assert not dist.isEnabledFor(logging.INFO)  # no scheduler start-up chatter
-            assert dist.isEnabledFor(logging.WARNING)
-        assert logging.getLogger("distributed").level == before
-        fb.setLevel(logging.DEBUG)  # --debug keeps them
-        with _quiet_cluster_logs():
-            assert logging.getLogger("distributed").level == before
-    finally:
-        fb.setLevel(old)
-
-
 def test_single_model_chunk_files_hold_no_spread(predictors, regions, tmp_path):
     with pytest.raises(RuntimeError, match="injected"):
         _run({"linear": FailingModel(n_ok=1)}, predictors, regions, tmp_path)
     (chunk,) = (tmp_path / "linear" / ".chunks").glob("chunk_*.npz")
     with np.load(chunk) as f:
-        assert set(f.files) == {"nee", "nee_monthly", "regional_g", "global_g"}
+        assert set(f.files) == {"nee", "nee_monthly", "regional_tgc", "global_tgc"}

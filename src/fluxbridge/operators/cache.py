@@ -1,7 +1,8 @@
 """Groups of grid cell-days that share one entry of the control variate's cache.
 
-The control-variate estimator (:class:`fluxbridge.operators.ControlVariateEstimator`) is unbiased
-whatever its cache ``g``; a cache with one entry per group of cell-days costs one network
+The control-variate estimator
+(:class:`fluxbridge.operators.control_variate.ControlVariateEstimator`) is unbiased whatever its
+cache ``g``; a cache with one entry per group of cell-days costs one network
 evaluation (and one input gradient) per entry instead of per cell-day, and its exact regional
 totals come from the operator's columns merged by entry. The price is a larger spread of the
 sampled correction ``f − g``.
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from fluxbridge.errors import InputError
-from fluxbridge.features import GridFeatures
+from fluxbridge.grid_features import GridFeatures
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,51 @@
+"""The one observation operator H, its sparse estimators and the control-variate cache.
+
+* :mod:`~fluxbridge.operators.operator` — H: regional monthly totals as a sparse matrix over
+  land cell-days (:class:`RegionalOperator`, footprint rows: :class:`LinearOperator`) and on
+  xarray fields (:func:`regional_totals`);
+* :mod:`~fluxbridge.operators.sample`, :mod:`~fluxbridge.operators.resampled`,
+  :mod:`~fluxbridge.operators.control_variate` — estimators of H·f from sampled cell-days;
+  :mod:`~fluxbridge.operators.estimators` picks one by name;
+* :mod:`~fluxbridge.operators.cache` — the groups of cell-days of the control variate's cache.
+"""
+
+from fluxbridge.operators.cache import CacheGroups, default_group_size
+from fluxbridge.operators.control_variate import ControlVariateEstimator
+from fluxbridge.operators.estimators import (
+    ESTIMATORS,
+    make_estimator,
+    squared_error,
+    squared_error_grad,
+)
+from fluxbridge.operators.operator import (
+    LinearOperator,
+    RegionalOperator,
+    global_annual_totals,
+    monthly_totals,
+    region_weights,
+    regional_totals,
+)
+from fluxbridge.operators.resampled import SAMPLINGS, FixedEstimator, ResampledEstimator
+from fluxbridge.operators.sample import Estimator, ExactEstimator, Sample
+
+__all__ = [
+    "ESTIMATORS",
+    "SAMPLINGS",
+    "CacheGroups",
+    "ControlVariateEstimator",
+    "Estimator",
+    "ExactEstimator",
+    "FixedEstimator",
+    "LinearOperator",
+    "RegionalOperator",
+    "ResampledEstimator",
+    "Sample",
+    "default_group_size",
+    "global_annual_totals",
+    "make_estimator",
+    "monthly_totals",
+    "region_weights",
+    "regional_totals",
+    "squared_error",
+    "squared_error_grad",
+]
