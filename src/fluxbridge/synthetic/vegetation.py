@@ -9,7 +9,7 @@ import numpy as np
 
 from fluxbridge.synthetic.climate import DailyClimate
 from fluxbridge.synthetic.geography import Geography, SmoothNoise
-from fluxbridge.vocabulary import IGBP_CODE
+from fluxbridge.vocabulary import IGBP_CODE, igbp_codes
 
 _KELVIN = 273.15
 BUCKET_MM = 150.0
@@ -58,7 +58,7 @@ def classify(geo: Geography, normals: dict[str, np.ndarray]) -> np.ndarray:
     tundra = (t >= -15) & (t < -5)
     c[tundra] = np.where(moist > 0.8, "WET", "OSH")[tundra]
     c[(t < -15) | geo.ice] = "SNO"
-    codes = np.vectorize(IGBP_CODE.__getitem__, otypes=[np.uint8])(c)
+    codes = igbp_codes(c.ravel()).reshape(c.shape).astype(np.uint8)
     return np.where(geo.land, codes, 0).astype(np.uint8)
 
 
