@@ -1,0 +1,62 @@
+"""Cross-validation: the network and the baselines on identical folds; the baselines alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fluxbridge.errors import InputError
+from fluxbridge.training import cross_validate, crossval, make_folds, train_baseline, trainer
+
+
+def test_cross_validation_uses_identical_folds(world, configure, monkeypatch):
+    seen: dict[tuple[str, int], set[str]] = {}
+    real_network, real_baseline = trainer.train_network, crossval.train_baseline
+
+    def spy_network(samples, cfg, *, train_sites, val_sites=None, name="nn", **kw):
+        fold = int(name.removeprefix("nn_fold"))
+        seen[("nn", fold)] = set(train_sites) | set(val_sites or [])
+        return real_network(samples, cfg, train_sites=train_sites, val_sites=val_sites,
+                            name=name, **kw)
+
+    def spy_baseline(kind, samples, cfg, *, train_sites, **kw):
+        fold = len([k for k in seen if k[0] == kind])
+        seen[(kind, fold)] = set(train_sites)
+        return real_baseline(kind, samples, cfg, train_sites=train_sites, **kw)
+
+    monkeypatch.setattr(trainer, "train_network", spy_network)
+    monkeypatch.setattr(crossval, "train_baseline", spy_baseline)
+    folds = make_folds(world.samples, 3, "site", seed=0)
+    cfg = configure(network={"epochs": 1},
+                    tuning={"baselines": {"rf_n_estimators": 5, "xgb_n_estimators": 5}})
+    out = cross_validate(world.samples, cfg, kinds=("nn", "rf", "xgboost"), folds=folds,
+                         progress=False)
+    for f in range(3):
+        held_out = set(folds.index[folds == f])
+        assert seen[("nn", f)] == seen[("rf", f)] == seen[("xgboost", f)]
+        assert not seen[("nn", f)] & held_out
+        assert seen[("nn", f)] | held_out == set(folds.index)
+    assert out[["nn", "rf", "xgboost"]].notna().all().all()
+    assert (out["fold"].to_numpy() == folds.loc[out["site"]].to_numpy()).all()
+    assert len(out) == int(np.isfinite(world.samples["nee"]).sum())
+
+
+def test_cross_validation_folds_default_to_validation_folds(world, configure):
+    """Without folds, ``validation.folds`` site folds of the configuration's seed."""
+    cfg = configure(validation={"folds": 4},
+                    tuning={"baselines": {"rf_n_estimators": 2, "n_jobs": 1}})
+    out = cross_validate(world.samples, cfg, kinds=("rf",), progress=False)
+    expected = make_folds(world.samples, 4, "site", cfg.seed)
+    assert (out["fold"].to_numpy() == expected.loc[out["site"]].to_numpy()).all()
+    assert out["rf"].notna().all()
+
+
+def test_baseline_predicts_site_nee(world, sites, small, configure):
+    model = train_baseline("xgboost", world.samples,
+                           configure(tuning={"baselines": {"xgb_n_estimators": 30}}),
+                           train_sites=sites)
+    pred = model.predict_frame(world.samples)
+    r = np.corrcoef(pred, world.samples["nee"])[0, 1]
+    assert r > 0.8
+    with pytest.raises(InputError, match="baseline"):
+        train_baseline("svm", world.samples, small, train_sites=sites)
