@@ -57,3 +57,9 @@ def tiny_sites(pred: xr.Dataset) -> xr.Dataset:
     ds["nee_weight"] = (("site", "time"), weight, attrs("nee_weight"))
     ds["ta"] = (("site", "time"), np.arange(8.0).reshape(2, 4) + 100.0, attrs("ta"))
     return ds
+
+
+def tiny_world() -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
+    """Predictors, regions and sites of the tiny world."""
+    pred = tiny_predictors()
+    return pred, tiny_regions(pred), tiny_sites(pred)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from feature_world import tiny_predictors, tiny_regions, tiny_sites
+from feature_world import tiny_world
 
 from fluxbridge.errors import InputError
 from fluxbridge.features import FEATURES, Normaliser, nearest_land_cell, site_samples
@@ -18,8 +18,7 @@ from fluxbridge.vocabulary import IGBP_CODE, attrs
 
 @pytest.fixture
 def world():
-    pred = tiny_predictors()
-    return pred, tiny_regions(pred), tiny_sites(pred)
+    return tiny_world()
 
 
 def test_nearest_land_cell_skips_water(world):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from feature_world import tiny_predictors, tiny_regions, tiny_sites
+from feature_world import tiny_world
 
 from fluxbridge.errors import InputError
 from fluxbridge.grid import sw_in_pot_daily
@@ -14,8 +14,7 @@ from fluxbridge.grid_features import GridFeatures, feature_matrix
 
 @pytest.fixture
 def world():
-    pred = tiny_predictors()
-    return pred, tiny_regions(pred), tiny_sites(pred)
+    return tiny_world()
 
 
 def test_grid_features_take_exact_values(world):

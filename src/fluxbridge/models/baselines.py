@@ -112,16 +112,9 @@ def fit_xgboost(X: np.ndarray, y: np.ndarray, weight: np.ndarray | None, igbp: n
 
     Parameters
     ----------
-    X
-        (n, n_feature) raw predictors, NaN allowed.
-    y
-        (n,) NEE [g m-2 d-1].
-    weight
-        (n,) sample weights [1] or None.
-    igbp
-        (n,) IGBP codes, appended one-hot.
-    seed
-        Random seed.
+    X, y, weight, igbp, seed
+        As for :func:`fit_random_forest` (raw predictors [their units], NEE [g m-2 d-1], sample
+        weights [1], IGBP codes, random seed), NaN in ``X`` allowed: the trees route them.
     n_estimators, max_depth, learning_rate, subsample, colsample_bytree, n_jobs
         Passed to ``xgboost.XGBRegressor`` (``tree_method="hist"``).
     """
