@@ -1,5 +1,4 @@
-"""Bad inputs through ``fluxbridge run``: exit 2, one line naming the file and the variable,
-and no output beyond the run's record (no models, grids or reports)."""
+"""Bad inputs are found before any training: one line naming the file and the variable."""
 
 from __future__ import annotations
 
@@ -12,14 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-import yaml
 
-from fluxbridge.cli import main
+from fluxbridge.errors import InputError
+from fluxbridge.io.fluxnet_csv import parse_file_name
+from fluxbridge.io.inputs import open_inputs, read_inputs_file
 
 TINY_WORLD = {"resolution_deg": 10.0, "n_years": 2, "n_sites": 24, "n_members": 3,
               "site_years_min": 1, "site_years_max": 2}
-FAST = {"network": {"width": 8, "depth": 1, "epochs": 1}, "validation": {"folds": 2},
-        "upscaling": {"scheduler": "synchronous"}, "progress": False}
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +101,42 @@ def site_out_of_range(w: Path, files: dict) -> tuple[str, str]:
     return files["site_table"], "lat"
 
 
-def mask_on_another_grid(w: Path, files: dict) -> tuple[str, str]:
-    _edit_netcdf(w / files["regions"], lambda ds: ds.isel(lat=slice(0, None, 2),
-                                                           lon=slice(0, None, 2)))
-    return files["meteorology"][0], "lat"  # the predictors no longer match the model grid
+def modis_on_another_grid(w: Path, files: dict) -> tuple[str, str]:
+    path = w / files["remote_sensing"][0]
+    _edit_netcdf(path, lambda ds: ds.isel(lat=slice(0, None, 2), lon=slice(0, None, 2)))
+    return files["remote_sensing"][0], "lat"
+
+
+def land_cover_without_classes(w: Path, files: dict) -> tuple[str, str]:
+    _edit_netcdf(w / files["land_cover"],
+                 lambda ds: ds.rename(Majority_Land_Cover_Type_1="classes"))
+    return files["land_cover"], "land_cover"
+
+
+def inversion_in_unknown_units(w: Path, files: dict) -> tuple[str, str]:
+    def edit(ds: xr.Dataset) -> xr.Dataset:
+        name = next(iter(ds.data_vars))
+        ds[name].attrs["units"] = "furlongs"
+        return ds
+
+    _edit_netcdf(w / files["inversions"][0], edit)
+    return files["inversions"][0], "furlongs"
+
+
+def correction_for_unknown_region(w: Path, files: dict) -> tuple[str, str]:
+    p = w / files["corrections"]
+    df = pd.read_csv(p)
+    df.loc[0, "region"] = "Atlantis"
+    df.to_csv(p, index=False)
+    return files["corrections"], "Atlantis"
+
+
+def truth_for_unknown_region(w: Path, files: dict) -> tuple[str, str]:
+    p = w / files["truth_regional"]
+    df = pd.read_csv(p)
+    df.loc[0, "region"] = "Atlantis"
+    df.to_csv(p, index=False)
+    return files["truth_regional"], "Atlantis"
 
 
 def empty_region(w: Path, files: dict) -> tuple[str, str]:
@@ -122,24 +152,50 @@ def empty_region(w: Path, files: dict) -> tuple[str, str]:
 
 CASES = [truncated_site, wrong_header, all_missing_nee, unordered_timestamps,
          duplicated_timestamps, wrong_units, missing_units, site_out_of_range,
-         mask_on_another_grid, empty_region]
+         modis_on_another_grid, empty_region, land_cover_without_classes,
+         inversion_in_unknown_units, correction_for_unknown_region, truth_for_unknown_region]
 
 
 @pytest.mark.parametrize("corrupt", CASES, ids=[c.__name__ for c in CASES])
-def test_bad_world_file_stops_the_run_cleanly(world, tmp_path, capsys, corrupt):
+def test_bad_input_is_reported_before_training(world, tmp_path, corrupt):
     copy = tmp_path / "world"
     shutil.copytree(world, copy)
     files = json.loads((copy / "manifest.json").read_text())["files"]
     relative, variable = corrupt(copy, files)
-    out = tmp_path / "run"
-    cfg = {"name": "bad", "out_dir": str(out), **FAST,
-           "world": {"manifest": str(copy / "manifest.json"), "synthesize": False}}
-    (config := tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    inputs = open_inputs(copy / "inputs.yaml")
+    with pytest.raises(InputError) as err:
+        inputs.check()
+    message = str(err.value)
+    assert "\n" not in message
+    assert str((copy / relative).resolve()) in message and variable in message, message
 
-    assert main(["run", str(config)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("fluxbridge: error:") and "Traceback" not in err
-    assert str(copy / relative) in err and variable in err, err
-    assert sorted(p.name for p in out.iterdir()) == ["config.resolved.yaml", "run.json"]
-    record = json.loads((out / "run.json").read_text())
-    assert record["status"] == "failed" and str(copy / relative) in record["error"]
+
+def test_sites_outside_the_meteorology_period_are_refused(world):
+    files = json.loads((world / "manifest.json").read_text())["files"]
+    last = max(parse_file_name(p).last_year for p in files["sites"])
+    late = [p for p in files["sites"] if parse_file_name(p).first_year == last]
+    first_year = files["meteorology"][:1]
+    assert late and "era5_daily_" + str(last) not in first_year[0]  # sites of the last year only
+    spec = {**read_inputs_file(world / "inputs.yaml"), "sites": late, "meteorology": first_year}
+    with pytest.raises(InputError) as err:
+        open_inputs(spec, base=world).check()
+    assert "inputs.sites" in str(err.value) and "overlap" in str(err.value)
+
+
+def test_region_mask_on_another_grid_is_carried_onto_the_meteorology_grid(world, tmp_path):
+    copy = tmp_path / "world"
+    shutil.copytree(world, copy)
+    path = copy / "regions" / "regions.nc"
+    source = xr.load_dataset(path).isel(lat=slice(0, None, 2), lon=slice(0, None, 2))
+    source.to_netcdf(path)
+    inputs = open_inputs(copy / "inputs.yaml")
+    regions = inputs.regions
+    meteorology = inputs.meteorology
+    np.testing.assert_allclose(regions["lat"].values, meteorology["lat"].values)
+    np.testing.assert_allclose(regions["lon"].values, meteorology["lon"].values)
+    assert regions.attrs["regrid_method"] == "nearest"
+    shared = regions["region"].sel(lat=source["lat"], lon=source["lon"]).values
+    kept = shared > 0  # cells of the source grid keep their region where they have land
+    np.testing.assert_array_equal(shared[kept], source["region"].values[kept])
+    assert set(np.unique(regions["region"])) == set(np.unique(source["region"]))
+    inputs.check()

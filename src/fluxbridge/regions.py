@@ -259,7 +259,9 @@ def regrid_mask(regions: xr.Dataset, grid: xr.Dataset, method: str = "auto") -> 
                          path=regions.attrs.get("source"), variable="region",
                          expected="a target grid fine enough for every region")
     out = region_dataset(values, names, lat, lon, land=xr.DataArray(
-        np.asarray(land), dims=("lat", "lon"), coords={"lat": lat, "lon": lon}),
+        np.asarray(land), dims=("lat", "lon"), coords={"lat": lat, "lon": lon},
+        name="land_fraction", attrs={"units": "1", "standard_name": "land_area_fraction",
+                                     "long_name": "land area fraction"}),
         region_set=regions.attrs.get("region_set", "regridded"))
     out.attrs["regridded_from"] = str(regions.attrs.get("source", "memory"))
     out.attrs["regrid_method"] = method

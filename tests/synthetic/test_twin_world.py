@@ -14,13 +14,14 @@ import xarray as xr
 import yaml
 
 from fluxbridge.errors import ConfigError, InputError
+from fluxbridge.io.inputs import open_inputs, open_world, resolve_inputs
 from fluxbridge.synthetic import WorldConfig, load_world_config, synthesize
 from fluxbridge.synthetic.config import world_template_text
 
 TINY = {"resolution_deg": 5.0, "n_years": 2, "n_sites": 20, "n_members": 3,
         "site_years_min": 1, "site_years_max": 2, "start_year": 2012}
-ROLES = ("sites", "site_table", "meteorology", "remote_sensing", "inversions", "corrections",
-         "regions", "truth_grid", "truth_regional")
+ROLES = ("sites", "site_table", "meteorology", "remote_sensing", "land_cover", "inversions",
+         "corrections", "regions", "truth_grid", "truth_regional")
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +71,28 @@ def test_manifest_lists_every_role_with_existing_relative_paths(world, manifest)
     assert len(files["sites"]) == TINY["n_sites"]
     assert len(files["inversions"]) == TINY["n_members"]
     assert len(files["meteorology"]) == TINY["n_years"]
+
+
+def test_inputs_yaml_names_the_manifest_files_by_role(world, manifest):
+    spec = yaml.safe_load((world.parent / "inputs.yaml").read_text())
+    assert set(spec) == set(ROLES)
+    resolved = resolve_inputs(spec, world.parent)
+    for role in ROLES:
+        listed = manifest["files"][role]
+        expected = [listed] if isinstance(listed, str) else listed
+        got = resolved[role] if isinstance(resolved[role], list) else [resolved[role]]
+        assert sorted(got) == sorted(_path(world, p).resolve() for p in expected), role
+
+
+def test_inputs_yaml_opens_the_datasets_of_the_manifest(world):
+    by_manifest = open_world(world)
+    by_inputs = open_inputs(world.parent / "inputs.yaml").check()
+    xr.testing.assert_equal(by_inputs.regions, by_manifest.regions)
+    xr.testing.assert_equal(by_inputs.sites.sortby("site"), by_manifest.sites.sortby("site"))
+    xr.testing.assert_equal(by_inputs.predictors, by_manifest.predictors)
+    xr.testing.assert_equal(by_inputs.targets.sortby("member"),
+                            by_manifest.targets.sortby("member"))
+    pd.testing.assert_frame_equal(by_inputs.truth_regional, by_manifest.truth_regional)
 
 
 def test_existing_world_is_refused_unless_overwrite(world):

@@ -85,13 +85,12 @@ def _expand(role: str, pattern: str | os.PathLike[str], base: Path) -> list[Path
         files = [p for p in found if p.is_file()]
         if not files:
             folder = next((p for p in full.parents if not _GLOB_CHARS & set(p.name)), base)
-            raise InputError(f"input role {role!r}: pattern {os.fspath(pattern)!r} matches no "
-                             f"file in {folder}", path=folder, variable=f"inputs.{role}",
-                             expected=ROLES[role].accepts)
+            raise InputError(f"pattern {os.fspath(pattern)!r} matches no file in {folder}",
+                             variable=f"inputs.{role}", expected=ROLES[role].accepts)
         return [p.resolve() for p in files]
     if not full.is_file():
-        raise InputError(f"input role {role!r}: file not found (folder {full.parent})",
-                         path=full, variable=f"inputs.{role}", expected=ROLES[role].accepts)
+        raise InputError("file not found", path=full, variable=f"inputs.{role}",
+                         expected=ROLES[role].accepts)
     return [full.resolve()]
 
 
@@ -100,12 +99,12 @@ def _resolve_role(role: str, value: PathSpec, base: Path) -> Path | list[Path]:
     files = list(dict.fromkeys(f for p in patterns for f in _expand(role, p, base)))
     if ROLES[role].many:
         if not files and ROLES[role].required:
-            raise InputError(f"input role {role!r}: no file given", variable=f"inputs.{role}",
+            raise InputError("no file given", variable=f"inputs.{role}",
                              expected=ROLES[role].accepts)
         return files
     if len(files) != 1:
-        raise InputError(f"input role {role!r} takes one file; {value!r} names {len(files)} "
-                         f"in {base}", variable=f"inputs.{role}", expected=ROLES[role].accepts)
+        raise InputError(f"the role takes one file; {value!r} names {len(files)} in {base}",
+                         variable=f"inputs.{role}", expected=ROLES[role].accepts)
     return files[0]
 
 

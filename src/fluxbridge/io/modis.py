@@ -131,6 +131,28 @@ def read_composites(path: Path, max_qa: int) -> xr.Dataset:
     return to_canonical_grid(out, lat=_dim(out, "lat"), lon=_dim(out, "lon"))
 
 
+def _daily(parts: list[xr.Dataset], times: pd.DatetimeIndex | None) -> xr.Dataset:
+    """Composites of one product joined in time, gaps filled, interpolated to daily values."""
+    try:
+        ds = xr.concat(sorted(parts, key=lambda d: d["time"].values[0]), dim="time",
+                       join="exact")
+    except ValueError:
+        raise InputError("composite files on different grids", variable="lat/lon",
+                         expected="one grid for every composite file") from None
+    if ds.indexes["time"].has_duplicates:
+        raise InputError("composites overlap in time", variable="time",
+                         expected="each composite date once")
+    missing = {n: float(ds[n].isnull().mean()) for n in ds.data_vars}
+    ds = ds.interpolate_na("time", method="linear").bfill("time").ffill("time")
+    span = times if times is not None else pd.date_range(
+        ds["time"].values[0], pd.Timestamp(ds["time"].values[-1]) + pd.Timedelta(days=15))
+    daily = ds.interp(time=pd.DatetimeIndex(span), method="linear")
+    daily = daily.bfill("time").ffill("time")
+    for n in daily.data_vars:
+        daily[n].attrs["gap_filled_fraction"] = missing[n]
+    return daily
+
+
 def open_modis(
     paths: Sequence[str | os.PathLike[str]],
     times: pd.DatetimeIndex | None = None,
@@ -169,25 +191,13 @@ def open_modis(
         if any(n in raw for n in LAND_COVER_NAMES):
             continue
         comp = read_composites(f, max_qa)
+        if grid is not None:
+            check_same_grid(comp, grid, what="MODIS grid and model grid", path=str(f))
         groups.setdefault(frozenset(comp.data_vars), []).append(comp)
     if not groups:
         raise InputError("no MODIS composite files", variable="remote_sensing",
                          expected="MOD13/MOD11-like NetCDF files")
-    daily_parts = []
-    for parts in groups.values():
-        ds = xr.concat(sorted(parts, key=lambda d: d["time"].values[0]), dim="time")
-        if ds.indexes["time"].has_duplicates:
-            raise InputError("composites overlap in time", variable="time",
-                             expected="each composite date once")
-        missing = {n: float(ds[n].isnull().mean()) for n in ds.data_vars}
-        ds = ds.interpolate_na("time", method="linear").bfill("time").ffill("time")
-        span = times if times is not None else pd.date_range(
-            ds["time"].values[0], pd.Timestamp(ds["time"].values[-1]) + pd.Timedelta(days=15))
-        daily = ds.interp(time=pd.DatetimeIndex(span), method="linear")
-        daily = daily.bfill("time").ffill("time")
-        for n in daily.data_vars:
-            daily[n].attrs["gap_filled_fraction"] = missing[n]
-        daily_parts.append(daily)
+    daily_parts = [_daily(parts, times) for parts in groups.values()]
     out = xr.merge(daily_parts, join="inner", compat="override")
     if "nir" in out:
         if "ndvi" in out:

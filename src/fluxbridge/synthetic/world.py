@@ -1,10 +1,11 @@
-"""Orchestration of the twin world: simulate year by year, write every file, the manifest."""
+"""Orchestration of the twin world: simulate year by year, write every file, inputs.yaml and
+the manifest."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,24 +14,24 @@ import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
-from fluxbridge import __version__
-from fluxbridge.aggregation import regional_totals, totals_frame
 from fluxbridge.constants import G_PER_PG
 from fluxbridge.errors import InputError
-from fluxbridge.outputs.files import atomic_path, write_csv, write_json
+from fluxbridge.operators.operator import regional_totals
+from fluxbridge.outputs.files import atomic_path, write_csv
+from fluxbridge.outputs.products import totals_frame
 from fluxbridge.synthetic import inversions as inv
 from fluxbridge.synthetic import properties as props
 from fluxbridge.synthetic import sites as st
 from fluxbridge.synthetic import writers as wr
 from fluxbridge.synthetic.climate import ClimateGenerator, climatology, enso_index
 from fluxbridge.synthetic.config import WorldConfig, load_world_config, parse_world_config
-from fluxbridge.synthetic.geography import build_geography
+from fluxbridge.synthetic.geography import Geography, build_geography
+from fluxbridge.synthetic.manifest import write_inputs, write_manifest
 from fluxbridge.synthetic.vegetation import VegetationModel, classify, legacy_field
 from fluxbridge.vocabulary import IGBP_CODE
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_VERSION = 1
 _STREAMS = ("geography", "climate", "enso", "legacy", "sites", "site_noise", "modis",
             "inversions")
 
@@ -83,12 +84,34 @@ def synthesize(out: str | Path, config: WorldConfig | str | Path | dict | None =
     return out / "manifest.json"
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+@dataclass
+class _Earth:
+    """The static world: geography, vegetation, the hidden legacy, the towers; the climate."""
+
+    geo: Geography
+    codes: np.ndarray
+    land_idx: np.ndarray
+    years: list[int]
+    all_dates: np.ndarray
+    enso: np.ndarray
+    climate: ClimateGenerator
+    veg: VegetationModel
+    productivity: np.ndarray
+    legacy: np.ndarray
+    sites: pd.DataFrame
+
+
+@dataclass
+class _Record:
+    """What the simulated years leave for the files written after them."""
+
+    site_series: dict[str, list[np.ndarray]] = field(default_factory=lambda: {
+        k: [] for k in ("ta", "vpd", "sw_in", "precip", "nee", "gpp", "reco")})
+    monthly: dict[str, list[np.ndarray]] = field(default_factory=lambda: {
+        k: [] for k in ("ta", "precip", "nee")})
+    regional: list[pd.DataFrame] = field(default_factory=list)
+    annual: dict[str, list[float]] = field(default_factory=lambda: {
+        k: [] for k in ("gpp", "reco", "nee", "legacy")})
 
 
 def _build(root: Path, cfg: WorldConfig, progress: bool) -> None:
@@ -98,7 +121,40 @@ def _build(root: Path, cfg: WorldConfig, progress: bool) -> None:
     for sub in ("sites", "meteorology", "remote_sensing", "inversions", "regions", "truth"):
         (root / sub).mkdir()
     bar = tqdm(total=cfg.n_years + 4, disable=not progress, desc="twin world", unit="step")
+    earth = _earth(cfg, rngs)
+    bar.update(1)
+    files: dict[str, Any] = {"meteorology": [], "remote_sensing": []}
+    record = _Record()
+    truth = wr.TruthWriter(root / "truth" / "nee_true.nc", earth.geo)
+    try:
+        for year in earth.years:
+            _simulate_year(root, year, earth, record, truth, files, rngs["modis"])
+            logger.info("year %d simulated", year)
+            bar.update(1)
+    finally:
+        truth.close()
+    mon_nee, member_nee, truth_regional, corrections = _inversions(root, cfg, earth, record,
+                                                                   rngs["inversions"], files)
+    files["truth_grid"] = root / "truth" / "nee_true.nc"
+    bar.update(1)
+    _site_files(root, cfg, earth, record, rngs["site_noise"], files)
+    files["regions"] = wr.write_regions(root / "regions" / "regions.nc", earth.geo)
+    files["land_cover"] = wr.write_landcover(root / "remote_sensing" / "MCD12C1_landcover.nc",
+                                             earth.codes, earth.geo)
+    bar.update(1)
+    properties = props.world_properties(
+        geo=earth.geo, codes=earth.codes, legacy=earth.legacy, sites=earth.sites,
+        annual=record.annual, truth_regional=truth_regional, corrections=corrections,
+        member_nee=member_nee, n_years=cfg.n_years,
+        mean_nee=np.where(earth.geo.land, np.nan_to_num(mon_nee).mean(axis=0), np.nan))
+    write_inputs(root)
+    write_manifest(root, cfg, files, properties, len(earth.sites), earth.years)
+    bar.update(1)
+    bar.close()
 
+
+def _earth(cfg: WorldConfig, rngs: dict[str, np.random.Generator]) -> _Earth:
+    """Geography, vegetation classes, productivity, the hidden legacy and the tower network."""
     geo = build_geography(cfg.resolution_deg, rngs["geography"])
     codes = classify(geo, climatology(geo))
     land_idx = np.flatnonzero(geo.land)
@@ -117,158 +173,120 @@ def _build(root: Path, cfg: WorldConfig, progress: bool) -> None:
     legacy = legacy_field(geo, codes, productivity, rngs["legacy"], cfg.legacy_strength)
     sites = st.select_sites(geo, codes, legacy, productivity, cfg, rngs["sites"])
     logger.info("geography, vegetation and %d sites ready", len(sites))
-    bar.update(1)
+    return _Earth(geo, codes, land_idx, years, all_dates, enso, climate, veg, productivity,
+                  legacy, sites)
 
-    legacy_land = legacy.ravel()[land_idx]
+
+def _simulate_year(root: Path, year: int, earth: _Earth, record: _Record,
+                   truth: wr.TruthWriter, files: dict[str, Any], rng: np.random.Generator
+                   ) -> None:
+    """One year: climate, vegetation and true NEE; its ERA5, MODIS and truth files."""
+    geo, land_idx = earth.geo, earth.land_idx
+    dates = wr.dates_of_year(year)
+    clim = earth.climate.year(dates, 365 + int((dates[0] - earth.all_dates[0]).astype(int)))
+    out = earth.veg.run(clim, land_idx)
+    doy = np.arange(1, dates.size + 1, dtype=np.float32)[:, None]
     lat_land = geo.lat2d.ravel()[land_idx]
-    site_pos = np.searchsorted(land_idx, sites["cell"].to_numpy())
-    site_series: dict[str, list[np.ndarray]] = {k: [] for k in
-                                                ("ta", "vpd", "sw_in", "precip", "nee", "gpp",
-                                                 "reco")}
-    monthly: dict[str, list[np.ndarray]] = {k: [] for k in ("ta", "precip", "nee")}
-    regional: list[pd.DataFrame] = []
-    files: dict[str, Any] = {"meteorology": [], "remote_sensing": []}
-    truth = wr.TruthWriter(root / "truth" / "nee_true.nc", geo)
-    annual: dict[str, list[float]] = {"gpp": [], "reco": [], "nee": [], "legacy": []}
-    not_evergreen = codes.ravel()[land_idx] != IGBP_CODE["EBF"]
-    offset = 365
-    try:
-        for year in years:
-            dates = wr.dates_of_year(year)
-            clim = climate.year(dates, offset)
-            offset += dates.size
-            out = veg.run(clim, land_idx)
-            doy = np.arange(1, dates.size + 1, dtype=np.float32)[:, None]
-            season = 1.0 + 0.2 * np.sin(2 * np.pi * (doy - 100) / 365.25) * np.sign(lat_land)
-            nee = (out["reco"] - out["gpp"] + legacy_land * season).astype(np.float32)
+    season = 1.0 + 0.2 * np.sin(2 * np.pi * (doy - 100) / 365.25) * np.sign(lat_land)
+    legacy_land = earth.legacy.ravel()[land_idx]
+    nee = (out["reco"] - out["gpp"] + legacy_land * season).astype(np.float32)
+    era5 = {"t2m": clim.ta + 273.15, "d2m": clim.d2m, "ssrd": clim.sw_in * 86400.0,
+            "tp": clim.precip / 1000.0}
+    path = root / "meteorology" / f"era5_daily_{year}.nc"
+    files["meteorology"].append(wr.write_era5_year(path, dates, era5, geo))
+    n_t = dates.size
+    cloud = clim.cloud.reshape(n_t, -1)[:, land_idx]
+    snow = (out["lst_day"] < 271.0) & (earth.codes.ravel()[land_idx] != IGBP_CODE["EBF"])
+    files["remote_sensing"] += wr.write_modis_year(
+        root / "remote_sensing", year, dates, out, cloud, snow, geo, land_idx, rng)
+    nee_grid = wr._scatter(nee, geo, land_idx)
+    truth.append(dates, nee_grid, wr.month_starts(dates),
+                 wr._scatter(wr.monthly_mean(out["gpp"], dates), geo, land_idx),
+                 wr._scatter(wr.monthly_mean(out["reco"], dates), geo, land_idx))
+    record.regional.append(_regional_truth(nee_grid, wr._scatter(out["gpp"], geo, land_idx),
+                                           dates, geo))
+    area = geo.land_area.ravel()[land_idx]
+    for key, series in (("gpp", out["gpp"]), ("reco", out["reco"]), ("nee", nee)):
+        record.annual[key].append(float((series.sum(0) * area).sum() / G_PER_PG))
+    record.annual["legacy"].append(float((legacy_land * n_t * area).sum() / G_PER_PG))
+    record.monthly["ta"].append(wr.monthly_mean(clim.ta, dates))
+    record.monthly["precip"].append(wr.monthly_mean(clim.precip, dates))
+    record.monthly["nee"].append(wr.monthly_mean(nee_grid, dates))
+    cells = earth.sites["cell"].to_numpy()
+    for key, arr in (("ta", clim.ta), ("vpd", clim.vpd), ("sw_in", clim.sw_in),
+                     ("precip", clim.precip)):
+        record.site_series[key].append(arr.reshape(n_t, -1)[:, cells])
+    site_pos = np.searchsorted(land_idx, cells)
+    for key, arr in (("nee", nee), ("gpp", out["gpp"]), ("reco", out["reco"])):
+        record.site_series[key].append(arr[:, site_pos])
 
-            era5 = {"t2m": clim.ta + 273.15, "d2m": clim.d2m, "ssrd": clim.sw_in * 86400.0,
-                    "tp": clim.precip / 1000.0}
-            path = root / "meteorology" / f"era5_daily_{year}.nc"
-            files["meteorology"].append(wr.write_era5_year(path, dates, era5, geo))
-            n_t = dates.size
-            cloud = clim.cloud.reshape(n_t, -1)[:, land_idx]
-            snow = (out["lst_day"] < 271.0) & not_evergreen
-            files["remote_sensing"] += wr.write_modis_year(
-                root / "remote_sensing", year, dates, out, cloud, snow, geo, land_idx,
-                rngs["modis"])
 
-            months = wr.month_starts(dates)
-            nee_grid = wr._scatter(nee, geo, land_idx)
-            truth.append(dates, nee_grid, months,
-                         wr._scatter(wr.monthly_mean(out["gpp"], dates), geo, land_idx),
-                         wr._scatter(wr.monthly_mean(out["reco"], dates), geo, land_idx))
-            da = xr.DataArray(nee_grid, dims=("time", "lat", "lon"),
-                              coords={"time": dates.astype("datetime64[ns]"), "lat": geo.lat,
-                                      "lon": geo.lon})
-            frame = totals_frame(regional_totals(da, geo.regions), "nee_tgc")
-            gpp_da = da.copy(data=wr._scatter(out["gpp"], geo, land_idx))
-            frame["gpp_tgc"] = totals_frame(regional_totals(gpp_da, geo.regions),
-                                            "gpp_tgc")["gpp_tgc"].to_numpy()
-            regional.append(frame)
+def _regional_truth(nee_grid: np.ndarray, gpp_grid: np.ndarray, dates: np.ndarray,
+                    geo: Geography) -> pd.DataFrame:
+    """True regional monthly NEE and GPP [Tg month-1] of one year's daily fields."""
+    da = xr.DataArray(nee_grid, dims=("time", "lat", "lon"),
+                      coords={"time": dates.astype("datetime64[ns]"), "lat": geo.lat,
+                              "lon": geo.lon})
+    frame = totals_frame(regional_totals(da, geo.regions), "nee_tgc")
+    frame["gpp_tgc"] = totals_frame(regional_totals(da.copy(data=gpp_grid), geo.regions),
+                                    "gpp_tgc")["gpp_tgc"].to_numpy()
+    return frame
 
-            area = geo.land_area.ravel()[land_idx]
-            for key, series in (("gpp", out["gpp"]), ("reco", out["reco"]), ("nee", nee)):
-                annual[key].append(float((series.sum(0) * area).sum() / G_PER_PG))
-            annual["legacy"].append(float((legacy_land * n_t * area).sum() / G_PER_PG))
-            monthly["ta"].append(wr.monthly_mean(clim.ta, dates))
-            monthly["precip"].append(wr.monthly_mean(clim.precip, dates))
-            monthly["nee"].append(wr.monthly_mean(nee_grid, dates))
-            grid_at = {"ta": clim.ta, "vpd": clim.vpd, "sw_in": clim.sw_in,
-                       "precip": clim.precip}
-            for key, arr in grid_at.items():
-                site_series[key].append(arr.reshape(n_t, -1)[:, sites["cell"].to_numpy()])
-            for key, arr in (("nee", nee), ("gpp", out["gpp"]), ("reco", out["reco"])):
-                site_series[key].append(arr[:, site_pos])
-            logger.info("year %d simulated", year)
-            bar.update(1)
-    finally:
-        truth.close()
 
+def _inversions(root: Path, cfg: WorldConfig, earth: _Earth, record: _Record,
+                rng: np.random.Generator, files: dict[str, Any]
+                ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """Fire and lateral terms, the inversion members, the corrections and the regional truth.
+
+    Returns the monthly true NEE (month, lat, lon) [g m-2 d-1], the corrected member totals
+    (member, region, month) [Tg month-1], the regional truth and the corrections tables.
+    """
+    geo, all_dates = earth.geo, earth.all_dates
     months = wr.month_starts(all_dates)
-    mon = {k: np.concatenate(v) for k, v in monthly.items()}
-    enso_m = wr.monthly_mean(enso[365:], all_dates)
-    lateral = inv.lateral_fields(geo, codes, productivity, mon, enso_m, months, cfg)
+    mon = {k: np.concatenate(v) for k, v in record.monthly.items()}
+    enso_m = wr.monthly_mean(earth.enso[365:], all_dates)
+    lateral = inv.lateral_fields(geo, earth.codes, earth.productivity, mon, enso_m, months, cfg)
     totals = {k: regional_totals(inv.as_monthly_da(v, months, geo, k), geo.regions)
               for k, v in lateral.items()}
     nbe_grid = np.nan_to_num(mon["nee"]) + lateral["fire"] + lateral["river"] + lateral["trade"]
     nbe_grid = np.where(geo.land[None], nbe_grid, np.nan).astype(np.float32)
     nbe_tgc = regional_totals(inv.as_monthly_da(nbe_grid, months, geo, "nbe"), geo.regions)
-    errors = inv.member_errors(nbe_tgc, cfg, rngs["inversions"])
-    fields = inv.member_fields(nbe_grid, errors, months, geo, rngs["inversions"])
+    errors = inv.member_errors(nbe_tgc, cfg, rng)
+    fields = inv.member_fields(nbe_grid, errors, months, geo, rng)
     files["inversions"] = []
-    for k, field in enumerate(fields):
+    for k, flux in enumerate(fields):
         name = inv.member_name(k)
-        style = "gcb" if k % 2 == 0 else "ct"
         files["inversions"].append(inv.write_member(
-            root / "inversions" / f"{name}.nc", name, style, field, lateral["fire"], months,
-            geo))
+            root / "inversions" / f"{name}.nc", name, "gcb" if k % 2 == 0 else "ct", flux,
+            lateral["fire"], months, geo))
     corrections = totals_frame(totals["fire"], "fire_tgc")
-    corrections["river_tgc"] = totals_frame(totals["river"], "river_tgc")["river_tgc"].to_numpy()
-    corrections["trade_tgc"] = totals_frame(totals["trade"], "trade_tgc")["trade_tgc"].to_numpy()
+    for term in ("river", "trade"):
+        corrections[f"{term}_tgc"] = totals_frame(totals[term], f"{term}_tgc")[
+            f"{term}_tgc"].to_numpy()
     files["corrections"] = write_csv(corrections, root / "inversions" / "corrections.csv",
                                      float_format="%.6g")
-    truth_regional = pd.concat(regional, ignore_index=True).sort_values(
+    truth_regional = pd.concat(record.regional, ignore_index=True).sort_values(
         ["region", "time"], kind="stable").reset_index(drop=True)
-    nbe_frame = totals_frame(nbe_tgc, "nbe_tgc")
-    truth_regional = truth_regional.merge(nbe_frame, on=["region", "time"], how="left")
+    truth_regional = truth_regional.merge(totals_frame(nbe_tgc, "nbe_tgc"),
+                                          on=["region", "time"], how="left")
     files["truth_regional"] = write_csv(truth_regional, root / "truth" / "regional_monthly.csv",
                                         float_format="%.6g")
-    files["truth_grid"] = root / "truth" / "nee_true.nc"
-    bar.update(1)
+    member_nee = nbe_tgc.values[None] + errors - sum(t.values for t in totals.values())[None]
+    return mon["nee"], member_nee, truth_regional, corrections
 
-    series = {k: np.concatenate(v) for k, v in site_series.items()}
+
+def _site_files(root: Path, cfg: WorldConfig, earth: _Earth, record: _Record,
+                rng: np.random.Generator, files: dict[str, Any]) -> None:
+    """One FLUXNET2015 FULLSET DD file per tower, over its years, and the BIF table."""
+    series = {k: np.concatenate(v) for k, v in record.site_series.items()}
+    all_dates = earth.all_dates
     files["sites"] = []
-    for k, site in sites.iterrows():
+    for k, site in earth.sites.iterrows():
         keep = ((all_dates >= np.datetime64(f"{site['first_year']}-01-01"))
                 & (all_dates < np.datetime64(f"{site['last_year'] + 1}-01-01")))
         frame = st.site_frame({v: a[keep, k] for v, a in series.items()}, all_dates[keep], site,
-                              cfg, rngs["site_noise"])
+                              cfg, rng)
         name = st.site_file_name(site["SITE_ID"], site["first_year"], site["last_year"])
         files["sites"].append(st.write_site_file(root / "sites" / name, frame))
-    files["site_table"] = st.write_bif(root / "sites" / "FLX_AA-Flx_BIF_LATEST.csv", sites)
-    files["regions"] = wr.write_regions(root / "regions" / "regions.nc", geo)
-    files["land_cover"] = wr.write_landcover(root / "remote_sensing" / "MCD12C1_landcover.nc",
-                                             codes, geo)
-    bar.update(1)
-
-    member_nee = nbe_tgc.values[None] + errors - sum(t.values for t in totals.values())[None]
-    properties = props.world_properties(
-        geo=geo, codes=codes, legacy=legacy, sites=sites, annual=annual,
-        truth_regional=truth_regional, corrections=corrections, member_nee=member_nee,
-        mean_nee=np.where(geo.land, np.nan_to_num(mon["nee"]).mean(axis=0), np.nan),
-        n_years=cfg.n_years)
-    _write_manifest(root, cfg, files, properties, sites, years)
-    bar.update(1)
-    bar.close()
-
-
-def _rel(root: Path, value: Any) -> Any:
-    if isinstance(value, list):
-        return [_rel(root, v) for v in value]
-    return Path(value).relative_to(root).as_posix()
-
-
-def _write_manifest(root: Path, cfg: WorldConfig, files: dict[str, Any],
-                    properties: dict[str, Any], sites: pd.DataFrame, years: list[int]) -> None:
-    rel = {k: _rel(root, v) for k, v in files.items()}
-    checksums = {p.relative_to(root).as_posix(): _digest(p)
-                 for p in sorted(root.rglob("*")) if p.is_file()}
-    manifest = {
-        "fluxbridge_twin_world": MANIFEST_VERSION,
-        "fluxbridge_version": __version__,
-        "seed": cfg.seed,
-        "config": cfg.to_dict(),
-        "grid": {"resolution_deg": cfg.resolution_deg, "n_lat": round(180 / cfg.resolution_deg),
-                 "n_lon": round(360 / cfg.resolution_deg)},
-        "period": {"start": f"{years[0]}-01-01", "end": f"{years[-1]}-12-31",
-                   "time_step": "day", "calendar": "proleptic_gregorian"},
-        "sizes": {"n_sites": len(sites), "n_members": cfg.n_members, "n_years": cfg.n_years,
-                  "n_regions": int(properties["n_regions"])},
-        "files": rel,
-        "variables": props.VARIABLES,
-        "sign_convention": "positive = source to the atmosphere; NBE = NEE + fire + river + trade",
-        "properties": properties,
-        "checksums_sha256": checksums,
-    }
-    write_json(manifest, root / "manifest.json")
+    files["site_table"] = st.write_bif(root / "sites" / "FLX_AA-Flx_BIF_LATEST.csv",
+                                       earth.sites)

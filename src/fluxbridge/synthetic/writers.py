@@ -127,9 +127,20 @@ def write_modis_year(folder: Path, year: int, dates: np.ndarray, veg: dict[str, 
     cloud, snow
         Daily (time, n_land) cloud fraction [0..1] and snow flag (bool).
     """
-    coords = _lat_lon(geo)
-    paths = []
-    # 16-day vegetation indices
+    return [_write_vi_year(folder, year, dates, veg, cloud, snow, geo, land_idx, rng),
+            _write_lst_year(folder, year, dates, veg, cloud, geo, land_idx, rng)]
+
+
+def _composite_time(starts: np.ndarray) -> tuple[str, np.ndarray, dict[str, str]]:
+    return ("time", (starts - np.datetime64("2000-01-01")).astype(int),
+            {"units": MODIS_EPOCH, "calendar": "proleptic_gregorian",
+             "long_name": "composite start", "standard_name": "time"})
+
+
+def _write_vi_year(folder: Path, year: int, dates: np.ndarray, veg: dict[str, np.ndarray],
+                   cloud: np.ndarray, snow: np.ndarray, geo: Geography, land_idx: np.ndarray,
+                   rng: np.random.Generator) -> Path:
+    """MOD13C1-like 16-day NDVI, EVI, NIR reflectance and SummaryQA of one year."""
     starts = composite_starts(year, 16)
     vi = {k: _scatter(_composite(veg[k], dates, starts), geo, land_idx)
           for k in ("ndvi", "evi", "nir")}
@@ -141,10 +152,7 @@ def write_modis_year(folder: Path, year: int, dates: np.ndarray, veg: dict[str, 
     qa_grid[:, land_idx] = qa
     qa_grid = qa_grid.reshape(starts.size, *geo.land.shape)
     cloudy_grid = qa_grid == 3
-    time = ("time", (starts - np.datetime64("2000-01-01")).astype(int),
-            {"units": MODIS_EPOCH, "calendar": "proleptic_gregorian",
-             "long_name": "composite start", "standard_name": "time"})
-    ds = xr.Dataset(coords={"time": time, **coords})
+    ds = xr.Dataset(coords={"time": _composite_time(starts), **_lat_lon(geo)})
     packed = {"dtype": "int16", "scale_factor": 0.0001, "add_offset": 0.0, **ZLIB}
     for name, var, fill, long_name in [
         ("NDVI", "ndvi", -3000, "CMG 0.05 Deg 16 days NDVI"),
@@ -165,14 +173,17 @@ def write_modis_year(folder: Path, year: int, dates: np.ndarray, veg: dict[str, 
                              ShortName="MOD13C1")
     path = folder / f"MOD13C1_{year}.nc"
     ds.to_netcdf(path)
-    paths.append(path)
+    return path
 
-    # 8-day land surface temperature
+
+def _write_lst_year(folder: Path, year: int, dates: np.ndarray, veg: dict[str, np.ndarray],
+                    cloud: np.ndarray, geo: Geography, land_idx: np.ndarray,
+                    rng: np.random.Generator) -> Path:
+    """MOD11C2-like 8-day daytime and night-time land surface temperature of one year."""
     starts = composite_starts(year, 8)
     cloud8 = _composite(cloud, dates, starts)
     cloudy8 = rng.random(cloud8.shape) < np.clip((cloud8 - 0.6) * 1.5, 0, 0.7)
-    time = ("time", (starts - np.datetime64("2000-01-01")).astype(int), time[2])
-    ds = xr.Dataset(coords={"time": time, **coords})
+    ds = xr.Dataset(coords={"time": _composite_time(starts), **_lat_lon(geo)})
     for name, var, long_name in [("LST_Day_CMG", "lst_day", "Daily daytime 1km grid Land-surface "
                                   "Temperature"),
                                  ("LST_Night_CMG", "lst_night", "Daily nighttime 1km grid Land-"
@@ -188,8 +199,7 @@ def write_modis_year(folder: Path, year: int, dates: np.ndarray, veg: dict[str, 
                              ShortName="MOD11C2")
     path = folder / f"MOD11C2_{year}.nc"
     ds.to_netcdf(path)
-    paths.append(path)
-    return paths
+    return path
 
 
 def write_landcover(path: Path, codes: np.ndarray, geo: Geography) -> Path:

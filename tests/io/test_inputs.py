@@ -1,0 +1,105 @@
+"""Inputs named by role: paths and globs resolved against the naming file, errors by role."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fluxbridge.errors import ConfigError, InputError
+from fluxbridge.io.inputs import ROLES, open_inputs, read_inputs_file, resolve_inputs
+
+REQUIRED = {"sites": "sites/FLX_*_DD_*.csv", "site_table": "sites/BIF.csv",
+            "meteorology": "era5/*.nc", "land_cover": "lc.nc", "inversions": "inv/*.nc",
+            "regions": "regions.nc"}
+FILES = ("sites/FLX_AA-Bbb_FLUXNET2015_FULLSET_DD_2001-2002_1-4.csv",
+         "sites/FLX_AA-Aaa_FLUXNET2015_FULLSET_DD_2001-2002_1-4.csv",
+         "sites/FLX_AA-Ccc_FLUXNET2015_FULLSET_MM_2001-2002_1-4.csv", "sites/BIF.csv",
+         "era5/era5_2002.nc", "era5/era5_2001.nc", "lc.nc", "inv/b.nc", "inv/a.nc", "regions.nc",
+         "inv/corrections.csv")
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    """A folder of empty files named like inputs (resolution reads no content)."""
+    root = tmp_path / "data"
+    for name in FILES:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("")
+    return root
+
+
+def test_roles_required_and_lists():
+    assert {r for r, role in ROLES.items() if role.required} == set(REQUIRED)
+    assert {r for r, role in ROLES.items() if role.many} == {
+        "sites", "site_table", "meteorology", "remote_sensing", "inversions"}
+
+
+def test_globs_expand_sorted_relative_to_base(folder):
+    files = resolve_inputs({**REQUIRED, "corrections": "inv/corrections.csv"}, folder)
+    assert [p.name for p in files["sites"]] == [
+        "FLX_AA-Aaa_FLUXNET2015_FULLSET_DD_2001-2002_1-4.csv",
+        "FLX_AA-Bbb_FLUXNET2015_FULLSET_DD_2001-2002_1-4.csv"]
+    assert [p.name for p in files["meteorology"]] == ["era5_2001.nc", "era5_2002.nc"]
+    assert [p.name for p in files["inversions"]] == ["a.nc", "b.nc"]
+    assert files["regions"] == (folder / "regions.nc").resolve()
+    assert files["site_table"] == [(folder / "sites" / "BIF.csv").resolve()]
+    assert all(p.is_absolute() for v in files.values()
+               for p in (v if isinstance(v, list) else [v]))
+    assert "remote_sensing" not in files and "truth_grid" not in files
+
+
+def test_lists_keep_their_order_and_absolute_paths_pass(folder):
+    spec = {**REQUIRED, "meteorology": ["era5/era5_2002.nc", str(folder / "era5" / "*.nc")],
+            "land_cover": str(folder / "lc.nc"),
+            "remote_sensing": [], "corrections": None}
+    files = resolve_inputs(spec, folder)
+    assert [p.name for p in files["meteorology"]] == ["era5_2002.nc", "era5_2001.nc"]
+    assert files["land_cover"] == (folder / "lc.nc").resolve()
+    assert files["remote_sensing"] == [] and "corrections" not in files
+
+
+def test_inputs_file_resolves_against_its_own_folder(folder, tmp_path, monkeypatch):
+    (folder / "inputs.yaml").write_text(
+        "".join(f"{role}: {pattern}\n" for role, pattern in REQUIRED.items()))
+    monkeypatch.chdir(tmp_path)
+    spec = read_inputs_file(folder / "inputs.yaml")
+    assert spec == REQUIRED
+    world = open_inputs(folder / "inputs.yaml")
+    assert world.base == folder
+    assert world.files["regions"] == (folder / "regions.nc").resolve()
+    with pytest.raises(InputError, match=r"inputs\.sites"):
+        open_inputs(spec)  # relative to the current directory: nothing there
+
+
+@pytest.mark.parametrize(("change", "role", "words"), [
+    ({"regions": "missing.nc"}, "regions", ["data/missing.nc", "not found"]),
+    ({"sites": "sites/FLX_*_HH_*.csv"}, "sites", ["FLX_*_HH_*.csv", "matches no file",
+                                                  "sites"]),
+    ({"meteorology": ["era5/era5_2001.nc", "era5/era5_1999.nc"]}, "meteorology",
+     ["era5_1999.nc"]),
+    ({"land_cover": "inv/*.nc"}, "land_cover", ["takes one file", "2"]),
+    ({"regions": None}, "regions", ["no input"]),
+])
+def test_bad_input_names_the_role(folder, change, role, words):
+    with pytest.raises(InputError) as err:
+        resolve_inputs({**REQUIRED, **change}, folder)
+    message = str(err.value)
+    assert f"inputs.{role}" in message, message
+    for word in words:
+        assert word in message, message
+
+
+def test_unknown_role_lists_the_known_ones(folder):
+    with pytest.raises(InputError) as err:
+        resolve_inputs({**REQUIRED, "meteo": "era5/*.nc"}, folder)
+    message = str(err.value)
+    assert "meteo" in message and all(role in message for role in ROLES)
+
+
+@pytest.mark.parametrize("text", ["- sites.csv\n", "sites: {a: 1}\n", "sites: [1, 2]\n"])
+def test_inputs_file_must_map_roles_to_paths(tmp_path, text):
+    (path := tmp_path / "inputs.yaml").write_text(text)
+    with pytest.raises(ConfigError) as err:
+        read_inputs_file(path)
+    assert str(path) in str(err.value)
