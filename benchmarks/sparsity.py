@@ -83,10 +83,8 @@ def describe(manifest: Path, world: Any, settings: Any, n_fit: int, n_val: int,
         "world": str(manifest), "n_regions": int(world.targets.sizes["region"]),
         "n_months": int(world.targets.sizes["time"]), "n_fit_sites": n_fit,
         "n_val_sites": n_val, "epochs": epochs,
-        "settings": {k: getattr(settings, k) for k in (
-            "lambda_regional", "sampling", "obs_per_step", "refresh_every", "cache_features",
-            "grid_offset", "regional_to_network", "square", "sigma_floor", "batch_size", "lr",
-            "width", "depth", "patience", "seed")},
+        "settings": {k: v for k, v in settings.to_dict().items()
+                     if k in ("seed", "network", "constraint", "tuning")},
         "complete": False,
     }
 
@@ -104,7 +102,6 @@ def main() -> None:
     from fluxbridge.features import site_samples
     from fluxbridge.grid_features import GridFeatures
     from fluxbridge.io.inputs import open_world
-    from fluxbridge.pipeline import train_settings
     from fluxbridge.studies.sparsity import sparsity_study
     from fluxbridge.training import split_validation
 
@@ -115,14 +112,13 @@ def main() -> None:
         manifest = synthesize(Path(tempfile.mkdtemp()) / "world", progress=False)
     world = open_world(manifest)
     cfg = parse_config({"network": {"epochs": args.epochs}})
-    settings = train_settings(cfg, cfg.constraint.lambda_regional)
     samples = site_samples(world.sites, world.predictors, features=cfg.features)
     grid = GridFeatures.from_dataset(world.predictors, world.regions, features=cfg.features)
     sites = np.unique(samples["site"])
-    fit_sites, val_sites = split_validation(sites, settings.val_fraction, settings.seed)
+    fit_sites, val_sites = split_validation(sites, cfg.tuning.training.val_fraction, cfg.seed)
 
     rows: list[dict[str, Any]] = []
-    meta = describe(manifest, world, settings, len(fit_sites), len(val_sites), args.epochs)
+    meta = describe(manifest, world, cfg, len(fit_sites), len(val_sites), args.epochs)
     t0 = time.perf_counter()
 
     def save(row: dict[str, Any] | None = None) -> None:
@@ -132,7 +128,7 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
 
-    table = sparsity_study(samples, settings, grid=grid, targets=world.targets,
+    table = sparsity_study(samples, cfg, grid=grid, targets=world.targets,
                            regions=world.regions, reference=world.truth_regional,
                            train_sites=fit_sites, val_sites=val_sites, Ks=args.Ks,
                            estimators=args.estimators, include_exact=not args.no_exact,

@@ -58,7 +58,6 @@ def score_world(manifest: Path, epochs: int | None,
     from fluxbridge.features import site_samples
     from fluxbridge.grid_features import GridFeatures
     from fluxbridge.io.inputs import open_world
-    from fluxbridge.pipeline import train_settings
     from fluxbridge.studies.grid_totals import regional_series
     from fluxbridge.training import train_ensemble
 
@@ -74,7 +73,7 @@ def score_world(manifest: Path, epochs: int | None,
     seconds: dict[str, float] = {}
     for name, lam in (("site_only", 0.0), ("dual", cfg.constraint.lambda_regional)):
         t0 = time.perf_counter()
-        members = train_ensemble(samples, train_settings(cfg, lam), train_sites=sites,
+        members = train_ensemble(samples, cfg.with_lambda(lam), train_sites=sites,
                                  grid=grid, targets=world.targets, regions=world.regions,
                                  progress=False)
         seconds[name] = time.perf_counter() - t0

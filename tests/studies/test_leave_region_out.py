@@ -7,16 +7,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from method_world import World, make_world
+from method_world import FEATURES, World, make_world
 
 from fluxbridge import training
 from fluxbridge.errors import InputError
 from fluxbridge.studies.grid_totals import regional_series
 from fluxbridge.studies.leave_region_out import leave_region_out, target_regions, withhold_region
-from fluxbridge.training import TrainSettings
+from fluxbridge.config import parse_config
 
-FAST = TrainSettings(width=8, depth=1, embed_dim=2, epochs=2, batch_size=512, lr=5e-3,
-                     patience=100, K=8, obs_per_step=8, device="cpu", lambda_regional=1.0)
+FAST = parse_config({
+    "features": list(FEATURES),
+    "network": {"width": 8, "depth": 1, "embed_dim": 2, "epochs": 2, "batch_size": 512,
+                "lr": 5e-3, "patience": 100, "device": "cpu"},
+    "constraint": {"K": 8, "lambda_regional": 1.0},
+    "tuning": {"regional": {"obs_per_step": 8}}})
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -46,8 +50,8 @@ def test_each_run_lacks_only_its_withheld_region(world, sites, monkeypatch, tmp_
     seen: list[tuple[set[int], list]] = []
     real = training.train_ensemble
 
-    def spy(samples, settings, *, targets, **kw):
-        members = real(samples, settings, targets=targets, **kw)
+    def spy(samples, cfg, *, targets, **kw):
+        members = real(samples, cfg, targets=targets, **kw)
         seen.append((set(targets["region"].values.astype(int).tolist()), members))
         return members
 
@@ -92,9 +96,8 @@ def test_regional_series_only_equals_the_full_computation(world, sites):
 
 
 def test_site_only_settings_are_refused(world, sites):
-    import dataclasses
 
     with pytest.raises(InputError, match="dual"):
-        leave_region_out(world.samples, dataclasses.replace(FAST, lambda_regional=0.0),
+        leave_region_out(world.samples, FAST.with_lambda(0.0),
                          grid=world.grid, targets=world.targets, regions=world.regions,
                          train_sites=sites)

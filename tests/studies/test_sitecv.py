@@ -19,11 +19,14 @@ from fluxbridge.vocabulary import attrs
 torch = pytest.importorskip("torch")
 
 
-def _tiny_settings(seed: int = 0):
-    from fluxbridge.training import TrainSettings
+def _tiny_config(seed: int = 0):
+    from fluxbridge.config import parse_config
 
-    return TrainSettings(seed=seed, epochs=3, patience=2, width=16, depth=2, batch_size=256,
-                         rf_n_estimators=10, xgb_n_estimators=20, device="cpu")
+    return parse_config({"seed": seed, "constraint": {"lambda_regional": 0.0},
+                         "network": {"epochs": 3, "patience": 2, "width": 16, "depth": 2,
+                                     "batch_size": 256, "device": "cpu"},
+                         "tuning": {"baselines": {"rf_n_estimators": 10,
+                                                  "xgb_n_estimators": 20}}})
 
 
 def _sites(n_sites: int = 6, years: int = 2, seed: int = 0) -> xr.Dataset:
@@ -60,7 +63,7 @@ def test_cross_validation_writes_recomputable_outputs(tmp_path):
     assert samples.groupby("site")["ta_site_mean"].nunique().eq(1).all()
     models = ("nn", "rf", "xgboost")
     pred = sitecv_predictions(samples, folds=3, seed=0, models=models,
-                              settings=_tiny_settings(), progress=False)
+                              cfg=_tiny_config(), progress=False)
     assert len(pred) == len(samples)
     # grouped by site: every site in exactly one fold, every model predicted every row
     assert pred.groupby("site")["fold"].nunique().eq(1).all()
@@ -93,7 +96,7 @@ def test_small_directory_end_to_end_with_two_metadata_tables(tmp_path):
     write_site_list(tmp_path / "second.csv", names[3:])
     result = run_sitecv(data, metadata=[tmp_path / "first.csv", tmp_path / "second.csv"],
                         out=tmp_path / "cv", folds=3, seed=0, progress=False,
-                        settings=_tiny_settings())
+                        cfg=_tiny_config())
     assert result.predictions["site"].nunique() == 6
     assert result.predictions.groupby("site")["fold"].nunique().eq(1).all()
     csv = pd.read_csv(tmp_path / "cv" / "predictions.csv")
@@ -116,7 +119,7 @@ def test_real_monthly_files_end_to_end(tmp_path, real_data):
     result = run_sitecv(real_data / "fluxnet2015" / "MM",
                         metadata=real_data / "sites" / "FLX_AA-Flx_BIF_LATEST.csv",
                         out=tmp_path / "sitecv", folds=3, seed=0, progress=False,
-                        settings=_tiny_settings(), max_sites=9)
+                        cfg=_tiny_config(), max_sites=9)
     assert result.time_step == "MM"
     assert result.predictions["site"].nunique() == 9
     assert set(result.metrics["scale"]) >= {"all", "across_site", "seasonal", "anomaly"}

@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from fluxbridge import training
+from fluxbridge.config import ExperimentConfig
 from fluxbridge.errors import InputError
 from fluxbridge.grid_features import GridFeatures
 from fluxbridge.outputs.files import write_csv
@@ -51,7 +51,7 @@ def withhold_region(targets: xr.Dataset, region: int) -> xr.Dataset:
 
 def leave_region_out(
     samples: pd.DataFrame,
-    settings: Any,
+    cfg: ExperimentConfig,
     *,
     grid: GridFeatures,
     targets: xr.Dataset,
@@ -67,10 +67,9 @@ def leave_region_out(
     ----------
     samples
         Site samples (:func:`fluxbridge.features.site_samples`).
-    settings
-        :class:`fluxbridge.training.TrainSettings` of the final dual model (λ > 0); each run
-        uses them unchanged (same seeds, same validation sites), so a run differs from the
-        final dual model only by the missing region.
+    cfg
+        The experiment (λ > 0); each run is the final dual model's (same seeds, same
+        validation sites), so a run differs from it only by the missing region.
     grid, targets, regions
         Gridded features, inversion targets and regions.
     train_sites
@@ -89,7 +88,7 @@ def leave_region_out(
         ``heldout, region, time (YYYY-MM), nee_tgc`` [Tg month-1]: for each withheld region,
         its monthly totals from the run that withheld it (``heldout`` = ``region``, the name).
     """
-    if settings.lambda_regional <= 0:
+    if not cfg.constrained:
         raise InputError("leave-region-out needs the dual model", variable="lambda_regional",
                          expected="lambda_regional > 0")
     names = target_regions(targets)
@@ -104,7 +103,7 @@ def leave_region_out(
             continue
         reduced = withhold_region(targets, rid)
         members = training.train_ensemble(
-            samples, settings, train_sites=train_sites, grid=grid, targets=reduced,
+            samples, cfg, train_sites=train_sites, grid=grid, targets=reduced,
             regions=regions, progress=progress, name=f"dual_without_{rid}",
             checkpoint_dir=None if cache is None else cache / "checkpoints" / f"region{rid}")
         series = regional_series(members, grid, regions, only=[rid])

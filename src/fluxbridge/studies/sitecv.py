@@ -19,11 +19,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 import xarray as xr
 
+from fluxbridge.config import ExperimentConfig, parse_config
 from fluxbridge.errors import InputError
 from fluxbridge.evaluation.metrics import infer_step_days, site_metrics
 from fluxbridge.evaluation.sections import FLUXCOM_NEE_SKILL, site_skill_section
@@ -36,9 +36,6 @@ from fluxbridge.studies.site_features import (
     site_meteo_features,
 )
 from fluxbridge.studies.site_files import find_site_files, read_extra_meteo
-
-if TYPE_CHECKING:
-    from fluxbridge.training import TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -112,15 +109,15 @@ class SiteCVResult:
         return table
 
 
-def sitecv_settings(seed: int = 0, n_samples: int | None = None) -> TrainSettings:
-    """Training settings tuned for this small tabular problem (about 10⁴ site-months).
+def sitecv_config(seed: int = 0, n_samples: int | None = None) -> ExperimentConfig:
+    """The training configuration tuned for this small tabular problem (about 10⁴ site-months).
 
     A site-only network (λ = 0) of two hidden layers of 64, with dropout 0.2 and AdamW weight
     decay 0.01, batches of 512 (2048 for more than 40 000 samples, e.g. daily files),
     learning rate 10⁻³, at most 60 epochs stopped early after 10 without improvement on each
     member's own 15 % of the training sites, and an ensemble of 5 members averaged. The package
     defaults (one member, batches of 2048, 30 epochs: a few hundred steps) underfit and vary
-    much between folds. Trees keep the package defaults. ``n_jobs = -1``: every core.
+    much between folds. Trees keep the package defaults, on every core.
 
     Parameters
     ----------
@@ -129,29 +126,26 @@ def sitecv_settings(seed: int = 0, n_samples: int | None = None) -> TrainSetting
     n_samples
         Number of training samples, to pick the batch size.
     """
-    from fluxbridge.training import TrainSettings
-
     batch = 2048 if n_samples is not None and n_samples > 40_000 else 512
-    return TrainSettings(seed=seed, width=64, depth=2, dropout=0.2, weight_decay=0.01, lr=1e-3,
-                         batch_size=batch, epochs=60, patience=10, n_ensemble=5, n_jobs=-1)
+    return parse_config({"seed": seed, "constraint": {"lambda_regional": 0.0}, "network": {
+        "width": 64, "depth": 2, "dropout": 0.2, "weight_decay": 0.01, "lr": 1e-3,
+        "batch_size": batch, "epochs": 60, "patience": 10, "n_ensemble": 5}})
 
 
-def resolve_settings(samples: pd.DataFrame, settings: TrainSettings | None, seed: int
-                     ) -> TrainSettings:
-    """``settings`` (default :func:`sitecv_settings`) with the features of
-    :data:`DEFAULT_FEATURES` present in ``samples`` when it names none."""
-    import dataclasses
-
-    settings = sitecv_settings(seed, len(samples)) if settings is None else settings
-    if settings.features is None:
-        names = [f for f in DEFAULT_FEATURES if f in samples.columns]
-        settings = dataclasses.replace(settings, features=tuple(names))
-    return settings
+def resolve_config(samples: pd.DataFrame, cfg: ExperimentConfig | None, seed: int,
+                   features: Sequence[str] | None = None) -> ExperimentConfig:
+    """``cfg`` (default :func:`sitecv_config`) with ``features``, by default those of
+    :data:`DEFAULT_FEATURES` present in ``samples`` (site-derived features the gridded
+    vocabulary does not hold, so they are set here, not validated from a YAML file)."""
+    cfg = sitecv_config(seed, len(samples)) if cfg is None else cfg
+    names = [f for f in DEFAULT_FEATURES if f in samples.columns] if features is None \
+        else list(features)
+    return cfg.model_copy(update={"features": tuple(names)})
 
 
 def sitecv_predictions(samples: pd.DataFrame, *, folds: int = 10, seed: int = 0,
                        models: Sequence[str] = ("nn", "rf", "xgboost"),
-                       settings: TrainSettings | None = None, progress: bool = True,
+                       cfg: ExperimentConfig | None = None, progress: bool = True,
                        checkpoint_dir: Path | None = None) -> pd.DataFrame:
     """Out-of-fold predictions of each model on identical site folds.
 
@@ -165,10 +159,9 @@ def sitecv_predictions(samples: pd.DataFrame, *, folds: int = 10, seed: int = 0,
         Seed of the fold assignment and of the models.
     models
         Model kinds (``"nn"``, ``"rf"``, ``"xgboost"``).
-    settings
-        :class:`fluxbridge.training.TrainSettings`; :func:`sitecv_settings` with this seed
-        otherwise. Its ``features`` default to those of :data:`DEFAULT_FEATURES` present in
-        ``samples``.
+    cfg
+        The training configuration (:func:`sitecv_config` with this seed by default); its
+        features are those of :data:`DEFAULT_FEATURES` present in ``samples``.
     progress
         Show progress bars.
     checkpoint_dir
@@ -181,11 +174,11 @@ def sitecv_predictions(samples: pd.DataFrame, *, folds: int = 10, seed: int = 0,
     """
     from fluxbridge.training import cross_validate, make_folds
 
-    settings = resolve_settings(samples, settings, seed)
+    cfg = resolve_config(samples, cfg, seed)
     fold_of = make_folds(samples, folds, "site", seed)
     log.info("site cross-validation: %d sites in %d folds, features %s",
-             fold_of.size, folds, list(settings.features))
-    return cross_validate(samples, settings, kinds=tuple(models), folds=fold_of,
+             fold_of.size, folds, list(cfg.features))
+    return cross_validate(samples, cfg, kinds=tuple(models), folds=fold_of,
                           checkpoint_dir=checkpoint_dir, progress=progress)
 
 
@@ -247,7 +240,7 @@ def run_sitecv(
     progress: bool = True,
     models: Sequence[str] = ("nn", "rf", "xgboost"),
     time_step: str | None = None,
-    settings: TrainSettings | None = None,
+    cfg: ExperimentConfig | None = None,
     max_sites: int | None = None,
 ) -> SiteCVResult:
     """Leave-site-out cross-validation on a directory of FLUXNET monthly or daily files.
@@ -276,8 +269,8 @@ def run_sitecv(
         Model kinds to compare on identical folds.
     time_step
         ``"MM"`` or ``"DD"`` when ``data`` holds both.
-    settings
-        :class:`fluxbridge.training.TrainSettings` (default: :func:`sitecv_settings` with ``seed``).
+    cfg
+        The training configuration (default: :func:`sitecv_config` with ``seed``).
     max_sites
         Use only the first ``max_sites`` files in name order (quick runs).
 
@@ -308,14 +301,14 @@ def run_sitecv(
     if infer_step_days(samples["time"]) > 40:
         raise InputError("site records are coarser than monthly", path=data, variable="time",
                          expected="MM or DD files")
-    settings = resolve_settings(samples, settings, seed)
+    cfg = resolve_config(samples, cfg, seed)
     start = time.perf_counter()
     predictions = sitecv_predictions(samples, folds=folds, seed=seed, models=models,
-                                     settings=settings, progress=progress,
+                                     cfg=cfg, progress=progress,
                                      checkpoint_dir=out / "checkpoints")
     provenance = {"data": str(Path(data).resolve()), "metadata": [str(t) for t in tables],
                   "n_files": len(paths), "folds": folds, "seed": seed,
-                  "features": list(settings.features or ()), "settings": settings.to_dict(),
+                  "features": list(cfg.features), "config": cfg.to_dict(),
                   "fit_seconds": round(time.perf_counter() - start, 1),
                   "skipped_sites": sites.attrs.get("skipped_sites", [])}
     result = write_sitecv(predictions, models, out, step, provenance=provenance)

@@ -8,7 +8,6 @@ regional monthly RMSE against a reference (the truth in the twin world) and its 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
+from fluxbridge.config import ExperimentConfig
 from fluxbridge.evaluation.regional import global_annual, regional_metrics, regional_summary
 from fluxbridge.grid_features import GridFeatures
 from fluxbridge.studies.grid_totals import regional_series
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 def sparsity_study(
     samples: pd.DataFrame,
-    settings: Any,
+    cfg: ExperimentConfig,
     *,
     grid: GridFeatures,
     targets: xr.Dataset,
@@ -48,9 +48,8 @@ def sparsity_study(
     samples, grid, targets, regions
         Site samples (:func:`fluxbridge.features.site_samples`), and the world's gridded
         features, inversion targets and regions.
-    settings
-        :class:`fluxbridge.training.TrainSettings` with λ > 0; ``estimator`` and ``K`` are
-        varied.
+    cfg
+        The experiment (λ > 0); ``constraint.estimator`` and ``constraint.K`` are varied.
     reference
         ``region, time (YYYY-MM), nee_tgc`` [Tg month-1] to score against (the truth).
     train_sites, val_sites
@@ -75,13 +74,16 @@ def sparsity_study(
     """
     from fluxbridge.training import train_network
 
-    runs: list[tuple[str, int | None, Any]] = []
+    def with_estimator(estimator: str, K: int | None = None) -> ExperimentConfig:
+        update = {"estimator": estimator} if K is None else {"estimator": estimator, "K": K}
+        return cfg.model_copy(update={"constraint": cfg.constraint.model_copy(update=update)})
+
+    runs: list[tuple[str, int | None, ExperimentConfig]] = []
     if include_site_only:
-        runs.append(("site_only", None, dataclasses.replace(settings, lambda_regional=0.0)))
-    runs += [(e, k, dataclasses.replace(settings, estimator=e, K=k))
-             for e in estimators for k in Ks]
+        runs.append(("site_only", None, cfg.with_lambda(0.0)))
+    runs += [(e, k, with_estimator(e, k)) for e in estimators for k in Ks]
     if include_exact:
-        runs.append(("exact", None, dataclasses.replace(settings, estimator="exact")))
+        runs.append(("exact", None, with_estimator("exact")))
     rows = []
     for estimator, K, s in runs:
         t0 = time.perf_counter()
@@ -97,7 +99,7 @@ def sparsity_study(
                      "global_nee_pgc": float(
                          global_annual({"m": series})["nee_pgc"].mean()),
                      "train_seconds": seconds,
-                     "epochs": int(model.provenance.get("epochs_run", s.epochs))})
+                     "epochs": int(model.provenance.get("epochs_run", s.network.epochs))})
         if on_row is not None:
             on_row(dict(rows[-1]))
         log.info("sparsity %s K=%s: RMSE %.1f Tg/month in %.0f s", estimator, K,
