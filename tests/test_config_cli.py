@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import types
+import typing
 from pathlib import Path
 
 import pytest
@@ -17,10 +19,53 @@ from fluxbridge.errors import ConfigError
 def test_template_is_valid_and_equals_the_defaults(tmp_path):
     path = write_template(tmp_path / "exp.yaml")
     cfg = load_config(path)
-    defaults = parse_config({"name": "twin-world", "out_dir": "runs/twin-world"}, path)
+    defaults = parse_config({"name": "twin-world", "out_dir": "runs/twin-world",
+                             "world": {}}, path)
     assert cfg == defaults
     assert cfg.out_dir == (tmp_path / "runs" / "twin-world").resolve()
-    assert cfg.world.manifest == cfg.out_dir / "world" / "manifest.json"
+    assert cfg.input_spec() == (tmp_path / "world" / "inputs.yaml", tmp_path / "world")
+
+
+def test_template_is_short_and_lists_no_tuning(tmp_path):
+    text = write_template(tmp_path / "exp.yaml").read_text()
+    assert len(text.splitlines()) <= 60
+    assert "tuning" not in yaml.safe_load(text)
+
+
+def test_inputs_resolve_against_the_yaml_file(tmp_path):
+    path = tmp_path / "sub" / "exp.yaml"
+    path.parent.mkdir()
+    cfg = parse_config({"inputs": {"sites": "data/FLX_*.csv", "regions": "/abs/r.nc",
+                                   "meteorology": ["era5/a.nc", "era5/b.nc"]}}, path)
+    spec, _ = cfg.input_spec()
+    assert spec["sites"] == str(tmp_path / "sub" / "data" / "FLX_*.csv")
+    assert spec["regions"] == "/abs/r.nc"
+    assert spec["meteorology"] == [str(tmp_path / "sub" / "era5" / n) for n in ("a.nc", "b.nc")]
+    file_cfg = parse_config({"inputs": "world/inputs.yaml"}, path)
+    assert file_cfg.input_spec() == (tmp_path / "sub" / "world" / "inputs.yaml",
+                                     tmp_path / "sub" / "world")
+
+
+def test_no_inputs_is_a_config_error():
+    with pytest.raises(ConfigError, match="inputs"):
+        parse_config({}).input_spec()
+
+
+def test_tuning_keys_are_validated():
+    cfg = parse_config({"tuning": {"cache": {"refresh_std": 0.2}}})
+    assert cfg.tuning.cache.refresh_std == 0.2
+    assert cfg.tuning.offset.fit_K == 512  # untouched defaults stay
+    with pytest.raises(ConfigError, match="tuning.cache.refresh_sdt"):
+        parse_config({"tuning": {"cache": {"refresh_sdt": 0.2}}})
+
+
+def test_training_key_ignores_what_does_not_train():
+    a = parse_config({"name": "a", "upscaling": {"format": "zarr"}})
+    b = parse_config({"name": "b"})
+    assert a.training_key() == b.training_key()
+    assert a.training_key() != b.with_lambda(0.5).training_key()
+    assert a.training_key() != parse_config({"tuning": {"cache": {"drift": False}}}
+                                            ).training_key()
 
 
 def test_every_template_key_is_a_config_key(tmp_path):
@@ -30,6 +75,8 @@ def test_every_template_key_is_a_config_key(tmp_path):
         for key, value in d.items():
             assert key in model.model_fields, key
             sub = model.model_fields[key].annotation
+            if isinstance(sub, types.UnionType):  # an optional section
+                sub = next(a for a in typing.get_args(sub) if a is not type(None))
             if isinstance(value, dict):
                 walk(value, sub)
 

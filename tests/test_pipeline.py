@@ -17,18 +17,20 @@ import xarray as xr
 import yaml
 
 from fluxbridge.config import load_config
-from fluxbridge.errors import ConfigError
-from fluxbridge.pipeline import prepare_run, run_experiment
+from fluxbridge.errors import ConfigError, InputError
+from fluxbridge.pipeline import run_experiment
+from fluxbridge.rundir import prepare_run
 
 TINY_WORLD = {"resolution_deg": 10.0, "n_years": 2, "n_sites": 24, "n_members": 3,
               "site_years_min": 1, "site_years_max": 2}
 
 FAST = {
     "network": {"width": 16, "depth": 2, "epochs": 3, "patience": 2, "batch_size": 512},
-    "constraint": {"K": 8, "obs_per_step": 8, "refresh_every": 1},
-    "baselines": {"rf_n_estimators": 8, "xgb_n_estimators": 20},
+    "constraint": {"K": 8},
     "validation": {"folds": 2},
     "upscaling": {"scheduler": "synchronous", "time_chunk": 31},
+    "tuning": {"regional": {"obs_per_step": 8}, "cache": {"refresh_every": 1},
+               "baselines": {"rf_n_estimators": 8, "xgb_n_estimators": 20}},
     "progress": False,
 }
 
@@ -43,8 +45,8 @@ def world_dir(tmp_path_factory) -> Path:
 
 
 def _config(tmp: Path, world: Path, name: str, **extra) -> Path:
-    data = {"name": name, "out_dir": name, "world": {"manifest": str(world / "manifest.json"),
-                                                     "synthesize": False}, **FAST, **extra}
+    data = {"name": name, "out_dir": name, "inputs": str(world / "inputs.yaml"), **FAST,
+            **extra}
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -62,7 +64,9 @@ def test_run_writes_the_documented_manifest(finished_run, world_dir):
     _, _, result = finished_run
     manifest = json.loads(result.manifest.read_text())
     root = result.manifest.parent
-    assert (root / manifest["world"]).resolve() == (world_dir / "manifest.json").resolve()
+    assert (root / manifest["inputs"]["regions"]).resolve() == (
+        world_dir / json.loads((world_dir / "manifest.json").read_text())["files"]["regions"]
+    ).resolve()
     truth = pd.read_csv(world_dir / json.loads((world_dir / "manifest.json").read_text())
                         ["files"]["truth_regional"])
     with xr.open_dataset(world_dir / "truth" / "nee_true.nc") as t:
@@ -100,7 +104,6 @@ def test_run_records_config_version_and_every_input(finished_run, world_dir):
     for value in world_manifest["files"].values():
         listed.extend(value if isinstance(value, list) else [value])
     expected = {str((world_dir / f).resolve()) for f in listed}
-    expected.add(str((world_dir / "manifest.json").resolve()))
     recorded = {entry["path"]: entry for entry in record["inputs"]}
     assert expected <= set(recorded)
     for path, entry in recorded.items():
@@ -117,13 +120,32 @@ def test_finished_run_is_not_overwritten(finished_run):
     assert result.manifest.stat().st_mtime_ns == before
 
 
-def test_config_with_missing_file_is_refused_before_work(tmp_path):
+def test_config_with_missing_file_is_refused_before_work(tmp_path, world_dir):
+    spec = yaml.safe_load((world_dir / "inputs.yaml").read_text())
+    spec = {role: [str(world_dir / p) for p in v] if isinstance(v, list) else str(world_dir / v)
+            for role, v in spec.items()}
+    spec["regions"] = str(tmp_path / "nowhere" / "regions.nc")
     cfg = tmp_path / "e.yaml"
-    cfg.write_text(yaml.safe_dump({"out_dir": "run", "world": {
-        "manifest": str(tmp_path / "nowhere" / "manifest.json"), "synthesize": False}}))
-    with pytest.raises(ConfigError, match="manifest"):
+    cfg.write_text(yaml.safe_dump({"out_dir": "run", "inputs": spec}))
+    with pytest.raises(InputError, match="regions"):
         run_experiment(cfg, progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_overwrite_removes_only_the_runs_own_products(finished_run, world_dir):
+    tmp, _, _ = finished_run
+    cfg = _config(tmp, world_dir, "replaced", validation={"folds": 2,
+                                                           "leave_region_out": False})
+    out = tmp / "replaced"
+    out.mkdir()
+    keep = out / "notes.txt"
+    keep.write_text("mine")
+    (out / "run.json").write_text(json.dumps({"status": "complete", "steps": {}}))
+    (out / "models").mkdir()
+    (out / "models" / "stale.pt").write_text("x")
+    prepare_run(load_config(cfg), overwrite=True)
+    assert keep.read_text() == "mine" and cfg.exists()
+    assert not (out / "models").exists()
 
 
 def _wait_for(pattern: str, root: Path, proc: subprocess.Popen, timeout: float) -> bool:

@@ -368,7 +368,13 @@ def _save(model: Model, path: Path, name: str) -> None:
 def _open(config: str | Path | ExperimentConfig, overwrite: bool, progress: bool
           ) -> Experiment:
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
-    return Experiment(cfg, prepare_run(cfg, overwrite=overwrite), progress and cfg.progress)
+    inputs = None
+    if cfg.world is None:  # every named file found before the run directory is touched
+        inputs = open_inputs(*cfg.input_spec())
+    exp = Experiment(cfg, prepare_run(cfg, overwrite=overwrite), progress and cfg.progress)
+    if inputs is not None:
+        exp.inputs = inputs
+    return exp
 
 
 def _finished(exp: Experiment, func: Callable[[], T]) -> T:
