@@ -119,7 +119,7 @@ def test_known_field_reproduced(single, predictors):
         assert list(ds["time"].dt.day.values) == [1] * ds.sizes["time"]
 
 
-def test_regional_and_global_totals_match_aggregation(single, regions):
+def test_regional_and_global_totals_match_the_operator(single, regions):
     with xr.open_dataset(single.grid) as ds:
         nee = ds["nee"].load()
     expected = regional_totals(nee, regions)

@@ -7,7 +7,7 @@ agree to rounding:
 
 * :class:`RegionalOperator`, a sparse matrix with one row per (region, month) over the columns
   ``time_index * n_cell + cell_index`` of a set of land cells (those of
-  :class:`fluxbridge.features.GridFeatures`), for training; rows of transport footprints are
+  :class:`fluxbridge.grid_features.GridFeatures`), for training; rows of transport footprints are
   rows of the same matrix type (:class:`LinearOperator`);
 * :func:`regional_totals` (and :func:`monthly_totals` for any area weights), the same rows
   applied to an xarray field, in memory or lazily on dask, for gridded products.
@@ -34,6 +34,7 @@ from fluxbridge.timesteps import step_days
 from fluxbridge.vocabulary import attrs
 
 log = logging.getLogger(__name__)
+
 
 def region_weights(regions: xr.Dataset) -> xr.DataArray:
     """One-hot area weights (region, lat, lon) [m2]: cell_area × land_fraction inside a region.

@@ -36,6 +36,7 @@ def _search_between(cum: np.ndarray, target: np.ndarray, lo: np.ndarray, hi: np.
         lo[open_[right]] = mid[right] + 1
         hi[open_[~right]] = mid[~right]
 
+
 class ResampledEstimator(Estimator):
     """Horvitz–Thompson estimates from K draws (with replacement) per row, new at every call.
 
