@@ -129,6 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    _data_commands(add)
+    _experiment_commands(add)
+    return parser
+
+
+Adder = Callable[[str, Callable[[argparse.Namespace], int], str, str], argparse.ArgumentParser]
+
+
+def _data_commands(add: Adder) -> None:
+    """``synth``, ``inspect``, ``init``, ``sitecv``: commands on files."""
     p = add("synth", _cmd_synth, "write the twin world (a synthetic Earth in real file formats)",
             "Write a reproducible synthetic Earth with known true NEE: FLUXNET2015 site CSVs, "
             "ERA5 and MODIS NetCDF, an inversion ensemble, corrections, regions, the truth and "
@@ -151,6 +161,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, help="YAML file to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
 
+    p = add("sitecv", _cmd_sitecv, "leave-site-out cross-validation on FLUXNET files",
+            "Grouped k-fold cross-validation by site on FLUXNET2015 MM or DD files: the network "
+            "against random forest and XGBoost on identical folds, scored by time scale "
+            "(all, across-site, mean seasonal cycle, anomalies) and by IGBP class.")
+    p.add_argument("data", type=Path, help="directory of FLUXNET CSV files (MM or DD)")
+    p.add_argument("--metadata", type=Path, required=True, nargs="+",
+                   help="site metadata tables (BIF CSV/XLSX, site list); a site takes its row "
+                        "from the first table that has it")
+    p.add_argument("--out", type=Path, default=Path("runs/sitecv"), help="output directory")
+    p.add_argument("--folds", type=int, default=10, help="number of site folds")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+
+def _experiment_commands(add: Adder) -> None:
+    """``run``, ``train``, ``evaluate``, ``upscale``, ``demo``: the steps of an experiment."""
     for name, func, help_ in [
         ("run", _cmd_run, "run every step of an experiment (train, upscale, evaluate, report)"),
         ("train", _cmd_train, "train the models of an experiment (resumes after a kill)"),
@@ -175,20 +201,6 @@ def build_parser() -> argparse.ArgumentParser:
             "write the report.")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run")
-
-    p = add("sitecv", _cmd_sitecv, "leave-site-out cross-validation on FLUXNET files",
-            "Grouped k-fold cross-validation by site on FLUXNET2015 MM or DD files: the network "
-            "against random forest and XGBoost on identical folds, scored by time scale "
-            "(all, across-site, mean seasonal cycle, anomalies) and by IGBP class.")
-    p.add_argument("data", type=Path, help="directory of FLUXNET CSV files (MM or DD)")
-    p.add_argument("--metadata", type=Path, required=True, nargs="+",
-                   help="site metadata tables (BIF CSV/XLSX, site list); a site takes its row "
-                        "from the first table that has it")
-    p.add_argument("--out", type=Path, default=Path("runs/sitecv"), help="output directory")
-    p.add_argument("--folds", type=int, default=10, help="number of site folds")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    return parser
 
 
 TRAINING_COMMANDS = frozenset({"run", "demo", "train", "upscale", "evaluate", "sitecv"})

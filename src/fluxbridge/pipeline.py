@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,33 +26,21 @@ from fluxbridge.features import site_samples
 from fluxbridge.grid_features import GridFeatures
 from fluxbridge.io.inputs import World, open_inputs
 from fluxbridge.models.artifact import FittedModel, load_model
-from fluxbridge.outputs.files import write_csv, write_json
-from fluxbridge.rundir import RunState, prepare_run
+from fluxbridge.outputs.files import write_csv
+from fluxbridge.rundir import (
+    RunResult,
+    RunState,
+    model_files,
+    prepare_run,
+    save_models,
+    write_run_manifest,
+)
 
 log = logging.getLogger(__name__)
 
 SITE_ONLY, DUAL, RF, XGB = "site_only", "dual", "rf", "xgboost"
 T = TypeVar("T")
 Model = FittedModel | list[FittedModel]
-
-
-@dataclass
-class RunResult:
-    """What a finished run produced."""
-
-    out_dir: Path
-    manifest: Path
-    report: Path
-    headline: pd.DataFrame
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def summary(self) -> str:
-        """The headline table and where the report is, as printable text."""
-        with pd.option_context("display.width", 160, "display.max_columns", 20):
-            table = self.headline.to_string(float_format=lambda v: f"{v:.3f}")
-        return (f"{table}\n\nsteps (s): "
-                + ", ".join(f"{k} {v:.0f}" for k, v in self.timings.items())
-                + f"\nmanifest: {self.manifest}\nreport: {self.report}")
 
 
 class Experiment:
@@ -166,11 +153,11 @@ class Experiment:
         """The final models, fitted on every site (each saved as soon as it is trained)."""
         def run() -> dict[str, Model]:
             for name in self.model_names:
-                if not self._model_files(name):
-                    _save(self._fit(name), self.models_dir / f"{name}.pt", name)
+                if not model_files(self.models_dir, name):
+                    save_models(self._fit(name), self.models_dir, name)
             return self.load_models()
 
-        if all(self._model_files(n) for n in self.model_names):
+        if all(model_files(self.models_dir, n) for n in self.model_names):
             return self.load_models()
         return self._step("train", run)
 
@@ -186,16 +173,11 @@ class Experiment:
                                  progress=self.progress)
         return members[0] if len(members) == 1 else members
 
-    def _model_files(self, name: str) -> list[Path]:
-        """Artifact files of a model: ``{name}.pt``, or ``{name}.member{i}.pt`` for ensembles."""
-        return sorted(self.models_dir.glob(f"{name}.pt")) or sorted(
-            self.models_dir.glob(f"{name}.member*.pt"))
-
     def load_models(self) -> dict[str, Model]:
         """The final models (a FittedModel, or a list for ensembles) by name."""
         out: dict[str, Model] = {}
         for name in self.model_names:
-            members = [load_model(f) for f in self._model_files(name)]
+            members = [load_model(f) for f in model_files(self.models_dir, name)]
             out[name] = members[0] if len(members) == 1 else members
         return out
 
@@ -306,7 +288,8 @@ class Experiment:
         return maps
 
     def _estimator_error(self, products: dict[str, Any]) -> pd.DataFrame:
-        """Estimator error against K on the dual model's field (cache: the site-only field)."""
+        """Estimator error against K on the dual model's field (cache: the site-only field),
+        in units of the targets' σ."""
         import xarray as xr
 
         from fluxbridge.evaluation.estimators import estimator_error_table
@@ -329,39 +312,11 @@ class Experiment:
                                      seed=self.cfg.seed, strata=grid.igbp_code)
 
     def _write_manifest(self, products: dict[str, Any], report: Path) -> Path:
-        def rel(p: Path) -> str:
-            p = Path(p).resolve()
-            return str(p.relative_to(self.out)) if p.is_relative_to(self.out) else str(p)
-
-        manifest = {
-            "name": self.cfg.name,
-            "inputs": {role: [rel(p) for p in paths] if isinstance(paths, list) else rel(paths)
-                       for role, paths in self.inputs.files.items()},
-            "models": {n: {"grid": rel(products[n].grid),
-                           "grid_monthly": rel(products[n].grid_monthly),
-                           "regional": rel(products[n].regional_csv),
-                           "global": rel(products[n].global_csv),
-                           "artifact": rel(self.models_dir / f"{n}.pt")}
-                       for n in self.model_names},
-            "cv_predictions": rel(self.cv_dir / "predictions.csv"),
-            "metrics": rel(self.out / "metrics.json"),
-            "report": rel(report),
-            "config": "config.resolved.yaml",
-            "units": {"grid": "g m-2 d-1 (carbon, positive to the atmosphere)",
-                      "regional": "Tg month-1 of carbon"},
-        }
-        return write_json(manifest, self.out / "manifest.json")
-
-
-def _save(model: Model, path: Path, name: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(model, list):
-        for i, member in enumerate(model):
-            member.name = name
-            member.save(path.with_name(f"{name}.member{i}.pt"))
-    else:
-        model.name = name
-        model.save(path)
+        models = {n: {"grid": products[n].grid, "grid_monthly": products[n].grid_monthly,
+                      "regional": products[n].regional_csv, "global": products[n].global_csv,
+                      "artifact": self.models_dir / f"{n}.pt"} for n in self.model_names}
+        return write_run_manifest(self.out, name=self.cfg.name, inputs=self.inputs.files,
+                                  models=models, report=report)
 
 
 # -- the public entry points (one per CLI command) -------------------------------------------

@@ -15,20 +15,42 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from fluxbridge.config import ExperimentConfig
 from fluxbridge.errors import ConfigError
+from fluxbridge.models.artifact import FittedModel
 from fluxbridge.outputs.files import code_version, write_json
 
 RUN_RECORD = "run.json"
 # what a run writes in its directory: --overwrite removes these and nothing else
 RUN_PRODUCTS = (RUN_RECORD, "config.resolved.yaml", "manifest.json", "cv", "models", "upscaled",
                 "leave_region_out", "sparsity", "report.html", "metrics.json", "figures")
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    out_dir: Path
+    manifest: Path
+    report: Path
+    headline: pd.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """The headline table and where the report is, as printable text."""
+        with pd.option_context("display.width", 160, "display.max_columns", 20):
+            table = self.headline.to_string(float_format=lambda v: f"{v:.3f}")
+        return (f"{table}\n\nsteps (s): "
+                + ", ".join(f"{k} {v:.0f}" for k, v in self.timings.items())
+                + f"\nmanifest: {self.manifest}\nreport: {self.report}")
 
 
 class RunState:
@@ -108,3 +130,41 @@ def prepare_run(cfg: ExperimentConfig, overwrite: bool = False) -> RunState:
     state.save()
     (out / "config.resolved.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     return state
+
+
+def write_run_manifest(out: Path, *, name: str, inputs: dict[str, Path | list[Path]],
+                       models: dict[str, dict[str, Path]], report: Path) -> Path:
+    """Write ``manifest.json``: the run's inputs by role and its products, paths relative to
+    the run directory where they lie in it, with the products' units."""
+    def rel(p: Path) -> str:
+        p = Path(p).resolve()
+        return str(p.relative_to(out)) if p.is_relative_to(out) else str(p)
+
+    manifest = {
+        "name": name,
+        "inputs": {role: [rel(p) for p in paths] if isinstance(paths, list) else rel(paths)
+                   for role, paths in inputs.items()},
+        "models": {m: {k: rel(p) for k, p in entry.items()} for m, entry in models.items()},
+        "cv_predictions": rel(out / "cv" / "predictions.csv"),
+        "metrics": rel(out / "metrics.json"),
+        "report": rel(report),
+        "config": "config.resolved.yaml",
+        "units": {"grid": "g m-2 d-1 (carbon, positive to the atmosphere)",
+                  "regional": "Tg month-1 of carbon"},
+    }
+    return write_json(manifest, out / "manifest.json")
+
+
+def model_files(models_dir: Path, name: str) -> list[Path]:
+    """Artifact files of a model: ``{name}.pt``, or ``{name}.member{i}.pt`` for ensembles."""
+    return sorted(models_dir.glob(f"{name}.pt")) or sorted(
+        models_dir.glob(f"{name}.member*.pt"))
+
+
+def save_models(model: FittedModel | list[FittedModel], models_dir: Path, name: str) -> None:
+    """Save a model (``{name}.pt``) or an ensemble (``{name}.member{i}.pt``) under ``name``."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    for i, member in enumerate(model if isinstance(model, list) else [model]):
+        member.name = name
+        member.save(models_dir / (f"{name}.member{i}.pt" if isinstance(model, list)
+                                  else f"{name}.pt"))
