@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "upscale.json"
 CHUNK_DIR = ".chunks"
+CHUNK_FORMAT = 2
+"""Layout of the chunk files (2: totals in Tg month-1); chunks of another layout are redone."""
 
 
 @dataclass
@@ -145,6 +147,7 @@ def _run_key(members: Sequence[Model], predictors: xr.Dataset, chunks: list[Chun
         "lon": [float(predictors["lon"][0]), float(predictors["lon"][-1]),
                 int(predictors.sizes["lon"])],
         "chunks": [[c.time.start, c.time.stop, c.lat.start, c.lat.stop] for c in chunks],
+        "chunk_files": CHUNK_FORMAT,
     }
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:16]
 
