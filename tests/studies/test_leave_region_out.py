@@ -10,10 +10,10 @@ import pytest
 from method_world import FEATURES, World, make_world
 
 from fluxbridge import training
+from fluxbridge.config import parse_config
 from fluxbridge.errors import InputError
 from fluxbridge.studies.grid_totals import regional_series
 from fluxbridge.studies.leave_region_out import leave_region_out, target_regions, withhold_region
-from fluxbridge.config import parse_config
 
 FAST = parse_config({
     "features": list(FEATURES),
