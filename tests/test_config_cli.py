@@ -55,7 +55,7 @@ def test_tuning_keys_are_validated():
     cfg = parse_config({"tuning": {"cache": {"refresh_std": 0.2}}})
     assert cfg.tuning.cache.refresh_std == 0.2
     assert cfg.tuning.offset.fit_K == 512  # untouched defaults stay
-    with pytest.raises(ConfigError, match="tuning.cache.refresh_sdt"):
+    with pytest.raises(ConfigError, match=r"tuning\.cache\.refresh_sdt"):
         parse_config({"tuning": {"cache": {"refresh_sdt": 0.2}}})
 
 
