@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from fluxbridge.constants import EARTH_RADIUS_M, UMOL_M2_S_TO_GC_M2_D
 from fluxbridge.errors import GridMismatchError, InputError
@@ -9,6 +10,7 @@ from fluxbridge.grid import (
     cell_area,
     check_same_grid,
     land_fraction,
+    majority_to_grid,
     make_grid,
     normalise_longitude,
     sw_in_pot_daily,
@@ -82,3 +84,25 @@ def test_potential_radiation_properties():
 
 def test_oneflux_conversion_factor():
     assert UMOL_M2_S_TO_GC_M2_D == pytest.approx(1.03772448, rel=1e-8)
+
+
+def test_majority_to_grid_counts_the_finer_cells():
+    fine = make_grid(1.0).sel(lat=slice(10, -10), lon=slice(-10, 10))  # 20 x 20 cells
+    codes = np.full((fine.sizes["lat"], fine.sizes["lon"]), 255, dtype=np.int64)  # fill
+    codes[:5, :5] = 3  # target cell (7.5, -7.5): all class 3
+    codes[:5, 5:10] = 1
+    codes[:2, 5:10] = 2  # target (7.5, -2.5): 15 of class 1 against 10 of class 2
+    codes[:5, 10:15] = np.where(np.arange(5)[None, :] % 2 == 0, 4, 5)  # 15 of 4, 10 of 5
+    codes[5:10, :5] = np.repeat([[6], [7]], [3, 2], axis=0)  # 15 of 6, 10 of 7
+    codes[5:10, 5:10] = np.repeat([[8], [9]], [2, 3], axis=0)  # 10 of 8, 15 of 9
+    codes[10:15, :5] = np.arange(25).reshape(5, 5) % 2 + 10  # 13 of 10, 12 of 11
+    codes[15:, 15:] = [[12, 13, 255, 255, 255]] * 5  # a tie: the lower class
+    da = xr.DataArray(codes, dims=("lat", "lon"),
+                      coords={"lat": fine["lat"].values, "lon": fine["lon"].values})
+    target = make_grid(5.0).sel(lat=slice(10, -10), lon=slice(-10, 10))
+    out = majority_to_grid(da, target, n_classes=17)
+    expected = np.array([[3, 1, 4, 0], [6, 9, 0, 0], [10, 0, 0, 0], [0, 0, 0, 12]])
+    np.testing.assert_array_equal(out.values, expected)
+    np.testing.assert_array_equal(out["lat"].values, target["lat"].values)
+    shifted = da.assign_coords(lon=da["lon"].values % 360)  # 0..360 longitudes, same cells
+    np.testing.assert_array_equal(majority_to_grid(shifted, target, 17).values, expected)

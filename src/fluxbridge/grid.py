@@ -147,6 +147,15 @@ def normalise_longitude(lon: np.ndarray) -> np.ndarray:
     return (lon + 180.0) % 360.0 - 180.0
 
 
+def spatial_dim(obj: xr.Dataset | xr.DataArray, kind: str) -> str:
+    """The name of the latitude (``kind="lat"``) or longitude dimension of ``obj``."""
+    names = ("lat", "latitude", "y") if kind == "lat" else ("lon", "longitude", "x")
+    for n in names:
+        if n in obj.dims:
+            return n
+    raise InputError(f"no {kind} dimension", variable=kind, expected=" or ".join(names))
+
+
 def to_canonical_grid(obj: xr.Dataset | xr.DataArray, lat: str = "lat", lon: str = "lon"):
     """Rename, normalise and sort coordinates to the canonical convention.
 
@@ -193,3 +202,54 @@ def sw_in_pot_daily(lat: np.ndarray | xr.DataArray, dayofyear: np.ndarray | xr.D
     return (SOLAR_CONSTANT_W_M2 / np.pi) * dr * (
         ws * np.sin(phi) * np.sin(decl) + np.cos(phi) * np.cos(decl) * np.sin(ws)
     )
+
+
+def majority_to_grid(codes: xr.DataArray, grid: xr.Dataset | xr.DataArray, n_classes: int
+                     ) -> xr.DataArray:
+    """The most frequent class among the finer cells whose centres fall in each target cell.
+
+    Parameters
+    ----------
+    codes
+        Integer classes (lat, lon) on a regular grid finer than ``grid``; values outside
+        0..``n_classes``-1 (fill) are not counted.
+    grid
+        Target regular ``lat``/``lon`` [degree] (any order, either longitude convention).
+    n_classes
+        Number of classes.
+
+    Returns
+    -------
+    xr.DataArray
+        (lat, lon) int64 on ``grid``: the majority class, the lower class on ties, 0 where no
+        finer cell is counted.
+    """
+    t_lat, t_lon = np.asarray(grid["lat"], float), np.asarray(grid["lon"], float)
+    rows = _cell_index(np.asarray(codes["lat"], float), t_lat, "lat", period=None)
+    cols = _cell_index(normalise_longitude(np.asarray(codes["lon"], float)),
+                       normalise_longitude(t_lon), "lon", period=360.0)
+    values = np.asarray(codes.transpose("lat", "lon").values)[:, cols >= 0]
+    cols = cols[cols >= 0]
+    counts = np.zeros((t_lat.size, t_lon.size, n_classes), dtype=np.int32)
+    for i in np.unique(rows[rows >= 0]):
+        block = values[rows == i]
+        keep = (block >= 0) & (block < n_classes)
+        index = np.broadcast_to(cols, block.shape)[keep] * n_classes + block[keep]
+        counts[i] += np.bincount(index.astype(np.int64), minlength=t_lon.size * n_classes
+                                 ).reshape(t_lon.size, n_classes).astype(np.int32)
+    out = np.where(counts.sum(axis=2) > 0, counts.argmax(axis=2), 0).astype(np.int64)
+    return xr.DataArray(out, dims=("lat", "lon"), coords={"lat": t_lat, "lon": t_lon},
+                        name=codes.name)
+
+
+def _cell_index(source: np.ndarray, target: np.ndarray, name: str, period: float | None
+                ) -> np.ndarray:
+    """Index of the target cell holding each source centre, -1 outside the target grid."""
+    step = resolution_of(target, name)
+    order = np.argsort(target)
+    offset = source - (target[order[0]] - step / 2)
+    if period is not None:
+        offset = np.mod(offset, period)
+    k = np.floor(offset / step).astype(np.int64)
+    inside = (k >= 0) & (k < target.size)
+    return np.where(inside, order[np.clip(k, 0, target.size - 1)], -1)

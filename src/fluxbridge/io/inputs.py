@@ -27,7 +27,8 @@ from fluxbridge.grid import check_same_grid
 from fluxbridge.io.era5 import open_era5
 from fluxbridge.io.fluxnet import read_sites
 from fluxbridge.io.inversions import read_inversions
-from fluxbridge.io.modis import open_modis, read_land_cover
+from fluxbridge.io.land_cover import read_land_cover
+from fluxbridge.io.modis import open_modis
 from fluxbridge.io.region_masks import read_region_mask
 from fluxbridge.io.sitemeta import read_site_metadata
 from fluxbridge.regions import region_names
@@ -64,7 +65,7 @@ ROLES: dict[str, Role] = {
     "site_table": Role(True, True, "site metadata tables (FLUXNET BIF or a site list)"),
     "meteorology": Role(True, True, "ERA5 single-level NetCDF files (or a CDS zip)"),
     "remote_sensing": Role(True, False, "MODIS composite NetCDF files (VI, LST)"),
-    "land_cover": Role(False, True, "an MCD12-like IGBP land cover NetCDF"),
+    "land_cover": Role(False, True, "an IGBP land cover NetCDF or GeoTIFF (MCD12-like)"),
     "inversions": Role(True, True, "gridded inversion flux NetCDF files, one per member"),
     "corrections": Role(False, False, "a CSV of correction terms (region, time, *_tgc)"),
     "regions": Role(False, True, "a NetCDF integer region mask"),
@@ -215,7 +216,7 @@ class World:
     """The canonical datasets of an experiment's inputs, each read on first use.
 
     The model grid is that of the meteorology: the region mask is carried onto it when it
-    differs; remote sensing and land cover must share it.
+    differs, a finer land cover is aggregated to it by majority, remote sensing must share it.
 
     Attributes
     ----------

@@ -19,7 +19,13 @@ from fluxbridge.errors import InputError
 from fluxbridge.io.file_report import FileReport, finite_share, one_line, period
 from fluxbridge.io.fluxnet import SITE_METEOROLOGY, read_site_file
 from fluxbridge.io.fluxnet_csv import parse_file_name
-from fluxbridge.io.inspect_gridded import inspect_era5, inspect_netcdf, inspect_vector
+from fluxbridge.io.inspect_gridded import (
+    inspect_era5,
+    inspect_land_cover,
+    inspect_netcdf,
+    inspect_vector,
+)
+from fluxbridge.io.land_cover import TIFF_SUFFIXES
 from fluxbridge.io.modis import read_modis_points
 from fluxbridge.io.sitemeta import read_site_table
 
@@ -144,9 +150,9 @@ def inspect_file(path: str | os.PathLike[str]) -> FileReport:
     ----------
     path
         Any input file: FLUXNET-family site CSV or zip, site metadata table, MODIS point table,
-        correction table, ERA5 NetCDF or CDS zip, MODIS composites or land cover, inversion
-        flux (gridded, GCB regional, zonal), region mask, region polygons (GeoJSON, shapefile,
-        zipped shapefile, GeoPackage).
+        correction table, ERA5 NetCDF or CDS zip, MODIS composites, land cover (NetCDF or
+        GeoTIFF), inversion flux (gridded, GCB regional, zonal), region mask, region polygons
+        (GeoJSON, shapefile, zipped shapefile, GeoPackage).
 
     Returns
     -------
@@ -173,9 +179,11 @@ def inspect_file(path: str | os.PathLike[str]) -> FileReport:
             inspect_netcdf(path, report)
         elif suffix in _VECTOR:
             inspect_vector(path, report)
+        elif suffix in TIFF_SUFFIXES:
+            inspect_land_cover(path, report)
         else:
             report.reason = (f"{path}: unknown file type {suffix or '(none)'}; expected .csv, "
-                             ".zip, .nc, .xlsx, .geojson, .shp or .gpkg")
+                             ".zip, .nc, .tif, .xlsx, .geojson, .shp or .gpkg")
     except InputError as exc:
         report.usable = False
         report.reason = one_line(str(exc), path)

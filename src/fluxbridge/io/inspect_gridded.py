@@ -18,7 +18,8 @@ from fluxbridge.io import inversions as inv
 from fluxbridge.io.era5 import open_era5
 from fluxbridge.io.file_report import FileReport, finite_share, period
 from fluxbridge.io.inversion_bands import read_gcb_regional_file, read_zonal_inversion
-from fluxbridge.io.modis import BANDS, LAND_COVER_NAMES, read_composites, read_land_cover
+from fluxbridge.io.land_cover import LAND_COVER_NAMES, TIFF_SUFFIXES, read_land_cover
+from fluxbridge.io.modis import BANDS, read_composites
 from fluxbridge.io.region_masks import MASK_NAMES, read_region_mask
 from fluxbridge.io.region_vectors import read_region_polygons, read_region_vector
 from fluxbridge.regions import region_names
@@ -60,11 +61,7 @@ def inspect_netcdf(path: Path, report: FileReport) -> None:
         nbe = read_zonal_inversion(path)
         _band_report(nbe, report, "zonal-mean inversion flux (PgC yr-1 per degree)")
     elif set(LAND_COVER_NAMES) & names:
-        lc = read_land_cover(path)
-        report.format = "MODIS land cover (IGBP)"
-        report.variables = {"land_cover": "IGBP code 0..16"}
-        report.notes.append(f"grid {lc.sizes['lat']} x {lc.sizes['lon']}")
-        report.usable = True
+        inspect_land_cover(path, report)
     elif set(BANDS) & names:
         ds = read_composites(path, max_qa=1)
         report.format = "MODIS composites"
@@ -171,4 +168,17 @@ def _band_report(nbe: xr.DataArray, report: FileReport, what: str) -> None:
     report.coverage = {"nbe": finite_share(nbe.values)}
     report.notes.append("read as latitude-band targets (regions North > 30N, Tropical, "
                         "South < 30S)")
+    report.usable = True
+
+
+def inspect_land_cover(path: Path, report: FileReport) -> None:
+    """An IGBP land cover NetCDF or GeoTIFF: its grid and the classes present."""
+    lc = read_land_cover(path)
+    report.format = "MODIS land cover (IGBP)" + (" GeoTIFF" if path.suffix.lower() in
+                                                  TIFF_SUFFIXES else "")
+    report.variables = {"land_cover": "IGBP code 0..16"}
+    codes, counts = np.unique(lc.values, return_counts=True)
+    report.notes.append(f"grid {lc.sizes['lat']} x {lc.sizes['lon']}; classes present: "
+                        f"{', '.join(str(c) for c in codes[counts > 0])}; a finer grid than "
+                        "the model's is aggregated to it by majority")
     report.usable = True

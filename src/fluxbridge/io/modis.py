@@ -1,7 +1,8 @@
 """MODIS products aggregated to a regular grid (CMG-like NetCDF), and point extractions.
 
 Gridded: MOD13 vegetation indices (NDVI, EVI, NIR reflectance; SummaryQA), MOD11 land surface
-temperature (LST_Day/Night; QC), MCD12 land cover (IGBP classes). Scale factors and fill values
+temperature (LST_Day/Night; QC); land cover is read by :mod:`fluxbridge.io.land_cover`. Scale
+factors and fill values
 are honoured in both conventions: CF (``value = raw × scale_factor + add_offset``) and the MODIS
 HDF one (``value = (raw − add_offset) / scale_factor``, recognised by a scale factor ≥ 1 on
 reflectance-like bands). Composites are gap-filled in time and interpolated to daily values;
@@ -21,10 +22,10 @@ import pandas as pd
 import xarray as xr
 
 from fluxbridge.errors import InputError
-from fluxbridge.grid import check_same_grid, to_canonical_grid
+from fluxbridge.grid import check_same_grid, spatial_dim, to_canonical_grid
+from fluxbridge.io.land_cover import LAND_COVER_NAMES
 from fluxbridge.io.tables import read_csv_table
 from fluxbridge.schema import check_time_axis
-from fluxbridge.vocabulary import IGBP_CLASSES
 from fluxbridge.vocabulary import attrs as var_attrs
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,6 @@ BANDS: dict[str, str] = {
     "Fpar_500m": "fpar", "Lai_500m": "lai",
 }
 QA_BANDS = ("SummaryQA", "CMG_0.05_Deg_16_days_pixel_reliability")
-LAND_COVER_NAMES = ("Majority_Land_Cover_Type_1", "LC_Type1", "land_cover")
 _UNITS = {"ndvi": "1", "evi": "1", "nir": "1", "lst_day": "K", "lst_night": "K", "fpar": "1",
           "lai": "m2 m-2"}
 
@@ -79,37 +79,6 @@ def _open_raw(path: Path) -> xr.Dataset:
         raise InputError(f"cannot open as NetCDF ({exc})".replace("\n", " "), path=path) from None
 
 
-def read_land_cover(path: str | os.PathLike[str], grid: xr.Dataset | None = None
-                    ) -> xr.DataArray:
-    """IGBP land cover codes (0 water, 1 ENF ... 16 BSV) from an MCD12-like NetCDF."""
-    path = Path(path)
-    ds = _open_raw(path)
-    name = next((n for n in LAND_COVER_NAMES if n in ds), None)
-    if name is None:
-        raise InputError("no land cover variable", path=path, variable="land_cover",
-                         expected=" or ".join(LAND_COVER_NAMES))
-    da = ds[name]
-    if "time" in da.dims:
-        da = da.isel(time=-1, drop=True)
-    da = to_canonical_grid(da, lat=_dim(da, "lat"), lon=_dim(da, "lon")).astype("int64")
-    bad = (da < 0) | (da > len(IGBP_CLASSES) - 1)
-    da = da.where(~bad, 0).load()
-    if grid is not None:
-        check_same_grid(da, grid, what="land cover grid and model grid", path=str(path))
-    da.name = "land_cover"
-    da.attrs = {**var_attrs("land_cover"), "flag_values": np.arange(len(IGBP_CLASSES)),
-                "flag_meanings": " ".join(IGBP_CLASSES), "source": str(path)}
-    return da
-
-
-def _dim(da: xr.DataArray | xr.Dataset, kind: str) -> str:
-    names = ("lat", "latitude", "y") if kind == "lat" else ("lon", "longitude", "x")
-    for n in names:
-        if n in da.dims:
-            return n
-    raise InputError(f"no {kind} dimension", variable=kind, expected=" or ".join(names))
-
-
 def read_composites(path: Path, max_qa: int) -> xr.Dataset:
     """One file of MODIS composites in canonical names, on the canonical grid, QA applied."""
     ds = xr.decode_cf(_open_raw(path), mask_and_scale=False)
@@ -128,7 +97,7 @@ def read_composites(path: Path, max_qa: int) -> xr.Dataset:
                          expected=f"one of {sorted(set(BANDS))}")
     out = xr.Dataset(bands)
     check_time_axis(out, str(path), dims="composites along 'time'")
-    return to_canonical_grid(out, lat=_dim(out, "lat"), lon=_dim(out, "lon"))
+    return to_canonical_grid(out, lat=spatial_dim(out, "lat"), lon=spatial_dim(out, "lon"))
 
 
 def _daily(parts: list[xr.Dataset], times: pd.DatetimeIndex | None) -> xr.Dataset:
@@ -167,7 +136,7 @@ def open_modis(
     ----------
     paths
         Composite files (MOD13-like and MOD11-like); land cover files are skipped here (see
-        :func:`read_land_cover`).
+        :func:`fluxbridge.io.land_cover.read_land_cover`).
     times
         Daily times to interpolate to; by default every day of the composites' span.
     grid
