@@ -269,7 +269,7 @@ def _row(case: str, detail: str, size_mib: float, ours: dict, plain: dict, same:
     }
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--years", type=int, default=20, help="years of the site file")
     parser.add_argument("--global-days", type=int, default=31,
@@ -281,53 +281,60 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.measure:
-        print(json.dumps(_measure(args.measure, args.file, args.repeat)))
-        return []
-    rows = []
-    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
-        site = Path(tmp) / f"FLX_XX-Ben_FLUXNET2015_FULLSET_HH_2000-{1999 + args.years}_1-4.csv"
-        t0 = time.perf_counter()
-        n_rows, n_cols = write_half_hourly(site, args.years)
-        size = site.stat().st_size / 2**20
-        print(f"site file: {n_rows} x {n_cols}, {size:.0f} MiB "
-              f"(written in {time.perf_counter() - t0:.0f} s)", flush=True)
-        res = {c: _run_child(c, site, args.repeat) for c in (
-            "site_fluxbridge", "site_plain", "site_plain_same", "site_daily_fluxbridge",
-            "site_daily_plain")}
-        detail = f"{args.years} years half-hourly, {n_rows} rows x {n_cols} columns"
-        rows.append(_row("site HH FULLSET read", detail, size, res["site_fluxbridge"],
-                         res["site_plain"], res["site_plain_same"], "plain_same"))
-        rows.append(_row("site HH -> daily", detail + "; plain = same columns + "
-                         "resample('1D').mean()", size, res["site_daily_fluxbridge"],
-                         res["site_plain"], res["site_daily_plain"], "plain_same"))
-        site.unlink()
+    return parser
 
-        res_deg = 0.5
-        north, south, west, east = EUROPE
-        files = [
-            ("ERA5 hourly year, Europe 0.5 deg", args.region_days,
-             np.arange(north, south - res_deg / 2, -res_deg),
-             np.arange(west, east + res_deg / 2, res_deg)),
-            ("ERA5 hourly month, global 0.5 deg", args.global_days,
-             np.arange(90.0, -90.0 - res_deg / 2, -res_deg), np.arange(0.0, 360.0, res_deg)),
-        ]
-        for case, days, lat, lon in files:
-            path = Path(tmp) / "era5_hourly.nc"
-            t0 = time.perf_counter()
-            shape = write_era5_legacy(path, 24 * days, lat, lon)
-            size = path.stat().st_size / 2**20
-            print(f"{case}: {shape}, {size:.0f} MiB (written in "
-                  f"{time.perf_counter() - t0:.0f} s)", flush=True)
-            res = {c: _run_child(c, path, args.repeat) for c in (
-                "era5_fluxbridge", "era5_plain", "era5_plain_daily")}
-            detail = (f"{days} days, {shape[0]} x {shape[1]} x {shape[2]} x 4 variables "
-                      f"({shape[0] * shape[1] * shape[2]:.3g} values each), legacy CDS "
-                      "NetCDF3 int16 packed")
-            rows.append(_row(case, detail, size, res["era5_fluxbridge"], res["era5_plain"],
-                             res["era5_plain_daily"], "plain_daily"))
-            path.unlink()
+
+def _site_rows(tmp: Path, years: int, repeat: int) -> list[dict]:
+    """The half-hourly site file read as it is and aggregated to days."""
+    site = tmp / f"FLX_XX-Ben_FLUXNET2015_FULLSET_HH_2000-{1999 + years}_1-4.csv"
+    t0 = time.perf_counter()
+    n_rows, n_cols = write_half_hourly(site, years)
+    size = site.stat().st_size / 2**20
+    print(f"site file: {n_rows} x {n_cols}, {size:.0f} MiB "
+          f"(written in {time.perf_counter() - t0:.0f} s)", flush=True)
+    res = {c: _run_child(c, site, repeat) for c in (
+        "site_fluxbridge", "site_plain", "site_plain_same", "site_daily_fluxbridge",
+        "site_daily_plain")}
+    detail = f"{years} years half-hourly, {n_rows} rows x {n_cols} columns"
+    site.unlink()
+    return [_row("site HH FULLSET read", detail, size, res["site_fluxbridge"],
+                 res["site_plain"], res["site_plain_same"], "plain_same"),
+            _row("site HH -> daily", detail + "; plain = same columns + "
+                 "resample('1D').mean()", size, res["site_daily_fluxbridge"],
+                 res["site_plain"], res["site_daily_plain"], "plain_same")]
+
+
+def _era5_rows(tmp: Path, region_days: int, global_days: int, repeat: int) -> list[dict]:
+    """A year of hourly ERA5 over Europe and a month over the globe, read to daily values."""
+    res_deg = 0.5
+    north, south, west, east = EUROPE
+    files = [
+        ("ERA5 hourly year, Europe 0.5 deg", region_days,
+         np.arange(north, south - res_deg / 2, -res_deg),
+         np.arange(west, east + res_deg / 2, res_deg)),
+        ("ERA5 hourly month, global 0.5 deg", global_days,
+         np.arange(90.0, -90.0 - res_deg / 2, -res_deg), np.arange(0.0, 360.0, res_deg)),
+    ]
+    rows = []
+    for case, days, lat, lon in files:
+        path = tmp / "era5_hourly.nc"
+        t0 = time.perf_counter()
+        shape = write_era5_legacy(path, 24 * days, lat, lon)
+        size = path.stat().st_size / 2**20
+        print(f"{case}: {shape}, {size:.0f} MiB (written in "
+              f"{time.perf_counter() - t0:.0f} s)", flush=True)
+        res = {c: _run_child(c, path, repeat) for c in (
+            "era5_fluxbridge", "era5_plain", "era5_plain_daily")}
+        detail = (f"{days} days, {shape[0]} x {shape[1]} x {shape[2]} x 4 variables "
+                  f"({shape[0] * shape[1] * shape[2]:.3g} values each), legacy CDS "
+                  "NetCDF3 int16 packed")
+        rows.append(_row(case, detail, size, res["era5_fluxbridge"], res["era5_plain"],
+                         res["era5_plain_daily"], "plain_daily"))
+        path.unlink()
+    return rows
+
+
+def _print_table(rows: list[dict]) -> None:
     print(f"\n{'case':36s} {'MiB':>6s} {'ours s':>8s} {'plain s':>8s} {'same s':>8s} "
           f"{'ratio':>6s} {'same':>6s} {'peak ours/plain/same MiB':>26s}")
     for r in rows:
@@ -336,11 +343,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"{r['case']:36s} {r['file_mib']:6.0f} {r['fluxbridge_s']:8.2f} "
               f"{r['plain_s']:8.2f} {same:8.2f} {r['ratio']:6.2f} {r['ratio_same_work']:6.2f} "
               f"{r['fluxbridge_peak_rss_mib']:>8d}/{r['plain_peak_rss_mib']}/{same_peak}")
-    setup = {
+
+
+def _setup(argv: list[str] | None, repeat: int) -> dict:
+    return {
         "command": "python -P benchmarks/io.py " + " ".join(argv or sys.argv[1:]),
         "date": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC"),
         "cpu_count": os.cpu_count(), "python": platform.python_version(),
-        "repeat": args.repeat, "timing": "best of repeat, each case in a fresh process",
+        "repeat": repeat, "timing": "best of repeat, each case in a fresh process",
         "era5_note": ("a full year of hourly global 0.5 deg ERA5 (8760 x 361 x 720 x 4 "
                       "variables, 36 GB as float32) exceeds this 24 GB machine; benchmarked "
                       "instead: a full year on a European 0.5 deg window and one month on the "
@@ -348,8 +358,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "ratio": "fluxbridge_s / plain_s; ratio_same_work = fluxbridge_s / (plain_same_s or "
                  "plain_daily_s)",
     }
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = _parser().parse_args(argv)
+    if args.measure:
+        print(json.dumps(_measure(args.measure, args.file, args.repeat)))
+        return []
+    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+        rows = _site_rows(Path(tmp), args.years, args.repeat)
+        rows += _era5_rows(Path(tmp), args.region_days, args.global_days, args.repeat)
+    _print_table(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"setup": setup, "rows": rows}, indent=2) + "\n")
+    args.out.write_text(json.dumps({"setup": _setup(argv, args.repeat), "rows": rows},
+                                   indent=2) + "\n")
     return rows
 
 
