@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
 
 from fluxbridge.errors import ConfigError, InputError
 from fluxbridge.io.inputs import ROLES, open_inputs, read_inputs_file, resolve_inputs
+from fluxbridge.regions import TRANSCOM_NAMES, region_names
+from fluxbridge.vocabulary import IGBP_CODE
 
 REQUIRED = {"sites": "sites/FLX_*_DD_*.csv", "site_table": "sites/BIF.csv",
             "meteorology": "era5/*.nc", "land_cover": "lc.nc", "inversions": "inv/*.nc",
@@ -103,3 +108,67 @@ def test_inputs_file_must_map_roles_to_paths(tmp_path, text):
     with pytest.raises(ConfigError) as err:
         read_inputs_file(path)
     assert str(path) in str(err.value)
+
+
+def _era5_daily(path: Path, times: pd.DatetimeIndex, resolution: float) -> Path:
+    """Daily ERA5 in the new CDS layout (latitude descending, longitude 0..360)."""
+    lat = np.arange(90 - resolution / 2, -90, -resolution)
+    lon = np.arange(resolution / 2, 360, resolution)
+    shape = (times.size, lat.size, lon.size)
+    t2m = 283.15 + 15 * np.cos(np.deg2rad(lat))[None, :, None] * np.ones(shape)
+    ds = xr.Dataset(
+        {"t2m": (("valid_time", "latitude", "longitude"), t2m.astype("float32"), {"units": "K"}),
+         "d2m": (("valid_time", "latitude", "longitude"), (t2m - 4).astype("float32"),
+                 {"units": "K"}),
+         "ssrd": (("valid_time", "latitude", "longitude"), np.full(shape, 1.5e7, "float32"),
+                  {"units": "J m**-2"}),
+         "tp": (("valid_time", "latitude", "longitude"), np.full(shape, 2e-3, "float32"),
+                {"units": "m"})},
+        coords={"valid_time": times.values, "latitude": lat, "longitude": lon})
+    ds.to_netcdf(path)
+    return path
+
+
+def _gcb_member(path: Path, months: pd.DatetimeIndex, resolution: float, value: float) -> Path:
+    """A Global Carbon Budget style gridded member: constant land flux [PgC m-2 yr-1]."""
+    lat = np.arange(90 - resolution / 2, -90, -resolution)
+    lon = np.arange(-180 + resolution / 2, 180, resolution)
+    flux = np.full((months.size, lat.size, lon.size), value)
+    xr.Dataset({"land_flux_only_fossil_cement_adjusted": (
+        ("time", "latitude", "longitude"), flux, {"units": "PgC m-2 yr-1"})},
+        coords={"time": months.values, "latitude": lat, "longitude": lon}).to_netcdf(path)
+    return path
+
+
+def test_real_files_by_role_open_and_check(real_data, tmp_path):
+    """The real site files, BIF, TransCom-3 mask and MCD12C1 GeoTIFF, with meteorology and
+    inversion members in their real layouts, named by role beside a YAML file."""
+    (tmp_path / "era5").mkdir()
+    (tmp_path / "inversions").mkdir()
+    _era5_daily(tmp_path / "era5" / "era5_daily_2005.nc",
+                pd.date_range("2005-01-01", "2005-12-31"), 5.0)
+    months = pd.date_range("2005-01-01", periods=12, freq="MS")
+    for k, name in enumerate(("GCB_A", "GCB_B")):
+        _gcb_member(tmp_path / "inversions" / f"{name}.nc", months, 5.0, (k - 2) * 1e-15)
+    (tmp_path / "corrections.csv").write_text("region,time,fire_tgc\nEurope,2005-07,2.0\n")
+    real = real_data.as_posix()
+    (tmp_path / "inputs.yaml").write_text(f"""\
+sites: {real}/fluxnet2015/DD/FLX_*_FLUXNET2015_SUBSET_DD_*.csv
+site_table:
+  - {real}/sites/FLX_AA-Flx_BIF_LATEST.csv
+  - {real}/sites/fluxnet2015_site_list.csv
+meteorology: era5/era5_daily_*.nc
+land_cover: {real}/grids/land_cover/MCD12C1.A2019001.006.2020220162300.tif
+inversions: inversions/GCB_*.nc
+corrections: corrections.csv
+regions: {real}/regions/TRANSCOM_Map_MZT.nc
+""")
+    world = open_inputs(tmp_path / "inputs.yaml").check()
+    assert world.sites.sizes["site"] == 24 and "GL-ZaF" in world.sites["site"].values
+    assert world.regions.sizes == {"lat": 36, "lon": 72}
+    assert set(region_names(world.regions).values()) == set(TRANSCOM_NAMES.values())
+    lc = world.predictors["land_cover"]
+    assert int(lc.sel(lat=-2.5, lon=-62.5)) == IGBP_CODE["EBF"]
+    assert world.targets.sizes["member"] == 2
+    europe = next(i for i, n in TRANSCOM_NAMES.items() if n == "Europe")
+    assert float(world.targets["correction"].sel(region=europe, time="2005-07-01")) == 2.0
