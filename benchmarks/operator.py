@@ -4,21 +4,23 @@ Setting: the twin world of :mod:`fluxbridge.synthetic`, at the demo grid (the de
 2 degrees, five years) and at 0.5 degrees (one year, the demo's configuration otherwise), written
 once into ``--worlds`` (0.5 degrees: about 1 GB and two minutes) and read as an experiment reads
 it (``open_world``, ``site_samples``, ``GridFeatures.from_dataset``). Targets: the world's
-corrected inversion ensemble, σ its spread floored as in training (``sigma_floor``). Training
-settings: the experiment's defaults, on the CPU.
+corrected inversion ensemble, σ its spread floored as in training (``constraint.sigma_floor``).
+Configuration: the experiment's defaults, on the CPU; the measurements are made by
+:class:`benchmarks.operator_bench.Bench`.
 
 The model field ``f``: the network after ``PRETRAIN_STEPS`` site-only steps from its seed, at
 every land cell-day (the grid offset aside: its totals are exact in training). The control
-variate's cache: the same network, as training caches it (``refresh_cache``, for each layout of
-``CACHES``), fresh (``cache_age_steps`` 0) and ``STALE_STEPS`` steps older, the latter with and
-without the fit of the network's drift since the refresh (``cache_drift``).
+variate's cache: the same network, as training caches it (``ControlVariateCache.refresh``, for
+each layout of ``CACHES``), fresh (``cache_age_steps`` 0) and ``STALE_STEPS`` steps older, the
+latter with and without the fit of the network's drift since the refresh (``cache_drift``).
+Rows name settings by their keys' last part (``K``, ``obs_per_step``, ``square``) or, in
+``tuning.cache``, with ``cache_`` before it (``cache_drift`` is ``tuning.cache.drift``).
 
-Accuracy: for K in {4, 16, 64, 256, 1024} cell-days per region-month, ``reps`` independent draws
-of every region-month; ``bias_sigma`` = rms over region-months of the mean error / σ,
-``std_sigma`` = rms over region-months of the standard deviation over draws / σ (so
-``bias_sigma`` holds Monte Carlo noise of about ``std_sigma`` / √reps). The fixed
-estimator keeps one draw for the whole training: its step-to-step std is 0 and its bias is the
-rms error of that one draw / σ.
+Accuracy: for K in ``KS`` cell-days per region-month, ``reps`` independent draws of every
+region-month; ``bias_sigma`` = rms over region-months of the mean error / σ, ``std_sigma`` = rms
+over region-months of the standard deviation over draws / σ (so ``bias_sigma`` holds Monte Carlo
+noise of about ``std_sigma`` / √reps). The fixed estimator keeps one draw for the whole
+training: its step-to-step std is 0 and its bias is the rms error of that one draw / σ.
 
 Cost: wall time of one optimiser step (the experiment's batch, network and AdamW) without the
 regional term (``site_only``) and with it (``obs_per_step`` region-months, ``square`` plain),
@@ -44,15 +46,13 @@ would shadow the standard library's ``operator``); writes ``benchmarks/results/o
 after each grid.
 """
 
+
 from __future__ import annotations
 
 import argparse
-import copy
-import dataclasses
 import datetime as dt
 import gc
 import json
-import math
 import resource
 import time
 from pathlib import Path
@@ -61,15 +61,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from fluxbridge.config import parse_config
-from fluxbridge.features import site_samples
-from fluxbridge.grid_features import GridFeatures
-from fluxbridge.io.inputs import open_world
-from fluxbridge.operators import make_estimator
-from fluxbridge.operators.cache import default_group_size
-from fluxbridge.pipeline import train_settings
+from benchmarks.operator_bench import PRETRAIN_STEPS, STALE_STEPS, Bench, setting
+from fluxbridge.config import ExperimentConfig, parse_config
+from fluxbridge.operators import default_group_size
 from fluxbridge.synthetic import synthesize
-from fluxbridge.training import DRIFT_PROBES, Trainer, TrainSettings
+from fluxbridge.training.cache import DRIFT_PROBES
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "operator.json"
@@ -78,8 +74,6 @@ KS = (4, 16, 64, 256, 1024)
 OBS_PER_STEP = 32  # the demo's default
 SMALL_OBS_PER_STEP = 8  # the regional rows a fraction of the site batch
 SMALL_KS = (16, 64)
-PRETRAIN_STEPS = 400
-STALE_STEPS = 50
 CACHES = (("monthly", 1), ("daily", 64), ("daily", None))  # None: the grid's default size
 IN_TRAINING = (  # settings that differ from the defaults (square: plain), one row each
     {"K": 64, "obs_per_step": 8}, {"K": 16, "obs_per_step": 8}, {"K": 64, "obs_per_step": 32},
@@ -89,7 +83,6 @@ IN_TRAINING = (  # settings that differ from the defaults (square: plain), one r
     {"K": 64, "obs_per_step": 8, "cache_features": "monthly", "cache_group_size": 1},
     {"K": 64, "obs_per_step": 32, "square": "unbiased"},  # the demo's settings
     {"K": 64, "obs_per_step": 32, "square": "unbiased", "refresh_every": 2})
-IN_TRAINING_STEPS = 1000
 
 
 def world_manifest(resolution: float, worlds: Path) -> Path:
@@ -103,177 +96,11 @@ def world_manifest(resolution: float, worlds: Path) -> Path:
     return manifest
 
 
-class Bench:
-    """One world: a site-only trainer, a constrained one, the field f and its exact totals."""
-
-    def __init__(self, manifest: Path) -> None:
-        t0 = time.perf_counter()
-        world = open_world(manifest)
-        cfg = parse_config({})
-        samples = site_samples(world.sites, world.predictors, features=cfg.features)
-        self.grid = GridFeatures.from_dataset(world.predictors, world.regions,
-                                              features=cfg.features)
-        self.settings = dataclasses.replace(train_settings(cfg, 1.0), device="cpu",
-                                            square="plain")
-        sites = np.unique(samples["site"])
-        self.base = Trainer(samples, dataclasses.replace(self.settings, lambda_regional=0.0),
-                            train_sites=sites)
-        self.trainer = Trainer(samples, self.settings, train_sites=sites, grid=self.grid,
-                               targets=world.targets, regions=world.regions)
-        self.load_time = time.perf_counter() - t0
-        self.rng = np.random.default_rng(0)
-        self.steps_per_epoch = math.ceil(self.base.x.shape[0] / self.settings.batch_size)
-        for _ in range(PRETRAIN_STEPS - STALE_STEPS):
-            self.base.step(self.batch())
-        self.stale = _state(self.base.model)
-        for _ in range(STALE_STEPS):
-            self.base.step(self.batch())
-        self.start = (_state(self.base.model), copy.deepcopy(self.base.optimizer.state_dict()))
-        tr = self.trainer
-        self.initial = _state(tr.model)  # offsets at zero
-        tr.model.load_state_dict(self.start[0], strict=False)  # the pretrained network
-        self.f = tr.predict_grid(offset=False)
-        op = tr.operator
-        assert op is not None
-        self.exact = op.exact(self.f)[tr.obs_ids]
-        self.sigma = tr.sigma
-        self.rows_per_obs = float(op.row_sizes(tr.obs_ids).mean())
-
-    def batch(self) -> torch.Tensor:
-        return torch.as_tensor(self.rng.choice(self.base.x.shape[0],
-                                               self.settings.batch_size, replace=False))
-
-    def use(self, kind: str, **overrides: Any) -> float:
-        """Set the constrained trainer's estimator and settings (``overrides`` of the
-        benchmark's); a control variate's cache is built from the stale network (the first
-        build of a layout also merges the operator's columns): seconds of that refresh."""
-        tr = self.trainer
-        s = dataclasses.replace(self.settings, estimator=kind, **overrides)
-        n_rep = 2 if s.square == "unbiased" else 1
-        layout = (s.cache_features, s.cache_group_size)
-        same = (tr.estimator is not None and tr.estimator.name == kind == "control_variate"
-                and layout == (tr.settings.cache_features, tr.settings.cache_group_size)
-                and tr.estimator.n_rep == n_rep)
-        if not same:
-            tr.estimator = make_estimator(kind, tr.operator, K=s.K, sampling=s.sampling,
-                                          strata=self.grid.igbp_code, n_rep=n_rep, seed=s.K)
-        tr.estimator.K = s.K
-        tr.settings = s
-        tr._ahead = []
-        if kind != "control_variate":
-            return 0.0
-        return self.refresh(self.stale)
-
-    def refresh(self, state: dict[str, torch.Tensor]) -> float:
-        """Refresh the cache from network ``state``, then set the network of the field f (timed
-        steps move the trainer's network; the drift fit compares the network with its cache):
-        seconds of the refresh."""
-        tr = self.trainer
-        tr.model.load_state_dict(state, strict=False)
-        t0 = time.perf_counter()
-        tr.refresh_cache()
-        seconds = time.perf_counter() - t0
-        tr.model.load_state_dict(self.start[0], strict=False)
-        return seconds
-
-    def accuracy(self, K: int, reps: int) -> tuple[float, float]:
-        """Bias and spread / σ of the trainer's estimator at K for the field f (the control
-        variate's cache corrected for the network's drift when the settings say so)."""
-        tr, est = self.trainer, self.trainer.estimator
-        assert est is not None
-        tr.model.load_state_dict(self.start[0], strict=False)  # timed steps moved it
-        est.K = K
-        n_draws = 1 if est.name == "fixed" else reps
-        draws = np.empty((n_draws, tr.obs_ids.size))
-        flat = self.f.ravel()
-        pick = np.arange(tr.obs_ids.size)
-        offset = tr.offset_totals(pick).detach().numpy() if tr.model.offset is not None else 0
-        for r in range(n_draws):
-            sample = est.draw(tr.obs_ids, self.rng)
-            pred = torch.from_numpy(flat[sample.col].astype(np.float64))
-            inputs = tr.column_inputs(sample.col)[0] if est.needs_cache() else None
-            with torch.no_grad():
-                draws[r] = tr.totals(pred, pick, sample, inputs)[0].numpy() - offset
-        err = (draws - self.exact[None, :]) / self.sigma[None, :]
-        if n_draws == 1:
-            return float(np.sqrt(np.mean(err[0] ** 2))), 0.0
-        return (float(np.sqrt(np.mean(err.mean(axis=0) ** 2))),
-                float(np.sqrt(np.mean(err.std(axis=0, ddof=1) ** 2))))
-
-    def time_steps(self, n_steps: int) -> tuple[float, float]:
-        """Fastest seconds of a site-only step and of a constrained step, interleaved so that
-        both see the same load of a shared machine."""
-        times: dict[int, list[float]] = {0: [], 1: []}
-        for i in range(n_steps + 2):
-            for k, t in enumerate((self.base, self.trainer)):
-                idx = self.batch()
-                t0 = time.perf_counter()
-                t.step(idx)
-                if i >= 2:  # warm-up steps are not timed
-                    times[k].append(time.perf_counter() - t0)
-        return float(np.min(times[0])), float(np.min(times[1]))
-
-    def in_training(self, **overrides: Any) -> dict[str, Any]:
-        """Train from the pretrained network and optimiser, site-only and with the control
-        variate (``overrides`` of the settings), on the same site batches: the cost of every
-        step and refresh, and the spread of the regional estimates by the draws' own
-        estimate."""
-        tr, base = self.trainer, self.base
-        build = self.use("control_variate", **overrides)
-        s = tr.settings
-        tr.model.load_state_dict(self.initial)  # the offsets start afresh
-        for t in (base, tr):
-            t.model.load_state_dict(self.start[0], strict=False)
-            state = copy.deepcopy(self.start[1])  # the network's parameters come first in
-            if t is tr:  # both optimisers; the offsets start afresh
-                state["param_groups"] = tr.optimizer.state_dict()["param_groups"]
-            t.optimizer.load_state_dict(state)
-        tr.refresh_cache()
-        before = tr.refreshes
-        every = tr.settings.refresh_every * self.steps_per_epoch
-        seconds = {0: 0.0, 1: 0.0}
-        noise, misfit = [], []
-        for i in range(IN_TRAINING_STEPS):
-            idx = self.batch()
-            t1 = time.perf_counter()
-            base.step(idx)
-            t2 = time.perf_counter()
-            if every and i and i % every == 0:
-                tr.refresh_cache()
-            out = tr.step(idx)
-            noise.append(out["estimate_var"])
-            misfit.append(out["regional"])
-            seconds[0] += t2 - t1
-            seconds[1] += time.perf_counter() - t2
-        step, site = (seconds[k] / IN_TRAINING_STEPS for k in (1, 0))
-        return {"estimator": "control_variate", "K": s.K, "obs_per_step": s.obs_per_step,
-                "square": s.square, "cells_fraction": min(1.0, s.K / self.rows_per_obs),
-                "std_sigma": float(np.sqrt(np.mean(noise))),
-                "std_late": float(np.sqrt(np.mean(noise[len(noise) // 2:]))),
-                "misfit_late": float(np.mean(misfit[len(misfit) // 2:])),
-                "step_seconds": step, "ratio_to_site_only": step / site, "mode": "in_training",
-                "steps": IN_TRAINING_STEPS, "refreshes": tr.refreshes - before,
-                "refresh_every_steps": every, "cache_drift": s.cache_drift,
-                "cache_precision": s.cache_precision, **self.cache_info(),
-                "cache_build_seconds": build}
-
-    def cache_info(self) -> dict[str, Any]:
-        """The constrained trainer's cache layout."""
-        s = self.trainer.settings
-        return {"cache_features": s.cache_features,
-                "cache_group_size": s.cache_group_size or default_group_size(self.grid),
-                "cache_entries": int(self.trainer.cache_groups().igbp.size)}
-
-
-def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
 def run_grid(resolution: float, manifest: Path, reps: int, n_steps: int, exact_obs: int
              ) -> list[dict]:
     b = Bench(manifest)
     print(f"grid {resolution:g} deg: {b.grid.n_cell} land cells x {b.grid.times.size} days, "
-          f"{b.trainer.obs_ids.size} region-months, {b.base.x.shape[0]} site samples, loaded "
+          f"{b.term.obs_ids.size} region-months, {len(b.base.data)} site samples, loaded "
           f"in {b.load_time:.0f} s", flush=True)
     rows: list[dict] = []
     site_times: list[float] = []
@@ -313,9 +140,8 @@ def run_grid(resolution: float, manifest: Path, reps: int, n_steps: int, exact_o
         info = b.cache_info()
         for age, state, drift in ((STALE_STEPS, b.stale, True), (STALE_STEPS, b.stale, False),
                                   (0, b.start[0], True)):
-            b.trainer.settings = dataclasses.replace(b.trainer.settings, cache_drift=drift,
-                                                     refresh_std=0.0)  # the timed steps keep
-            # the cache of this age (the rule would refresh it)
+            b.configure(cache_drift=drift, refresh_std=0.0)  # the timed steps keep the cache
+            # of this age (the rule would refresh it)
             refresh = b.refresh(state)
             for K in KS:
                 bias, std = b.accuracy(K, reps)
@@ -324,9 +150,7 @@ def run_grid(resolution: float, manifest: Path, reps: int, n_steps: int, exact_o
                              cache_build_seconds=build)
                 if age and drift:
                     for obs in (OBS_PER_STEP, SMALL_OBS_PER_STEP)[:2 if K in SMALL_KS else 1]:
-                        b.trainer.settings = dataclasses.replace(b.trainer.settings,
-                                                                 obs_per_step=obs)
-                        b.trainer._ahead = []
+                        b.configure(obs_per_step=obs)
                         timed("control_variate", K, obs, **extra)
                 else:
                     row("control_variate", K=K, cells_fraction=min(1.0, K / b.rows_per_obs),
@@ -343,10 +167,9 @@ def run_grid(resolution: float, manifest: Path, reps: int, n_steps: int, exact_o
         r = rows[-1]
         print(f"in training: K {r['K']}, {r['obs_per_step']} region-months ({r['square']}), "
               f"{r['cache_features']} {r['cache_group_size']}, schedule "
-              f"{r['refresh_every_steps']} steps: std {r['std_sigma']:.3f} σ "
-              f"(late {r['std_late']:.3f}), "
-              f"{r['refreshes']} refreshes, {r['step_seconds'] * 1e3:.2f} ms "
-              f"({r['ratio_to_site_only']:.2f}x)", flush=True)
+              f"{r['refresh_every_steps']} steps: std {r['std_sigma']:.3f} σ (late "
+              f"{r['std_late']:.3f}), {r['refreshes']} refreshes, "
+              f"{r['step_seconds'] * 1e3:.2f} ms ({r['ratio_to_site_only']:.2f}x)", flush=True)
     row("site_only", cells_fraction=0.0, step_seconds=float(np.median(site_times)),
         ratio_to_site_only=1.0, obs_per_step=0)
     return rows
@@ -371,19 +194,21 @@ def print_table(rows: list[dict]) -> None:
               f"{fmt(r.get('ratio_to_site_only'), '>6.2f')}")
 
 
-def write(rows: list[dict], settings: TrainSettings) -> None:
-    """Write the rows so far (after each grid) with the run's settings."""
+def write(rows: list[dict], cfg: ExperimentConfig) -> None:
+    """Write the rows so far (after each grid) with the run's configuration."""
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    con, net = cfg.constraint, cfg.network
     print(f"peak memory {peak_gb:.2f} GB")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     meta = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "world": "twin world: the demo world (2 deg, 5 years); 0.5 deg, 1 year",
-            "sigma": f"the inversion spread, floored at {settings.sigma_floor} x its median",
+            "sigma": f"the inversion spread, floored at {con.sigma_floor} x its median",
             "obs_per_step": OBS_PER_STEP, "obs_per_step_small": SMALL_OBS_PER_STEP,
-            "sampling": settings.sampling, "batch_size": settings.batch_size,
-            "network": f"MLP {settings.width}x{settings.depth} {settings.activation}",
+            "sampling": con.sampling, "batch_size": net.batch_size,
+            "network": f"MLP {net.width}x{net.depth} {net.activation}",
             "pretrain_steps": PRETRAIN_STEPS, "stale_steps": STALE_STEPS,
-            "refresh_std": settings.refresh_std, "refresh_every": settings.refresh_every,
+            "refresh_std": setting(cfg, "refresh_std"),
+            "refresh_every": setting(cfg, "refresh_every"),
             "drift_probes": DRIFT_PROBES, "threads": torch.get_num_threads(),
             "peak_memory_gb": peak_gb}
     OUT.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
@@ -396,7 +221,7 @@ def main() -> None:
                         help="where the twin worlds are written once (default: %(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    settings = train_settings(parse_config({}), 1.0)
+    cfg = parse_config({})
     rows: list[dict] = []
     for resolution in (2.0,) if args.quick else tuple(WORLDS):
         manifest = world_manifest(resolution, args.worlds)
@@ -406,7 +231,7 @@ def main() -> None:
                          exact_obs=2 if fine else OBS_PER_STEP)
         gc.collect()  # the grid's trainers are gone
         print_table(rows)
-        write(rows, settings)
+        write(rows, cfg)
     print(f"written {OUT}")
 
 
