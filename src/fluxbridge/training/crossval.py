@@ -15,9 +15,9 @@ from fluxbridge.config import ExperimentConfig
 from fluxbridge.errors import InputError
 from fluxbridge.grid_features import GridFeatures
 from fluxbridge.training.baselines import train_baseline
+from fluxbridge.training.ensemble import train_ensemble
 from fluxbridge.training.folds import make_folds
 from fluxbridge.training.sites import check_samples
-from fluxbridge.training.trainer import train_ensemble
 
 log = logging.getLogger(__name__)
 

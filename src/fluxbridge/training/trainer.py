@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -32,7 +33,6 @@ from fluxbridge.models.network import NEENet
 from fluxbridge.outputs.files import code_version
 from fluxbridge.training.cache import cpu_state
 from fluxbridge.training.checkpoint import Checkpoint, LoopState, fingerprint
-from fluxbridge.training.folds import split_validation
 from fluxbridge.training.gridnet import GridNetwork
 from fluxbridge.training.regional import RegionalTerm
 from fluxbridge.training.sites import SiteTensors, check_samples, feature_columns, usable_rows
@@ -199,8 +199,6 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """The network, optimiser, random generators and regional term, for a checkpoint."""
-        import json
-
         return {"model": cpu_state(self.model), "optimizer": self.optimizer.state_dict(),
                 "torch_rng": self.torch_rng,
                 "rng": json.dumps(self.rng.bit_generator.state),
@@ -208,8 +206,6 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
-        import json
-
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.torch_rng = state["torch_rng"]
@@ -301,24 +297,3 @@ def train_network(samples: pd.DataFrame, cfg: ExperimentConfig, *,
         "best_epoch": loop.best_epoch, "val_sites": val_list or [], "history": loop.history,
         "offset_fit": offsets,
     })
-
-
-def train_ensemble(samples: pd.DataFrame, cfg: ExperimentConfig, *,
-                   train_sites: Sequence[str] | np.ndarray, grid: GridFeatures | None = None,
-                   targets: xr.Dataset | None = None, regions: xr.Dataset | None = None,
-                   checkpoint_dir: str | Path | None = None, progress: bool = True,
-                   name: str = "nn") -> list[FittedModel]:
-    """``network.n_ensemble`` networks with seeds ``seed + i``, each early-stopped on its own
-    random ``tuning.training.val_fraction`` of the training sites; checkpoints in
-    ``checkpoint_dir/member{i}``."""
-    members = []
-    for i in range(cfg.network.n_ensemble):
-        member = cfg.with_seed(cfg.seed + i)
-        fit_sites, val_sites = split_validation(train_sites, cfg.tuning.training.val_fraction,
-                                                member.seed)
-        members.append(train_network(
-            samples, member, train_sites=fit_sites, val_sites=val_sites, grid=grid,
-            targets=targets, regions=regions, progress=progress, name=name,
-            checkpoint_dir=None if checkpoint_dir is None
-            else Path(checkpoint_dir) / f"member{i}"))
-    return members
