@@ -212,12 +212,9 @@ def read_zonal_inversion(path: str | os.PathLike[str],
     return out
 
 
-def read_zonal_inversions(
-    paths: Sequence[str | os.PathLike[str]],
-    variable: str = "SFCO2_LND",
-    corrections: str | os.PathLike[str] | None = None,
-    min_members: int = 2,
-) -> xr.Dataset:
+def read_zonal_inversions(paths: Sequence[str | os.PathLike[str]], variable: str = "SFCO2_LND",
+                          corrections: str | os.PathLike[str] | None = None,
+                          min_members: int = 2) -> xr.Dataset:
     """Zonal-mean inversion fluxes as latitude-band targets (an ensemble of members).
 
     Parameters
