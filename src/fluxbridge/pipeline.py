@@ -252,9 +252,9 @@ class Experiment:
                 predictions, {n: pd.read_csv(products[n].regional_csv) for n in self.model_names},
                 self.inputs.targets, truth=self._truth_regional(), maps=self._maps(products),
                 heldout=heldout, estimator_error=self._estimator_error(products),
-                sparsity=sparsity, sparsity_settings=None if sparsity is None else {
+                sparsity=sparsity, sparsity_settings={
                     "epochs": self.cfg.network.epochs,
-                    "lambda_regional": self.cfg.constraint.lambda_regional})
+                    "reference": "inversions" if self._truth_regional() is None else "truth"})
             report = write_report(self.out, title=f"fluxbridge — {self.cfg.name}",
                                   sections=summary.sections,
                                   metrics={**summary.metrics, "timings_s": self.timings})

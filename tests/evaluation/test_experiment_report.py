@@ -16,10 +16,11 @@ TINY_WORLD = {"resolution_deg": 10.0, "n_years": 2, "n_sites": 24, "n_members": 
               "site_years_min": 1, "site_years_max": 2}
 FAST = {
     "network": {"width": 8, "depth": 1, "epochs": 2, "patience": 2, "batch_size": 512},
-    "constraint": {"K": 8, "obs_per_step": 8, "refresh_every": 1},
+    "constraint": {"K": 8},
     "baselines": {"random_forest": False, "xgboost": False},
     "validation": {"folds": 2, "leave_region_out": True},
     "upscaling": {"scheduler": "synchronous", "time_chunk": 92},
+    "tuning": {"regional": {"obs_per_step": 8}, "cache": {"refresh_every": 1}},
     "progress": False,
 }
 
@@ -31,8 +32,8 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("exp")
     world = synthesize(root / "world", config=dict(TINY_WORLD), seed=1, progress=False)
     cfg = root / "e.yaml"
-    cfg.write_text(yaml.safe_dump({"name": "tiny", "out_dir": "run", "world": {
-        "manifest": str(world), "synthesize": False}, **FAST}))
+    cfg.write_text(yaml.safe_dump({"name": "tiny", "out_dir": "run",
+                                   "inputs": str(world.parent / "inputs.yaml"), **FAST}))
     result = run_experiment(cfg, progress=False)
     metrics = json.loads((result.out_dir / "metrics.json").read_text())
     return result, metrics, world
@@ -89,13 +90,14 @@ def test_sparsity_study_flag_runs_the_study_in_the_experiment(run, monkeypatch):
     from fluxbridge.config import load_config
     from fluxbridge.evaluation.report import render_html
     from fluxbridge.evaluation.sections import sparsity_section
-    from fluxbridge.experiment import Experiment
-    from fluxbridge.pipeline import RunState
+    from fluxbridge.pipeline import Experiment
+    from fluxbridge.rundir import RunState
     from fluxbridge.studies import sparsity as sp
 
     result, _, _ = run
-    cfg = load_config(result.out_dir / "config.resolved.yaml").model_copy(
-        update={"sparsity_study": True})
+    cfg = load_config(result.out_dir / "config.resolved.yaml")
+    cfg = cfg.model_copy(update={"validation": cfg.validation.model_copy(
+        update={"sparsity_study": True})})
     real = sp.sparsity_study
 
     def small(*args, **kw):  # one estimator and K keep the test short
@@ -103,10 +105,9 @@ def test_sparsity_study_flag_runs_the_study_in_the_experiment(run, monkeypatch):
 
     monkeypatch.setattr(sp, "sparsity_study", small)
     exp = Experiment(cfg, RunState(result.out_dir), progress=False)
-    table, meta = exp.sparsity()
-    assert meta["own_run"] is True and meta["reference"] == "truth"
+    table = exp.sparsity()
     assert list(table["estimator"]) == ["site_only", "fixed", "exact"]
     assert (table["regional_rmse_tgc"] > 0).all() and (table["train_seconds"] > 0).all()
     assert (result.out_dir / "sparsity" / "table.csv").exists()
-    html = render_html("t", [sparsity_section(table, meta)])
-    assert "Run by this experiment (sparsity_study: true)" in html
+    html = render_html("t", [sparsity_section(table, {"epochs": 2, "reference": "truth"})])
+    assert "sparsity_study" in html

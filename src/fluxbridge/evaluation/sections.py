@@ -227,7 +227,7 @@ def sparsity_section(table: pd.DataFrame, settings: Mapping[str, Any]) -> Report
         ``epochs`` (per training run) and ``reference`` (what the runs are scored against:
         ``"truth"`` or ``"inversions"``).
     """
-    origin = (f"Run by this experiment (sparsity_study: true) with its own settings, "
+    origin = (f"Run by this experiment (validation.sparsity_study: true) with its own settings, "
               f"{settings.get('epochs')} epochs, scored against the "
               f"{settings.get('reference')}.")
     text = ("The paper's hypothesis: a sparse sample of K cell-days per region-month constrains "
