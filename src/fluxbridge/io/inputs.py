@@ -161,7 +161,7 @@ def read_inputs_file(path: str | os.PathLike[str]) -> dict[str, PathSpec]:
                           expected=f"keys among {', '.join(ROLES)}")
     for role, value in data.items():
         items = value if isinstance(value, list) else [value]
-        if not all(isinstance(v, str) for v in items):
+        if value is not None and not all(isinstance(v, str) for v in items):
             raise ConfigError(f"role {role!r} holds {value!r}", path=path,
                               variable=f"inputs.{role}",
                               expected="a path, a glob pattern, or a list of them")
