@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from fluxbridge.errors import InputError
-from fluxbridge.training import cross_validate, crossval, make_folds, train_baseline, trainer
+from fluxbridge.training import cross_validate, crossval, ensemble, make_folds, train_baseline
 
 
 def test_cross_validation_uses_identical_folds(world, configure, monkeypatch):
     seen: dict[tuple[str, int], set[str]] = {}
-    real_network, real_baseline = trainer.train_network, crossval.train_baseline
+    real_network, real_baseline = ensemble.train_network, crossval.train_baseline
 
     def spy_network(samples, cfg, *, train_sites, val_sites=None, name="nn", **kw):
         fold = int(name.removeprefix("nn_fold"))
@@ -24,7 +24,7 @@ def test_cross_validation_uses_identical_folds(world, configure, monkeypatch):
         seen[(kind, fold)] = set(train_sites)
         return real_baseline(kind, samples, cfg, train_sites=train_sites, **kw)
 
-    monkeypatch.setattr(trainer, "train_network", spy_network)
+    monkeypatch.setattr(ensemble, "train_network", spy_network)
     monkeypatch.setattr(crossval, "train_baseline", spy_baseline)
     folds = make_folds(world.samples, 3, "site", seed=0)
     cfg = configure(network={"epochs": 1},
