@@ -13,7 +13,6 @@ knob is described in ``docs/method.md``. Library functions take these objects di
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from fluxbridge.errors import ConfigError
 from fluxbridge.features import FEATURES
 from fluxbridge.tuning import Tuning
-from fluxbridge.yamlconfig import read_yaml, validate
+from fluxbridge.yamlconfig import load_yaml, packaged_template, validate
 
 TEMPLATE_NAME = "experiment.yaml"
 Paths = str | list[str]
@@ -208,14 +207,12 @@ def parse_config(data: dict[str, Any] | None, path: Path | None = None) -> Exper
 
 def load_config(path: str | Path) -> ExperimentConfig:
     """Read and validate an experiment YAML file (``yaml.safe_load``)."""
-    path = Path(path)
-    data = read_yaml(path, "a YAML file (write one with `fluxbridge init FILE`)")
-    return parse_config(data, path)
+    return load_yaml(path, "a YAML file (write one with `fluxbridge init FILE`)", parse_config)
 
 
 def template_text() -> str:
     """The experiment template shipped with the package."""
-    return resources.files("fluxbridge.templates").joinpath(TEMPLATE_NAME).read_text()
+    return packaged_template(TEMPLATE_NAME)
 
 
 def write_template(path: str | Path, overwrite: bool = False) -> Path:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fluxbridge.yamlconfig import read_yaml, validate
+from fluxbridge.yamlconfig import load_yaml, packaged_template, validate
 
 TEMPLATE_NAME = "world.yaml"
 
@@ -79,11 +78,10 @@ def parse_world_config(data: dict[str, Any] | None, path: Path | None = None) ->
 
 def load_world_config(path: str | Path) -> WorldConfig:
     """Read a world YAML file (``yaml.safe_load``) and validate it."""
-    path = Path(path)
-    data = read_yaml(path, "a YAML file like fluxbridge/templates/world.yaml")
-    return parse_world_config(data, path)
+    return load_yaml(path, "a YAML file like fluxbridge/templates/world.yaml",
+                     parse_world_config)
 
 
 def world_template_text() -> str:
     """The commented default world configuration shipped with the package."""
-    return resources.files("fluxbridge.templates").joinpath(TEMPLATE_NAME).read_text()
+    return packaged_template(TEMPLATE_NAME)
