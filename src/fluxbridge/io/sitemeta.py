@@ -6,7 +6,6 @@ import io
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from fluxbridge.errors import InputError
@@ -135,8 +134,3 @@ def read_site_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     unknown = sorted(set(out["igbp"]) - set(IGBP_CODE) - {"UNK"})
     out.attrs["unknown_igbp"] = unknown
     return out.sort_index()
-
-
-def igbp_codes(classes: pd.Series | np.ndarray) -> np.ndarray:
-    """IGBP class names to MODIS codes (0..16); unknown names give -1."""
-    return np.array([IGBP_CODE.get(str(c), -1) for c in np.asarray(classes)], dtype=np.int64)

@@ -12,6 +12,7 @@ import pandas as pd
 import xarray as xr
 
 from fluxbridge.studies.site_files import EXTRA_METEO_COLUMNS, EXTRA_METEO_UNITS
+from fluxbridge.timesteps import step_days
 
 SITECV_FEATURES: tuple[str, ...] = ("ta", "vpd", "sw_in", "sw_in_pot", "precip")
 """Tower meteorology every FLUXNET2015 SUBSET/FULLSET file carries (TA_F, VPD_F, SW_IN_F,
@@ -82,9 +83,7 @@ def water_availability(sites: xr.Dataset, capacity: float = WAI_CAPACITY_MM) -> 
     es = 0.6108 * np.exp(17.27 * ta / (ta + 237.3))
     delta = 4098.0 * es / (ta + 237.3) ** 2
     pet = np.clip(1.26 * delta / (delta + 0.066) * np.maximum(rn, 0.0) * 0.0864 / 2.45, 0, None)
-    days = np.diff(sites["time"].values).astype("timedelta64[s]").astype(float) / 86400.0
-    days = np.r_[days, days[-1] if days.size else 1.0]
-    days = np.where(days > 27, pd.DatetimeIndex(sites["time"].values).days_in_month, days)
+    days = step_days(sites["time"].values)
     wai = np.full(ta.shape, np.nan)
     for i in range(ta.shape[0]):
         ok = np.isfinite(ta[i]) & np.isfinite(precip[i]) & np.isfinite(pet[i])
