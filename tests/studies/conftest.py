@@ -26,8 +26,8 @@ def two_sites(tmp_path) -> tuple[list[Path], Path, pd.DataFrame, pd.DataFrame]:
 def two_sites_read(two_sites) -> tuple[xr.Dataset, pd.DataFrame, pd.DataFrame]:
     """The two sites read with their extra meteorology, and what each file holds."""
     from fluxbridge.io.fluxnet import read_sites
+    from fluxbridge.io.fluxnet_meteo import read_extra_meteo
     from fluxbridge.io.sitemeta import read_site_metadata
-    from fluxbridge.studies.site_files import read_extra_meteo
 
     paths, site_list, a, b = two_sites
     sites = read_sites(paths, read_site_metadata(site_list), time_step="MM")

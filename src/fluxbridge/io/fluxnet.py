@@ -249,6 +249,48 @@ def find_site_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return out
 
 
+def find_site_files_at_step(directory: str | os.PathLike[str], time_step: str | None = None
+                            ) -> tuple[list[Path], str]:
+    """The monthly (MM) or daily (DD) site files of a directory, one per site.
+
+    Files are found by :func:`find_site_files`; their resolution and site come from the file
+    name. Where a site has several files of the resolution, the first in name order is kept.
+
+    Parameters
+    ----------
+    directory
+        Directory of FLUXNET2015 (or ONEFlux-style) site files.
+    time_step
+        ``"MM"`` or ``"DD"``; by default the one of the two present.
+
+    Returns
+    -------
+    paths, time_step
+        Sorted file paths (one per site) and their resolution.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise InputError("not a directory", path=root, expected="a directory of FLUXNET CSV files")
+    by_res: dict[str, dict[str, Path]] = {}
+    for p in find_site_files([root]):
+        parsed = parse_file_name(p)
+        if parsed.resolution is not None:
+            by_res.setdefault(parsed.resolution, {}).setdefault(str(parsed.site), p)
+    usable = {r: v for r, v in by_res.items() if r in ("MM", "DD")}
+    if time_step is None:
+        if len(usable) != 1:
+            found = ", ".join(f"{r} ({len(v)} sites)" for r, v in sorted(by_res.items()))
+            raise InputError(f"found {found or 'no FLUXNET site files'}", path=root,
+                             variable="time_step",
+                             expected="FLUXNET files of exactly one of MM or DD resolution "
+                                      "(or name the time step)")
+        time_step = next(iter(usable))
+    if time_step not in usable:
+        raise InputError(f"no {time_step} site files", path=root, variable="time_step",
+                         expected="FLX_<SITE>_FLUXNET2015_<SET>_MM_… or …_DD_… CSV files")
+    return list(usable[time_step].values()), time_step
+
+
 def read_sites(
     paths: Sequence[str | os.PathLike[str]],
     metadata: pd.DataFrame,

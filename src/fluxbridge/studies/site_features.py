@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from fluxbridge.studies.site_files import EXTRA_METEO_COLUMNS, EXTRA_METEO_UNITS
+from fluxbridge.io.fluxnet_meteo import EXTRA_METEO_COLUMNS, EXTRA_METEO_UNITS
 from fluxbridge.timesteps import step_days
 
 SITECV_FEATURES: tuple[str, ...] = ("ta", "vpd", "sw_in", "sw_in_pot", "precip")

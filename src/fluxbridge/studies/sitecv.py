@@ -27,6 +27,8 @@ from fluxbridge.config import ExperimentConfig, parse_config
 from fluxbridge.errors import InputError
 from fluxbridge.evaluation.metrics import infer_step_days, site_metrics
 from fluxbridge.evaluation.sections import FLUXCOM_NEE_SKILL, site_skill_section
+from fluxbridge.io.fluxnet import find_site_files_at_step, read_sites
+from fluxbridge.io.fluxnet_meteo import read_extra_meteo
 from fluxbridge.outputs.files import write_csv
 from fluxbridge.outputs.report import write_report
 from fluxbridge.studies.site_features import (
@@ -35,7 +37,6 @@ from fluxbridge.studies.site_features import (
     add_site_features,
     site_meteo_features,
 )
-from fluxbridge.studies.site_files import find_site_files, read_extra_meteo
 
 log = logging.getLogger(__name__)
 
@@ -283,10 +284,9 @@ def run_sitecv(
     _refuse_overwrite(out, overwrite)
 
     from fluxbridge.features import site_samples
-    from fluxbridge.io.fluxnet import read_sites
     from fluxbridge.io.sitemeta import read_site_metadata
 
-    paths, step = find_site_files(data, time_step)
+    paths, step = find_site_files_at_step(data, time_step)
     if max_sites is not None:
         paths = paths[:max_sites]
     log.info("reading %d %s site files from %s", len(paths), step, data)
