@@ -8,14 +8,13 @@
 """
 
 from fluxbridge.upscaling.chunks import MAX_CHUNK_CELLS, Chunk, plan_chunks, predict_chunk
-from fluxbridge.upscaling.workflow import MANIFEST, UpscaleResult, open_predictors, upscale
+from fluxbridge.upscaling.workflow import MANIFEST, UpscaleResult, upscale
 
 __all__ = [
     "MANIFEST",
     "MAX_CHUNK_CELLS",
     "Chunk",
     "UpscaleResult",
-    "open_predictors",
     "plan_chunks",
     "predict_chunk",
     "upscale",

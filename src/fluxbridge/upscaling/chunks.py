@@ -23,15 +23,13 @@ import pandas as pd
 import xarray as xr
 
 from fluxbridge.errors import InputError
+from fluxbridge.io.predictors import limit_chunk_cache
 from fluxbridge.models.predict import predict_grid
 from fluxbridge.operators.operator import monthly_totals
 from fluxbridge.outputs.files import atomic_path
 
 MAX_CHUNK_CELLS = 4_000_000
 """Default most (time x lat x lon) cells per chunk: about 300 MB of working memory per worker."""
-HDF5_CHUNK_CACHE = 8 * 2**20
-"""Bytes of HDF5 chunk cache per open NetCDF variable. The library's default (64 MiB) fills up
-with chunks that are read once, which grows a worker by 64 MiB per predictor variable."""
 
 
 class Model(Protocol):
@@ -208,17 +206,6 @@ def _set_torch_threads(threads: int | None) -> None:
     torch = sys.modules.get("torch")
     if threads and torch is not None and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-
-
-def limit_chunk_cache() -> None:
-    """Bound the HDF5 chunk cache of NetCDF files opened from now on in this process."""
-    try:
-        import netCDF4
-    except ImportError:  # pragma: no cover - a dependency; other engines keep their caches
-        return
-    size, nelems, preemption = netCDF4.get_chunk_cache()
-    if size > HDF5_CHUNK_CACHE:
-        netCDF4.set_chunk_cache(HDF5_CHUNK_CACHE, nelems, preemption)
 
 
 def run_chunk(members: Sequence[Model], block: Shipped, weights: xr.DataArray,

@@ -33,6 +33,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from fluxbridge.errors import InputError
+from fluxbridge.io.predictors import open_predictors
 from fluxbridge.operators.operator import region_weights
 from fluxbridge.outputs.files import provenance_attrs, write_json
 from fluxbridge.outputs.products import write_global, write_grid, write_regional
@@ -45,7 +46,6 @@ from fluxbridge.upscaling.chunks import (
     Shipped,
     chunk_totals,
     lazy_grid,
-    limit_chunk_cache,
     plan_chunks,
 )
 from fluxbridge.upscaling.cluster import execute, open_client
@@ -83,32 +83,6 @@ class UpscaleResult:
         """Inverse of :meth:`to_dict`."""
         paths = {"grid", "grid_monthly", "regional_csv", "regional_nc", "global_csv", "global_nc"}
         return cls(**{k: (Path(v) if k in paths else v) for k, v in d.items()})
-
-
-def open_predictors(paths: str | Path | Sequence[str | Path]) -> xr.Dataset:
-    """Open canonical predictors lazily from NetCDF files (dask for several) or a Zarr store.
-
-    NetCDF files opened from then on in this process get a small HDF5 chunk cache
-    (:data:`HDF5_CHUNK_CACHE`), as do the upscaling workers.
-
-    Parameters
-    ----------
-    paths
-        One or more NetCDF files (combined by coordinates) or one ``.zarr`` directory, already on
-        the canonical grid (see :mod:`fluxbridge.grid`).
-    """
-    items = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
-    missing = [p for p in items if not p.exists()]
-    if missing:
-        raise InputError("predictor file not found", path=missing[0],
-                         expected="existing NetCDF files or a Zarr store")
-    limit_chunk_cache()
-    if len(items) == 1 and items[0].suffix == ".zarr":
-        return xr.open_zarr(items[0])
-    if len(items) == 1:  # lazily indexed: each chunk reads exactly its hyperslab
-        return xr.open_dataset(items[0])
-    return xr.open_mfdataset(items, chunks={}, combine="by_coords", data_vars="minimal",
-                             coords="minimal", compat="override")
 
 
 def _members(model: Any) -> list[Model]:
@@ -186,7 +160,8 @@ def upscale(
         Name to a model or a list of ensemble members (each with ``predict_arrays``).
     predictors
         Canonical predictors (time, lat, lon) with static ``land_cover`` (lat, lon), lazy
-        (dask-backed) or in memory, or paths for :func:`open_predictors`.
+        (dask-backed) or in memory, or paths for
+        :func:`~fluxbridge.io.predictors.open_predictors`.
     regions
         Canonical regions dataset on the same grid.
     out_dir
