@@ -6,8 +6,8 @@ import pytest
 from method_world import make_world
 
 from fluxbridge.evaluation.estimators import estimator_accuracy, estimator_error_table
+from fluxbridge.operators import totals_frame
 from fluxbridge.operators.operator import regional_totals
-from fluxbridge.outputs.products import totals_frame
 from fluxbridge.studies.grid_totals import grid_field, regional_series
 
 

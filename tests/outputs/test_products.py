@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from fluxbridge.outputs.products import totals_frame, write_global, write_regional
+from fluxbridge.operators import totals_frame
+from fluxbridge.outputs.products import write_global, write_regional
 from fluxbridge.regions import builtin_regions, region_names
 
 

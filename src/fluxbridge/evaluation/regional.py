@@ -14,7 +14,7 @@ import pandas as pd
 import xarray as xr
 
 from fluxbridge.errors import InputError
-from fluxbridge.outputs.products import totals_frame
+from fluxbridge.operators import totals_frame
 
 OVERALL = "all"
 """Name of the row that summarises every region."""

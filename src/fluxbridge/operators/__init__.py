@@ -24,6 +24,7 @@ from fluxbridge.operators.operator import (
     monthly_totals,
     region_weights,
     regional_totals,
+    totals_frame,
 )
 from fluxbridge.operators.resampled import SAMPLINGS, FixedEstimator, ResampledEstimator
 from fluxbridge.operators.sample import Estimator, ExactEstimator, Sample
@@ -48,4 +49,5 @@ __all__ = [
     "regional_totals",
     "squared_error",
     "squared_error_grad",
+    "totals_frame",
 ]

@@ -274,3 +274,14 @@ class RegionalOperator(LinearOperator):
             raise InputError("no target matches a region-month of the grid", variable="nee_mean",
                              expected="targets whose regions and months overlap the grid's")
         return out[["obs", "mu", "spread"]].reset_index(drop=True)
+
+
+def totals_frame(totals: xr.DataArray, value_name: str = "nee_tgc") -> pd.DataFrame:
+    """(region, time) totals as the long CSV table ``region, time (YYYY-MM), value_name``."""
+    df = totals.to_dataframe(name=value_name).reset_index()
+    name_col = "region_name" if "region_name" in df else "region"
+    return pd.DataFrame({
+        "region": df[name_col].astype(str),
+        "time": pd.DatetimeIndex(df["time"]).strftime("%Y-%m"),
+        value_name: df[value_name].astype(float),
+    })

@@ -24,23 +24,13 @@ import pandas as pd
 import xarray as xr
 
 from fluxbridge.constants import G_PER_PG, G_PER_TG
+from fluxbridge.operators import totals_frame
 from fluxbridge.outputs import cf
 from fluxbridge.outputs.files import atomic_path, write_csv, write_netcdf
 from fluxbridge.regions import region_names
 from fluxbridge.vocabulary import attrs as var_attrs
 
 SPREAD = "standard deviation across ensemble members of the "
-
-
-def totals_frame(totals: xr.DataArray, value_name: str = "nee_tgc") -> pd.DataFrame:
-    """(region, time) totals as the long CSV table ``region, time (YYYY-MM), value_name``."""
-    df = totals.to_dataframe(name=value_name).reset_index()
-    name_col = "region_name" if "region_name" in df else "region"
-    return pd.DataFrame({
-        "region": df[name_col].astype(str),
-        "time": pd.DatetimeIndex(df["time"]).strftime("%Y-%m"),
-        value_name: df[value_name].astype(float),
-    })
 
 
 def _mean_spread(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -16,9 +16,9 @@ from tqdm.auto import tqdm
 
 from fluxbridge.constants import G_PER_PG
 from fluxbridge.errors import InputError
+from fluxbridge.operators import totals_frame
 from fluxbridge.operators.operator import regional_totals
 from fluxbridge.outputs.files import atomic_path, write_csv
-from fluxbridge.outputs.products import totals_frame
 from fluxbridge.synthetic import inversions as inv
 from fluxbridge.synthetic import properties as props
 from fluxbridge.synthetic import sites as st

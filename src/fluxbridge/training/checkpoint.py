@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
@@ -21,8 +21,13 @@ from fluxbridge.errors import InputError
 from fluxbridge.outputs.files import atomic_path
 from fluxbridge.training.cache import cpu_state
 
-if TYPE_CHECKING:
-    from fluxbridge.training.trainer import Trainer
+
+class Stateful(Protocol):
+    """What a checkpoint saves and restores (a :class:`~fluxbridge.training.Trainer`)."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -81,7 +86,7 @@ class Checkpoint:
         self.path = None if directory is None else Path(directory) / CHECKPOINT_NAME
         self.key = key
 
-    def save(self, trainer: Trainer, loop: LoopState) -> None:
+    def save(self, trainer: Stateful, loop: LoopState) -> None:
         """Write the trainer's and the loop's state (atomically)."""
         if self.path is None:
             return
@@ -91,7 +96,7 @@ class Checkpoint:
         with atomic_path(self.path) as tmp:
             torch.save(payload, tmp)
 
-    def restore(self, trainer: Trainer) -> LoopState | None:
+    def restore(self, trainer: Stateful) -> LoopState | None:
         """Load a checkpoint into ``trainer`` and return its loop state (None: no checkpoint).
 
         Raises
