@@ -54,9 +54,18 @@ def _config(tmp: Path, world: Path, name: str, **extra) -> Path:
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, world_dir):
+    import torch
+
+    from fluxbridge.cli import torch_threads
+
     tmp = tmp_path_factory.mktemp("runs")
     cfg = _config(tmp, world_dir, "reference")
-    result = run_experiment(cfg, progress=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(torch_threads())  # as the command line runs it: float sums alike
+    try:
+        result = run_experiment(cfg, progress=False)
+    finally:
+        torch.set_num_threads(before)
     return tmp, cfg, result
 
 

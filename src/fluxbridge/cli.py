@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -206,6 +207,13 @@ def _experiment_commands(add: Adder) -> None:
 TRAINING_COMMANDS = frozenset({"run", "demo", "train", "upscale", "evaluate", "sitecv"})
 
 
+def torch_threads() -> int:
+    """Torch threads of a training command on a CPU: two at most (the networks are small;
+    more threads only contend), one on a single core. Float sums depend on it, so a run and
+    its resumption use the same number."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def _set_process_state(command: str) -> None:
     """Threads and seeds of the process, set here and nowhere else in the package: at most
     two torch threads on a CPU (the networks are small; more threads only contend), and the
@@ -216,7 +224,7 @@ def _set_process_state(command: str) -> None:
     import torch
 
     if not torch.cuda.is_available():
-        torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+        torch.set_num_threads(torch_threads())
     torch.manual_seed(0)
     np.random.seed(0)  # noqa: NPY002 - only libraries' unseeded global draws
 
