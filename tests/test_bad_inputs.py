@@ -123,20 +123,22 @@ def inversion_in_unknown_units(w: Path, files: dict) -> tuple[str, str]:
     return files["inversions"][0], "furlongs"
 
 
-def correction_for_unknown_region(w: Path, files: dict) -> tuple[str, str]:
-    p = w / files["corrections"]
+def _unknown_region_in(role: str, w: Path, files: dict) -> tuple[str, str]:
+    """The first row of a regional table (corrections, truth) renamed to a region that the
+    mask does not have."""
+    p = w / files[role]
     df = pd.read_csv(p)
     df.loc[0, "region"] = "Atlantis"
     df.to_csv(p, index=False)
-    return files["corrections"], "Atlantis"
+    return files[role], "Atlantis"
+
+
+def correction_for_unknown_region(w: Path, files: dict) -> tuple[str, str]:
+    return _unknown_region_in("corrections", w, files)
 
 
 def truth_for_unknown_region(w: Path, files: dict) -> tuple[str, str]:
-    p = w / files["truth_regional"]
-    df = pd.read_csv(p)
-    df.loc[0, "region"] = "Atlantis"
-    df.to_csv(p, index=False)
-    return files["truth_regional"], "Atlantis"
+    return _unknown_region_in("truth_regional", w, files)
 
 
 def empty_region(w: Path, files: dict) -> tuple[str, str]:
