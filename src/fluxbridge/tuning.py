@@ -35,15 +35,10 @@ class RegionalTuning(_Strict):
 
 
 class CacheTuning(_Strict):
-    """The control-variate cache: its entries, its refresh rule and its drift fit."""
+    """The control-variate cache: its entries and how often it is rebuilt."""
 
-    refresh_every: int = Field(0, ge=0, description="epochs between scheduled refreshes (0: "
-                               "refreshed only when refresh_std asks)")
-    refresh_std: float = Field(
-        0.1, ge=0.0, description="refresh when the draws' own estimate of the regional "
-        "estimates' standard deviation, over the last 20 steps, exceeds this many σ (or this "
-        "share of the rms regional misfit while larger) and its median twice the cache's "
-        "floor; 0: never within an epoch")
+    refresh_every: int = Field(1, ge=1, description="epochs between rebuilds of the cache "
+                               "(1: at the start of every epoch)")
     features: Literal["daily", "monthly"] = Field(
         "daily", description="cache entries made of cell-days (daily) or of cells' monthly "
         "means (monthly)")
@@ -53,12 +48,6 @@ class CacheTuning(_Strict):
         "None: 64 at 2 degrees, growing with the grid's linear resolution")
     linear: bool = Field(True, description="first-order cache: the entry's value plus the "
                          "network's input gradient times each cell-day's departure")
-    precision: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto", description="precision of a refresh: bfloat16 where the device computes it "
-        "natively (auto), else float32")
-    drift: bool = Field(True, description="correct the cache for the network's drift since "
-                        "its refresh, linear in the inputs per vegetation class, fitted at "
-                        "fixed probe cell-days (totals exact: the estimate stays unbiased)")
 
 
 class OffsetTuning(_Strict):

@@ -9,7 +9,6 @@ evaluates the network and its grid offset there.
 from __future__ import annotations
 
 import contextlib
-import functools
 import warnings
 from collections.abc import Iterator
 
@@ -20,19 +19,6 @@ import torch
 from fluxbridge.features import Normaliser
 from fluxbridge.grid_features import GridFeatures
 from fluxbridge.models.network import NEENet
-
-
-@functools.cache
-def bfloat16_is_fast(device: torch.device) -> bool:
-    """Whether ``device`` computes bfloat16 natively (a CUDA GPU that supports it, or a CPU
-    with AVX-512 BF16 or AMX, as oneDNN reports): there a bfloat16 pass is about twice as
-    fast; elsewhere it would be emulated, and slower."""
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 class GridNetwork:
@@ -126,8 +112,7 @@ class GridNetwork:
     @contextlib.contextmanager
     def evaluating(self) -> Iterator[None]:
         """The network in eval mode within the block, then back in its mode. Only a network
-        with dropout is switched: the switch walks every module, a sizeable share of a step's
-        Python where it happens at every step (the drift fit's probes)."""
+        with dropout is switched (the switch walks every module)."""
         switch = self.model.training and self._has_dropout
         if switch:
             self.model.eval()
@@ -138,14 +123,12 @@ class GridNetwork:
                 self.model.train()
 
     def predict(self, inputs: np.ndarray, igbp: np.ndarray, slope: bool = False,
-                chunk_rows: int | None = None, bfloat16: bool = False
-                ) -> tuple[np.ndarray, np.ndarray | None]:
+                chunk_rows: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """The network (no grid offset) at normalised inputs (n, f) of classes (n,): (n,), and
-        with ``slope`` its gradient with respect to the inputs (n, f); with ``bfloat16`` under
-        bfloat16 autocast (float32 results). ``chunk_rows`` rows go through the network at a
-        time; by default 2^15 on a CPU, where a chunk's activations stay in the caches (the
-        demo's cache refresh, 274k entries: 0.045 s against 0.105 s in chunks of 2^18), and
-        2^18 on an accelerator."""
+        with ``slope`` its gradient with respect to the inputs (n, f). ``chunk_rows`` rows go
+        through the network at a time; by default 2^15 on a CPU, where a chunk's activations
+        stay in the caches (the demo's cache refresh, 274k entries: 0.045 s against 0.105 s
+        in chunks of 2^18), and 2^18 on an accelerator."""
         if chunk_rows is None:
             chunk_rows = 1 << 15 if self.device.type == "cpu" else 1 << 18
         out = np.empty(inputs.shape[0], dtype=np.float32)
@@ -156,8 +139,7 @@ class GridNetwork:
                 b = min(inputs.shape[0], a + chunk_rows)
                 X = torch.from_numpy(np.ascontiguousarray(inputs[a:b])).to(self.device)
                 X.requires_grad_(slope)
-                with torch.set_grad_enabled(slope), torch.autocast(
-                        self.device.type, dtype=torch.bfloat16, enabled=bfloat16):
+                with torch.set_grad_enabled(slope):
                     pred = self.model(X, codes[a:b]).float()
                     if slope:
                         (dx,) = torch.autograd.grad(pred.sum(), X)

@@ -30,7 +30,7 @@ from fluxbridge.operators import (
     squared_error,
     squared_error_grad,
 )
-from fluxbridge.training.cache import ControlVariateCache, relative_variance
+from fluxbridge.training.cache import ControlVariateCache
 from fluxbridge.training.gridnet import GridNetwork
 from fluxbridge.training.offsets import GridOffsets
 
@@ -38,6 +38,12 @@ log = logging.getLogger(__name__)
 
 DRAW_AHEAD = 32  # steps whose region-months are drawn in one call (see RegionalTerm.draw)
 Draw = tuple[np.ndarray, Sample, torch.Tensor, torch.Tensor]
+
+
+def relative_variance(var: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """The variance of the replicates' mean estimate in units of σ² (n,), from the draws'
+    estimate of each replicate's variance (n_rep, n) and the targets' σ (n,)."""
+    return var.mean(axis=0) / var.shape[0] / sigma**2
 
 
 class RegionalTerm:
@@ -85,8 +91,7 @@ class RegionalTerm:
                                         n_rep=n_rep, seed=cfg.seed)
         self.obs_rng = np.random.default_rng([cfg.seed, 1])
         self._ahead: list[Draw] = []
-        self.cache = (ControlVariateCache(net, self.estimator, self.obs_ids, self.sigma,
-                                          tun.cache, tun.regional.obs_per_step, cfg.seed)
+        self.cache = (ControlVariateCache(net, self.estimator, tun.cache)
                       if self.estimator.needs_cache() else None)
         self.offsets = (GridOffsets(net, self.operator, self.obs_ids)
                         if net.model.offset is not None else None)
@@ -95,11 +100,8 @@ class RegionalTerm:
 
     # -- draws ----------------------------------------------------------------------------
     def start_epoch(self) -> None:
-        """Empty the draws' queue and the refresh rule's window (a resumed run draws and
-        refreshes as an uninterrupted one)."""
+        """Empty the draws' queue (a resumed run draws as an uninterrupted one)."""
         self._ahead = []
-        if self.cache is not None:
-            self.cache.start_epoch()
 
     def draw(self) -> Draw:
         """The next step's ``obs_per_step`` random region-months (positions among the targets),
@@ -136,20 +138,12 @@ class RegionalTerm:
         return steps
 
     # -- the loss -------------------------------------------------------------------------
-    def _drift(self, pick: np.ndarray, sample: Sample, inputs: torch.Tensor | None
-               ) -> tuple[np.ndarray | float, np.ndarray]:
-        if self.cache is None:
-            return 0.0, np.zeros(len(pick))
-        return self.cache.drift_shift(pick, sample, inputs)
-
     def totals(self, pred: torch.Tensor, pick: np.ndarray, sample: Sample,
                inputs: torch.Tensor | None = None) -> torch.Tensor:
         """Estimated model totals (n_rep, len(pick)) [Tg month-1] of the targets at positions
         ``pick``, differentiable: the estimate from the network's predictions ``pred`` (grid
         offset excluded) at the draws of ``sample``, plus the grid offset's exact totals."""
-        at_draws, drift = self._drift(pick, sample, inputs)
-        est = self.estimator.estimate(pred - torch.as_tensor(at_draws).to(pred), sample, inputs)
-        est = est + torch.as_tensor(drift).to(est)
+        est = self.estimator.estimate(pred, sample, inputs)
         if self.offsets is None:
             return est
         return est + self.offsets.totals(pick).to(est.dtype).unsqueeze(0)
@@ -165,10 +159,8 @@ class RegionalTerm:
         Computed in numpy float64: a step's few hundred draws make this a few dozen small
         operations, each a fraction of torch's cost.
         """
-        at_draws, drift = self._drift(pick, sample, inputs)
         est, var = self.estimator.estimate_with_variance(
-            pred.detach().double().cpu().numpy() - at_draws, sample, inputs)
-        est = est + drift
+            pred.detach().double().cpu().numpy(), sample, inputs)
         if self.offsets is not None:
             with torch.no_grad():
                 est = est + self.offsets.totals(pick).cpu().numpy()
@@ -191,11 +183,6 @@ class RegionalTerm:
         """Add the regional term's gradient to the grid offset's (no offset: nothing)."""
         if self.offsets is not None:
             self.offsets.add_grad(pick, self.cfg.constraint.lambda_regional * d_totals.sum(0))
-
-    def after_step(self, noise: float, misfit: float) -> None:
-        """Let the cache's refresh rule see the step."""
-        if self.cache is not None:
-            self.cache.observe(noise, misfit)
 
     # -- after training -------------------------------------------------------------------
     def network_totals(self, K: int, chunk_entries: int = 1 << 20) -> np.ndarray:

@@ -155,17 +155,16 @@ class Trainer:
                                                 torch.as_tensor(g).to(cells)])
         term.offset_gradient(d_totals, pick)
         self.optimizer.step()
-        term.after_step(noise, reg)
         return {"site": float(loss.detach()), "regional": reg, "estimate_var": noise}
 
     def epoch(self, number: int = 0) -> dict[str, float]:
-        """Epoch ``number``: a scheduled cache refresh if due, then one pass over the training
-        rows in random batches. Returns mean losses; with a control variate also the mean
-        estimate variance [σ²], the cache's ``refreshes`` and its last ``cache_floor``."""
+        """Epoch ``number``: the control variate's cache rebuilt if due, then one pass over the
+        training rows in random batches. Returns mean losses; with a sampled estimator also the
+        mean estimate variance [σ²] (the draws' own estimate), with a control variate the
+        cache's ``refreshes``."""
         cache = None if self.regional is None else self.regional.cache
         before = 0 if cache is None else cache.refreshes
-        every = self.cfg.tuning.cache.refresh_every
-        if cache is not None and (cache.state is None or (every > 0 and number % every == 0)):
+        if cache is not None and cache.due(number):
             cache.refresh()
         self.model.train()
         if self.regional is not None:
@@ -183,7 +182,6 @@ class Trainer:
         out = {k: v / steps for k, v in sums.items()}
         if cache is not None:
             out["refreshes"] = float(cache.refreshes - before)
-            out["cache_floor"] = cache.floor
         return out
 
     def val_loss(self) -> float | None:
