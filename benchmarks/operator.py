@@ -11,10 +11,9 @@ Configuration: the experiment's defaults, on the CPU; the measurements are made 
 The model field ``f``: the network after ``PRETRAIN_STEPS`` site-only steps from its seed, at
 every land cell-day (the grid offset aside: its totals are exact in training). The control
 variate's cache: the same network, as training caches it (``ControlVariateCache.refresh``, for
-each layout of ``CACHES``), fresh (``cache_age_steps`` 0) and ``STALE_STEPS`` steps older, the
-latter with and without the fit of the network's drift since the refresh (``cache_drift``).
+each layout of ``CACHES``), fresh (``cache_age_steps`` 0) and ``STALE_STEPS`` steps older.
 Rows name settings by their keys' last part (``K``, ``obs_per_step``, ``square``) or, in
-``tuning.cache``, with ``cache_`` before it (``cache_drift`` is ``tuning.cache.drift``).
+``tuning.cache``, with ``cache_`` before it (``cache_features`` is ``tuning.cache.features``).
 
 Accuracy: for K in ``KS`` cell-days per region-month, ``reps`` independent draws of every
 region-month; ``bias_sigma`` = rms over region-months of the mean error / σ, ``std_sigma`` = rms
@@ -33,13 +32,13 @@ budget otherwise); the row says so in ``note``.
 
 In training (``mode`` ``in_training``): from the pretrained network, ``IN_TRAINING_STEPS`` steps
 site-only and with the control variate on the same site batches, against the world's targets,
-refreshed as the settings say (``refresh_std``, and ``refresh_every`` epochs of this world's
-size); ``step_seconds`` is the mean wall time of a constrained step with every refresh included
-(counted in ``refreshes``; the first, which also merges the operator's columns, is
-``cache_build_seconds``), ``ratio_to_site_only`` divides it by the mean site-only step, and
-``std_sigma`` is the root mean of the draws' own unbiased estimate of each step's estimate
-variance / σ² (``std_late``: over the second half), so the cache's staleness in real training
-is in it, not a model of it.
+its cache rebuilt as training rebuilds it (at the start of every ``refresh_every``-th epoch of
+this world's size); ``step_seconds`` is the mean wall time of a constrained step with every
+refresh included (counted in ``refreshes``; the first, which also merges the operator's
+columns, is ``cache_build_seconds``), ``ratio_to_site_only`` divides it by the mean site-only
+step, and ``std_sigma`` is the root mean of the draws' own unbiased estimate of each step's
+estimate variance / σ² (``std_late``: over the second half), so the cache's staleness in real
+training is in it, not a model of it.
 
 Run from the repository root: ``python -m benchmarks.operator [--quick]`` (as a script its name
 would shadow the standard library's ``operator``); writes ``benchmarks/results/operator.json``
@@ -65,7 +64,6 @@ from benchmarks.operator_bench import PRETRAIN_STEPS, STALE_STEPS, Bench, settin
 from fluxbridge.config import ExperimentConfig, parse_config
 from fluxbridge.operators import default_group_size
 from fluxbridge.synthetic import synthesize
-from fluxbridge.training.cache import DRIFT_PROBES
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "operator.json"
@@ -77,8 +75,6 @@ SMALL_KS = (16, 64)
 CACHES = (("monthly", 1), ("daily", 64), ("daily", None))  # None: the grid's default size
 IN_TRAINING = (  # settings that differ from the defaults (square: plain), one row each
     {"K": 64, "obs_per_step": 8}, {"K": 16, "obs_per_step": 8}, {"K": 64, "obs_per_step": 32},
-    {"K": 64, "obs_per_step": 8, "cache_drift": False},
-    {"K": 64, "obs_per_step": 8, "cache_precision": "float32"},
     {"K": 64, "obs_per_step": 8, "cache_group_size": 64},
     {"K": 64, "obs_per_step": 8, "cache_features": "monthly", "cache_group_size": 1},
     {"K": 64, "obs_per_step": 32, "square": "unbiased"},  # the demo's settings
@@ -138,17 +134,13 @@ def run_grid(resolution: float, manifest: Path, reps: int, n_steps: int, exact_o
     for cache in sorted(layouts):
         build = b.use("control_variate", cache_features=cache[0], cache_group_size=cache[1])
         info = b.cache_info()
-        for age, state, drift in ((STALE_STEPS, b.stale, True), (STALE_STEPS, b.stale, False),
-                                  (0, b.start[0], True)):
-            b.configure(cache_drift=drift, refresh_std=0.0)  # the timed steps keep the cache
-            # of this age (the rule would refresh it)
+        for age, state in ((STALE_STEPS, b.stale), (0, b.start[0])):
             refresh = b.refresh(state)
             for K in KS:
                 bias, std = b.accuracy(K, reps)
                 extra = dict(bias_sigma=bias, std_sigma=std, cache_age_steps=age, **info,
-                             cache_drift=drift, refresh_seconds=refresh,
-                             cache_build_seconds=build)
-                if age and drift:
+                             refresh_seconds=refresh, cache_build_seconds=build)
+                if age:
                     for obs in (OBS_PER_STEP, SMALL_OBS_PER_STEP)[:2 if K in SMALL_KS else 1]:
                         b.configure(obs_per_step=obs)
                         timed("control_variate", K, obs, **extra)
@@ -157,7 +149,7 @@ def run_grid(resolution: float, manifest: Path, reps: int, n_steps: int, exact_o
                         **extra)
             print(f"control variate, {cache[0]} {info['cache_group_size']} "
                   f"({info['cache_entries']} entries, refresh {refresh:.2f} s), cache "
-                  f"{age} steps old, drift fit {drift}: std at K 64 "
+                  f"{age} steps old: std at K 64 "
                   f"{[r['std_sigma'] for r in rows if r['K'] == 64][-1]:.3f} σ", flush=True)
     for overrides in IN_TRAINING:
         if overrides.get("cache_group_size") == default_group_size(b.grid):
@@ -207,9 +199,7 @@ def write(rows: list[dict], cfg: ExperimentConfig) -> None:
             "sampling": con.sampling, "batch_size": net.batch_size,
             "network": f"MLP {net.width}x{net.depth} {net.activation}",
             "pretrain_steps": PRETRAIN_STEPS, "stale_steps": STALE_STEPS,
-            "refresh_std": setting(cfg, "refresh_std"),
-            "refresh_every": setting(cfg, "refresh_every"),
-            "drift_probes": DRIFT_PROBES, "threads": torch.get_num_threads(),
+            "refresh_every": setting(cfg, "refresh_every"), "threads": torch.get_num_threads(),
             "peak_memory_gb": peak_gb}
     OUT.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
 

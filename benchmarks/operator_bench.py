@@ -32,7 +32,7 @@ def _path(name: str) -> tuple[str, ...]:
         return ("constraint", name)
     if name in ("obs_per_step", "square"):
         return ("tuning", "regional", name)
-    return ("tuning", "cache", name.removeprefix("cache_"))  # cache_*, refresh_*
+    return ("tuning", "cache", name.removeprefix("cache_"))  # cache_*, refresh_every
 
 
 def configured(cfg: ExperimentConfig, **changes: Any) -> ExperimentConfig:
@@ -89,11 +89,10 @@ class Bench:
 
     def configure(self, cfg: ExperimentConfig | None = None, **changes: Any) -> None:
         """Set ``cfg`` (by default the current one) with ``changes`` in the constrained
-        trainer, its regional term and its cache; its draws and refresh rule start afresh."""
+        trainer, its regional term and its cache; its draws start afresh."""
         cfg = configured(cfg or self.trainer.cfg, **changes)
         self.trainer.cfg = self.term.cfg = cfg
         self.cache.tuning = cfg.tuning.cache
-        self.cache.obs_per_step = cfg.tuning.regional.obs_per_step
         self.term.start_epoch()
 
     def use(self, kind: str, **overrides: Any) -> float:
@@ -123,8 +122,7 @@ class Bench:
 
     def refresh(self, state: dict[str, torch.Tensor]) -> float:
         """Refresh the cache from network ``state``, then set the network of the field f (timed
-        steps move the trainer's network; the drift fit compares the network with its cache):
-        seconds of the refresh."""
+        steps move the trainer's network): seconds of the refresh."""
         tr = self.trainer
         tr.model.load_state_dict(state, strict=False)
         t0 = time.perf_counter()
@@ -134,8 +132,7 @@ class Bench:
         return seconds
 
     def accuracy(self, K: int, reps: int) -> tuple[float, float]:
-        """Bias and spread / σ of the trainer's estimator at K for the field f (the control
-        variate's cache corrected for the network's drift when the settings say so)."""
+        """Bias and spread / σ of the trainer's estimator at K for the field f."""
         term = self.term
         est = term.estimator
         self.trainer.model.load_state_dict(self.start[0], strict=False)  # timed steps moved it
@@ -187,7 +184,7 @@ class Bench:
             t.optimizer.load_state_dict(state)
         cache.refresh()
         before = cache.refreshes
-        every = cfg.tuning.cache.refresh_every * self.steps_per_epoch
+        per_epoch = self.steps_per_epoch
         seconds = {0: 0.0, 1: 0.0}
         noise, misfit = [], []
         for i in range(IN_TRAINING_STEPS):
@@ -195,7 +192,7 @@ class Bench:
             t1 = time.perf_counter()
             base.step(idx)
             t2 = time.perf_counter()
-            if every and i and i % every == 0:
+            if i and i % per_epoch == 0 and cache.due(i // per_epoch):  # as Trainer.epoch
                 cache.refresh()
             out = tr.step(idx)
             noise.append(out["estimate_var"])
@@ -212,8 +209,7 @@ class Bench:
                 "misfit_late": float(np.mean(misfit[len(misfit) // 2:])),
                 "step_seconds": step, "ratio_to_site_only": step / site, "mode": "in_training",
                 "steps": IN_TRAINING_STEPS, "refreshes": cache.refreshes - before,
-                "refresh_every_steps": every,
-                **{k: setting(cfg, k) for k in ("cache_drift", "cache_precision")},
+                "refresh_every_steps": cfg.tuning.cache.refresh_every * per_epoch,
                 **self.cache_info(), "cache_build_seconds": build}
 
     def cache_info(self) -> dict[str, Any]:

@@ -52,11 +52,14 @@ def test_no_inputs_is_a_config_error():
 
 
 def test_tuning_keys_are_validated():
-    cfg = parse_config({"tuning": {"cache": {"refresh_std": 0.2}}})
-    assert cfg.tuning.cache.refresh_std == 0.2
+    cfg = parse_config({"tuning": {"cache": {"refresh_every": 3}}})
+    assert cfg.tuning.cache.refresh_every == 3
     assert cfg.tuning.offset.fit_K == 512  # untouched defaults stay
-    with pytest.raises(ConfigError, match=r"tuning\.cache\.refresh_sdt"):
-        parse_config({"tuning": {"cache": {"refresh_sdt": 0.2}}})
+    assert parse_config({}).tuning.cache.refresh_every == 1
+    with pytest.raises(ConfigError, match=r"tuning\.cache\.refresh_evry"):
+        parse_config({"tuning": {"cache": {"refresh_evry": 3}}})
+    with pytest.raises(ConfigError, match=r"tuning\.cache\.refresh_every"):
+        parse_config({"tuning": {"cache": {"refresh_every": 0}}})  # at least every epoch
 
 
 def test_training_key_ignores_what_does_not_train():
@@ -64,7 +67,7 @@ def test_training_key_ignores_what_does_not_train():
     b = parse_config({"name": "b"})
     assert a.training_key() == b.training_key()
     assert a.training_key() != b.with_lambda(0.5).training_key()
-    assert a.training_key() != parse_config({"tuning": {"cache": {"drift": False}}}
+    assert a.training_key() != parse_config({"tuning": {"cache": {"linear": False}}}
                                             ).training_key()
 
 

@@ -1,9 +1,8 @@
-"""The control variate's cache: its entries, its refresh rule and the floor it measures."""
+"""The control variate's cache: its entries, when it is due, and the estimates it gives."""
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 
 import numpy as np
 import pandas as pd
@@ -12,8 +11,6 @@ import torch
 
 from fluxbridge.operators import default_group_size
 from fluxbridge.operators.cache import GROUP_SIZE_AT_2DEG
-from fluxbridge.training import cache as cache_module
-from fluxbridge.training.cache import FLOOR_TARGETS, REFRESH_WINDOW, median_step_variance
 
 
 def test_daily_cell_cache_makes_the_control_variate_exact(configure, make_trainer):
@@ -111,103 +108,30 @@ def test_default_cache_group_size_grows_with_the_grids_linear_resolution(world, 
     assert np.bincount(groups.entry.ravel()).max() <= default_group_size(world.grid)
 
 
-def test_control_variate_refreshes_when_its_own_variance_estimate_says_so(configure,
-                                                                         make_trainer):
-    """The rule refreshes when the last window's mean estimate variance exceeds refresh_std²
-    times the larger of 1 and the window's mean regional error, and its median exceeds twice
-    the variance a fresh cache leaves (its floor); never below the limit, never when a refresh
-    cannot help (the variance stays where a refresh leaves it, or only a few steps are noisy),
-    nor when the misfit dwarfs the noise, nor before a floor is known, nor when off. In
-    training, the step reports the variance estimate, zero right after a refresh of a daily
-    cache (the model is its own cache), as the floor measured at the refresh."""
-    w = REFRESH_WINDOW
+def test_cache_is_due_when_never_built_and_every_refresh_every_epochs(configure,
+                                                                    make_trainer):
+    """A cache never built is due at any epoch (a run's first, or a resumed run's without a
+    cache in its checkpoint); once built, with ``refresh_every`` k it is due exactly at the
+    epochs divisible by k (the default, 1: every epoch)."""
+    for every in (None, 1, 2, 3):
+        tuning = {} if every is None else {"cache": {"refresh_every": every}}
+        cache = make_trainer(configure(constraint={"lambda_regional": 1.0},
+                                       tuning=tuning)).regional.cache
+        assert cache.state is None and all(cache.due(e) for e in range(7))
+        cache.refresh()
+        k = every or 1
+        assert [cache.due(e) for e in range(7)] == [e % k == 0 for e in range(7)]
+
+
+def test_step_reports_the_draws_variance_estimate_zero_at_a_fresh_daily_cell_cache(
+        configure, make_trainer):
+    """Right after a refresh of a cache of single cell-days the model is its own cache and
+    the step's estimate variance is zero; once the network has moved it is positive."""
     trainer = make_trainer(configure(
         constraint={"lambda_regional": 1.0, "K": 8},
-        tuning={"cache": {"refresh_std": 0.1, "features": "daily", "group_size": 1}}))
-    cache = trainer.regional.cache
-    tuning = cache.tuning
-    calls = []
-
-    def feed(values, misfit=0.0, floor=0.004):
-        calls.clear()
-        cache._noise, cache._misfit, cache.floor = [], [], floor
-        cache.refresh = lambda: (calls.append(len(cache._noise)), cache._noise.clear(),
-                                 cache._misfit.clear(), setattr(cache, "floor", floor))
-        for v in values:
-            cache.observe(v, misfit)
-        return list(calls)
-
-    def first(values, limit, floor=0.004):  # the first refresh the rule's definition calls for
-        return next(k for k in range(w - 1, len(values))
-                    if np.mean(values[k - w + 1:k + 1]) > limit
-                    and np.median(values[k - w + 1:k + 1]) > 2 * floor) + 1
-
-    assert feed([0.005] * 5 * w) == []  # below 0.1² throughout
-    assert feed([0.5] * 5 * w, floor=0.5) == []  # above, but a refresh leaves it there
-    spiky = [0.2 if k % 10 == 9 else 0.004 for k in range(5 * w)]  # mean 0.024, median 0.004
-    assert feed(spiky) == []  # a few noisy steps: the typical step is at the floor
-    growing = list(0.001 * np.arange(1, 5 * w))
-    assert feed(growing, floor=0.001)[:1] == [first(growing, 0.01, floor=0.001)]
-    assert feed(growing, floor=0.003)[:1] == [first(growing, 0.01, floor=0.003)]
-    assert feed(growing, misfit=100.0) == []  # noise of 0.05 σ² against a misfit of 100 σ²
-    assert feed(growing, misfit=3.0)[:1] == [first(growing, 0.03)]
-    assert feed(growing, floor=None) == []
-    cache.tuning = tuning.model_copy(update={"refresh_std": 0.0})
-    assert feed(growing) == []
-    del cache.refresh
-    cache.tuning = tuning
-    cache.refresh()
+        tuning={"cache": {"features": "daily", "group_size": 1}}))
+    trainer.regional.cache.refresh()
     rng = np.random.default_rng(0)
     noise = [trainer.step(torch.as_tensor(rng.choice(len(trainer.data), 256, replace=False)))
              ["estimate_var"] for _ in range(3)]
     assert noise[0] < 1e-6 * max(noise[1:]) and min(noise) >= 0
-    assert 0 <= cache.floor < 1e-6 * max(noise[1:])
-
-
-def test_cache_floor_is_the_steps_variance_statistic_at_a_fresh_cache(configure, make_trainer,
-                                                                     monkeypatch):
-    """The floor measured at a refresh is the median step variance of per-region-month
-    variances that average to the step's own statistic on the same draws (the network equal
-    to its fresh cache); its draws come from their own generator and leave the training draws
-    as they were."""
-    trainer = make_trainer(configure(constraint={"lambda_regional": 1.0, "K": 8},
-                                     tuning={"regional": {"obs_per_step": 4}}))
-    term, cache = trainer.regional, trainer.regional.cache
-    seen = []
-    monkeypatch.setattr(cache_module, "median_step_variance",
-                        lambda v, n, rng: seen.append((v, n)) or median_step_variance(v, n, rng))
-    draws = term.obs_rng.bit_generator.state
-    floor_rng = np.random.default_rng()
-    floor_rng.bit_generator.state = cache.floor_rng.bit_generator.state
-    cache.refresh()
-    assert term.obs_rng.bit_generator.state == draws
-    (variance, n), = seen
-    assert n == 4 and cache.floor > 0
-    pick = floor_rng.choice(term.obs_ids.size, replace=False,
-                            size=min(term.obs_ids.size, FLOOR_TARGETS))
-    sample = term.estimator.draw(term.obs_ids[pick], floor_rng)
-    xs, cs = trainer.net.column_inputs(sample.col)
-    with torch.no_grad():
-        noise = term.error(trainer.model(xs, cs), pick, sample, xs)[2]
-    assert variance.size == pick.size and np.mean(variance) == pytest.approx(noise, rel=1e-9)
-
-
-def test_median_step_variance_is_the_median_over_every_step():
-    """Against every n-subset of a small pool: the median of their means (15 distinct means
-    of which the 8th is the median by a margin that 20000 resamples cannot miss); a constant
-    pool gives its value, and steps as large as the pool its mean."""
-    pool = np.array([0.1, 0.3, 0.7, 1.5, 3.1, 6.3])
-    means = sorted(np.mean(pair) for pair in itertools.combinations(pool, 2))
-    rng = np.random.default_rng(3)
-    assert median_step_variance(pool, 2, rng, resamples=20000) == means[7]
-    assert median_step_variance(np.full(9, 0.25), 3, rng) == pytest.approx(0.25)
-    assert median_step_variance(pool, 6, rng) == pytest.approx(pool.mean())
-    assert median_step_variance(pool, 10, rng) == pytest.approx(pool.mean())
-
-
-def test_relative_variance_is_the_replicates_mean_variance_in_sigma_units():
-    """Two replicates of variances 4 and 2 [Tg²] average to a mean of variance 1.5 [Tg²]:
-    at σ = 0.5 Tg, 6 σ²."""
-    var = np.array([[4.0, 8.0], [2.0, 0.0]])
-    np.testing.assert_allclose(cache_module.relative_variance(var, np.array([0.5, 2.0])),
-                               [6.0, 0.5])

@@ -1,4 +1,5 @@
-"""The regional term: its draws, and its gradient in closed form against autograd's."""
+"""The regional term: its draws, its gradient in closed form against autograd's, and its
+estimates' variance in units of σ²."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from fluxbridge.operators import squared_error
-from fluxbridge.training.regional import DRAW_AHEAD
+from fluxbridge.training.regional import DRAW_AHEAD, relative_variance
 
 
 def test_draws_ahead_are_each_steps_own_draw_of_its_region_months(configure, make_trainer):
@@ -39,19 +40,17 @@ def test_step_gradient_equals_autograd_through_the_estimate(configure, make_trai
                                                             grid_offset):
     """The step pushes the regional term's gradient in closed form; it equals autograd's
     gradient of site loss + λ × regional loss through the differentiable estimate (the
-    network's share scaled by ``tuning.offset.to_network`` when there are offsets; the cache's
-    drift fit a constant of the step)."""
+    network's share scaled by ``tuning.offset.to_network`` when there are offsets)."""
     cfg = configure(constraint={"lambda_regional": 0.7, "K": 8, "grid_offset": grid_offset},
                     tuning={"regional": {"square": square}, "offset": {"to_network": 0.3}})
     trainer = make_trainer(cfg)
     term = trainer.regional
     term.cache.refresh()
-    with torch.no_grad():  # the network moved since the refresh: the drift fit is in play
+    with torch.no_grad():  # the network moved since the refresh: f − g is not zero
         for p in trainer.model.parameters():
             p.add_(torch.randn_like(p) * 0.02)
         if grid_offset:
             trainer.model.offset.weight.normal_(0, 0.3)
-    assert np.abs(term.cache.drift_coef()).max() > 0
     idx = torch.arange(300)
     pick, sample, xs, cs = term.draw()
     term._ahead.append((pick, sample, xs, cs))  # the step takes this very draw
@@ -77,3 +76,10 @@ def test_step_gradient_equals_autograd_through_the_estimate(configure, make_trai
         if k in expected:
             scale = float(expected[k].abs().max())
             torch.testing.assert_close(p.grad, expected[k], rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_relative_variance_is_the_replicates_mean_variance_in_sigma_units():
+    """Two replicates of variances 4 and 2 [Tg²] average to a mean of variance 1.5 [Tg²]:
+    at σ = 0.5 Tg, 6 σ²."""
+    var = np.array([[4.0, 8.0], [2.0, 0.0]])
+    np.testing.assert_allclose(relative_variance(var, np.array([0.5, 2.0])), [6.0, 0.5])

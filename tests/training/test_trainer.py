@@ -169,12 +169,15 @@ def test_missing_features_are_masked_and_counted_never_in_the_loss(world, sites,
         trainer.masked["site_samples"]
 
 
-@pytest.mark.parametrize(("every", "expected"), [(0, [1, 0, 0]), (1, [1, 1, 1]),
-                                                 (2, [1, 0, 1])])
-def test_scheduled_refreshes_follow_refresh_every_and_zero_keeps_only_the_first(
+@pytest.mark.parametrize(("every", "expected"), [(None, [1, 1, 1]), (2, [1, 0, 1]),
+                                                 (3, [1, 0, 0])])
+def test_cache_is_rebuilt_every_refresh_every_epochs_by_default_every_epoch(
         sites, configure, fit, every, expected):
+    """By default the control variate's cache is rebuilt once at the start of every epoch;
+    with ``refresh_every`` k at epochs 0, k, 2k, ... and never within an epoch."""
+    tuning = {} if every is None else {"cache": {"refresh_every": every}}
     cfg = configure(network={"epochs": 3},
                     constraint={"lambda_regional": 1.0, "estimator": "control_variate"},
-                    tuning={"cache": {"refresh_std": 0.0, "refresh_every": every}})
+                    tuning=tuning)
     model = fit(sites, cfg)
     assert [h["refreshes"] for h in model.provenance["history"]] == expected
