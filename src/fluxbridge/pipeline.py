@@ -294,6 +294,7 @@ class Experiment:
 
         from fluxbridge.evaluation.estimators import estimator_error_table
         from fluxbridge.operators import RegionalOperator
+        from fluxbridge.training.regional import floored_sigma
 
         grid = self.grid
 
@@ -304,10 +305,9 @@ class Experiment:
 
         op = RegionalOperator(self.inputs.regions, grid.times, grid.lat_index, grid.lon_index)
         matched = op.match_targets(self.inputs.targets)
-        sigma = np.full(op.n_obs, np.nan)
-        sigma[matched["obs"]] = matched["spread"]
-        sigma = np.fmax(np.nan_to_num(sigma, nan=np.nanmedian(sigma)),
-                        self.cfg.constraint.sigma_floor * np.nanmedian(sigma))
+        spread = np.full(op.n_obs, np.nan)
+        spread[matched["obs"]] = matched["spread"]
+        sigma = floored_sigma(np.nan_to_num(spread, nan=np.nanmedian(spread)), self.cfg)
         return estimator_error_table(op, field(DUAL), field(SITE_ONLY), sigma,
                                      seed=self.cfg.seed, strata=grid.igbp_code)
 

@@ -40,6 +40,15 @@ DRAW_AHEAD = 32  # steps whose region-months are drawn in one call (see Regional
 Draw = tuple[np.ndarray, Sample, torch.Tensor, torch.Tensor]
 
 
+def floored_sigma(spread: np.ndarray, cfg: ExperimentConfig) -> np.ndarray:
+    """The targets' σ [Tg month-1]: the inversion spread floored at ``constraint.sigma_floor``
+    times its median and at ``tuning.regional.sigma_floor_tg``, so that no region-month
+    dominates the regional term."""
+    floor = max(cfg.constraint.sigma_floor * float(np.nanmedian(spread)),
+                cfg.tuning.regional.sigma_floor_tg)
+    return np.fmax(spread, floor)
+
+
 def relative_variance(var: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """The variance of the replicates' mean estimate in units of σ² (n,), from the draws'
     estimate of each replicate's variance (n_rep, n) and the targets' σ (n,)."""
@@ -77,9 +86,7 @@ class RegionalTerm:
             log.info("%d cell-days of the regions masked for a missing feature",
                      masked["grid_cell_days"])
         matched = self.operator.match_targets(targets)
-        spread = matched["spread"].to_numpy(dtype=float)
-        floor = max(con.sigma_floor * float(np.median(spread)), tun.regional.sigma_floor_tg)
-        self.sigma = np.maximum(spread, floor)
+        self.sigma = floored_sigma(matched["spread"].to_numpy(dtype=float), cfg)
         if not np.all(self.sigma > 0):
             raise InputError("zero inversion spread and no floor", variable="nee_spread",
                              expected="a positive constraint.sigma_floor")
@@ -95,8 +102,8 @@ class RegionalTerm:
                       if self.estimator.needs_cache() else None)
         self.offsets = (GridOffsets(net, self.operator, self.obs_ids)
                         if net.model.offset is not None else None)
-        log.info("regional constraint: %d region-months, estimator %s, K = %d, sigma floor "
-                 "%.3g Tg", self.obs_ids.size, con.estimator, con.K, floor)
+        log.info("regional constraint: %d region-months, estimator %s, K = %d, smallest sigma "
+                 "%.3g Tg", self.obs_ids.size, con.estimator, con.K, float(self.sigma.min()))
 
     # -- draws ----------------------------------------------------------------------------
     def start_epoch(self) -> None:

@@ -131,14 +131,17 @@ class Trainer:
             finally:
                 self.torch_rng = torch.get_rng_state()
 
+    def _site_loss(self, pred: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """The site term: weighted mean squared error in units of s_y²."""
+        return (w * (pred - y) ** 2).mean() / self.s_y**2
+
     def step(self, idx: torch.Tensor) -> dict[str, float]:
         """One optimiser step on site rows ``idx`` (plus the regional term when λ > 0); site
         rows and the regional draws go through the network in one forward pass."""
         self.optimizer.zero_grad(set_to_none=True)
-        d = self.data
-        x, c, y, w = d.x[idx], d.c[idx], d.y[idx], d.w[idx]
+        x, c, y, w = (t[idx] for t in (self.data.x, self.data.c, self.data.y, self.data.w))
         if self.regional is None:
-            loss = (w * (self.model(x, c) - y) ** 2).mean() / self.s_y**2
+            loss = self._site_loss(self.model(x, c), y, w)
             loss.backward()
             self.optimizer.step()
             return {"site": float(loss.detach())}
@@ -147,7 +150,7 @@ class Trainer:
         both = self.model(torch.cat([x, xs]), torch.cat([c, cs]))
         pred, cells = both[: x.shape[0]], both[x.shape[0]:]
         reg, d_totals, noise = term.error(cells, pick, sample, xs)
-        loss = (w * (pred - y) ** 2).mean() / self.s_y**2
+        loss = self._site_loss(pred, y, w)
         # the regional gradient in closed form, pushed through the network in the site term's
         # backward pass
         g = term.cell_gradient(d_totals, pick, sample)
@@ -188,12 +191,12 @@ class Trainer:
         """Site loss [s_y²] on the validation sites (None without validation sites)."""
         if self.val is None:
             return None
-        v = self.val
+        v, training = self.val, self.model.training
         with torch.no_grad():
             self.model.eval()
             pred = self.model(v.x, v.c)
-            self.model.train()
-            return float((v.w * (pred - v.y) ** 2).mean() / self.s_y**2)
+            self.model.train(training)
+            return float(self._site_loss(pred, v.y, v.w))
 
     def state_dict(self) -> dict[str, Any]:
         """The network, optimiser, random generators and regional term, for a checkpoint."""
