@@ -144,3 +144,16 @@ def test_console_script_help_runs():
 def test_debug_flag_shows_the_traceback(tmp_path):
     with pytest.raises(ConfigError):
         main(["--debug", "run", str(Path(tmp_path) / "absent.yaml")])
+
+
+def test_missing_input_is_a_one_line_error_before_any_work(tmp_path, capsys):
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump({"out_dir": "run", "inputs": {
+        "sites": "sites/FLX_*.csv", "site_table": "bif.csv", "meteorology": "era5.nc",
+        "land_cover": "lc.nc", "inversions": "inv.nc", "regions": "regions.nc"}},
+        sort_keys=False))
+    code = main(["run", str(cfg)])
+    err = capsys.readouterr().err.strip()
+    assert code == EXIT_BAD_INPUT
+    assert "\n" not in err and "inputs.sites" in err and "FLX_*.csv" in err
+    assert not (tmp_path / "run").exists()
