@@ -16,13 +16,9 @@ import numpy as np
 import torch
 
 from fluxbridge.operators import CacheGroups, ControlVariateEstimator, default_group_size
+from fluxbridge.training.checkpoint import cpu_state
 from fluxbridge.training.gridnet import GridNetwork
 from fluxbridge.tuning import CacheTuning
-
-
-def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A detached CPU copy of a module's state."""
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 class ControlVariateCache:

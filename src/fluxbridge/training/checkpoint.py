@@ -19,7 +19,6 @@ import torch
 
 from fluxbridge.errors import InputError
 from fluxbridge.outputs.files import atomic_path
-from fluxbridge.training.cache import cpu_state
 
 
 class Stateful(Protocol):
@@ -30,6 +29,11 @@ class Stateful(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of a module's state."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def fingerprint(training_key: str, train_sites: Sequence[str],

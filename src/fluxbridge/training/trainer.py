@@ -31,8 +31,7 @@ from fluxbridge.grid_features import GridFeatures
 from fluxbridge.models.artifact import FittedModel
 from fluxbridge.models.network import NEENet
 from fluxbridge.outputs.files import code_version
-from fluxbridge.training.cache import cpu_state
-from fluxbridge.training.checkpoint import Checkpoint, LoopState, fingerprint
+from fluxbridge.training.checkpoint import Checkpoint, LoopState, cpu_state, fingerprint
 from fluxbridge.training.gridnet import GridNetwork
 from fluxbridge.training.regional import RegionalTerm
 from fluxbridge.training.sites import SiteTensors, check_samples, feature_columns, usable_rows
