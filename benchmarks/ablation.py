@@ -126,7 +126,7 @@ def main() -> None:
                 if (offset, variant, seed) in done:
                     continue
                 data = merged(VARIANTS[variant], {"seed": seed, "constraint": {
-                    "grid_offset": offset == "on"}})
+                    "correction": "region" if offset == "on" else "none"}})
                 cfg = parse_config(data)
                 t0 = time.perf_counter()
                 model = train_ensemble(samples, cfg, train_sites=sites, grid=grid,

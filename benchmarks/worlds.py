@@ -11,7 +11,15 @@ configuration), then scores both against the truth:
   site-only (targets: down at least 30 % and 50 %);
 * global annual NEE (mean over the years) against the truth, in units of the inversion
   members' spread of the global total, for both models and for the inversion mean itself
-  (target: the dual within the spread, ``|z| <= 1``).
+  (target: the dual within the spread, ``|z| <= 1``);
+* with ``--leave-region-out``, the headline test of the constraint: each region's totals from
+  the dual model trained without that region's targets (``dual_withheld``), beside the oracle
+  of the correction's form (the hierarchical correction fitted to the *truth* of the other
+  regions, the site-only network held fixed: ``oracle_withheld``) and the same correction
+  fitted to the other regions' inversion targets (``correction_withheld``), pooled and by
+  region;
+* with ``--published``, the published setting (the network itself constrained, no grid
+  correction, one fixed sparse draw of K cell-days per region-month) as a model of its own.
 
 Writes ``benchmarks/results/worlds.json`` ({"meta": {...}, "rows": [...]}, one row per world;
 rewritten after each world, so a killed run keeps its finished worlds).
@@ -42,10 +50,15 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
+PUBLISHED = {"correction": "none", "estimator": "fixed"}
+
+
 def score_world(manifest: Path, epochs: int | None,
-                constraint: dict[str, Any] | None = None) -> dict[str, Any]:
+                constraint: dict[str, Any] | None = None, leave_out: bool = False,
+                published: bool = False) -> dict[str, Any]:
     """Train site-only and dual in one world as the demo does (``constraint``: settings of the
-    constraint section that differ from the defaults); their scores against the truth."""
+    constraint section that differ from the defaults); their scores against the truth, and
+    with ``leave_out`` those of every region's totals from the runs without its targets."""
     from fluxbridge.config import parse_config
     from fluxbridge.evaluation.regional import (
         global_annual,
@@ -59,6 +72,8 @@ def score_world(manifest: Path, epochs: int | None,
     from fluxbridge.grid_features import GridFeatures
     from fluxbridge.io.inputs import open_world
     from fluxbridge.studies.grid_totals import regional_series
+    from fluxbridge.studies.leave_region_out import leave_region_out
+    from fluxbridge.studies.transfer import transfer_bounds
     from fluxbridge.training import train_ensemble
 
     world = open_world(manifest)
@@ -71,17 +86,32 @@ def score_world(manifest: Path, epochs: int | None,
     sites = np.unique(samples["site"])
     series: dict[str, pd.DataFrame] = {}
     seconds: dict[str, float] = {}
-    for name, lam in (("site_only", 0.0), ("dual", cfg.constraint.lambda_regional)):
+    runs = [("site_only", cfg.with_lambda(0.0)), ("dual", cfg)]
+    if published:
+        runs.append(("published", parse_config(merged_constraint(overrides, PUBLISHED))))
+    for name, run_cfg in runs:
         t0 = time.perf_counter()
-        members = train_ensemble(samples, cfg.with_lambda(lam), train_sites=sites,
+        members = train_ensemble(samples, run_cfg, train_sites=sites,
                                  grid=grid, targets=world.targets, regions=world.regions,
                                  progress=False)
         seconds[name] = time.perf_counter() - t0
         model = members[0] if len(members) == 1 else members
         series[name] = regional_series(model, grid, world.regions)
-    series["inversion_mean"] = targets_frames(world.targets)[0]
+    series["inversion_mean"], spread = targets_frames(world.targets)
     truth = world.truth_regional
-    regional = regional_summary(regional_metrics(series, truth))
+    if leave_out:
+        t0 = time.perf_counter()
+        series["dual_withheld"] = leave_region_out(
+            samples, cfg, grid=grid, targets=world.targets, regions=world.regions,
+            train_sites=sites).drop(columns="heldout")
+        seconds["dual_withheld"] = time.perf_counter() - t0
+        bounds = transfer_bounds(series["site_only"], truth, series["inversion_mean"], spread,
+                                 grid, world.regions, sigma_floor=cfg.constraint.sigma_floor,
+                                 harmonics=cfg.tuning.offset.harmonics)
+        series["oracle_withheld"] = bounds["oracle"]
+        series["correction_withheld"] = bounds["shared_correction"]
+    metrics = regional_metrics(series, truth)
+    regional = regional_summary(metrics)
     annual = pd.concat([global_annual(series), global_annual({"truth": truth})])
     summary, _ = global_spread_check(annual, member_global_annual(world.targets))
     row: dict[str, Any] = {"train_seconds": seconds}
@@ -96,6 +126,9 @@ def score_world(manifest: Path, epochs: int | None,
     g = summary.iloc[0]
     row.update(truth_global_pgc=float(g["truth_pgc"]),
                inversion_spread_pgc=float(g["inversion_spread_pgc"]))
+    per_region = metrics[metrics["region"] != "all"].pivot(index="region", columns="model",
+                                                           values="monthly_rmse")
+    row["region_rmse_tgc"] = per_region.round(3).to_dict(orient="index")
     so, du = row["site_only"], row["dual"]
     row["rmse_change"] = du["regional_rmse_tgc"] / so["regional_rmse_tgc"] - 1
     row["bias_change"] = du["annual_bias_tgc"] / so["annual_bias_tgc"] - 1
@@ -103,15 +136,26 @@ def score_world(manifest: Path, epochs: int | None,
     return row
 
 
+def merged_constraint(overrides: dict[str, Any], constraint: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` with ``constraint`` settings on top."""
+    return {**overrides, "constraint": {**overrides.get("constraint", {}), **constraint}}
+
+
 def print_table(rows: list[dict[str, Any]], header: bool = True) -> None:
+    withheld = [m for m in ("dual_withheld", "correction_withheld", "oracle_withheld",
+                            "published") if m in rows[0]]
     if header:
         print(f"{'seed':>4} {'truth':>7} {'spread':>7} {'z inv':>7} {'z dual':>7} {'z site':>7} "
-              f"{'dual-inv':>9} {'RMSE %':>7} {'bias %':>7}")
+              f"{'dual-inv':>9} {'RMSE %':>7} {'bias %':>7}"
+              + "".join(f" {m[:14] + ' RMSE %':>21}" for m in withheld))
     for r in rows:
+        so = r["site_only"]["regional_rmse_tgc"]
         print(f"{r['seed']:>4} {r['truth_global_pgc']:>7.2f} {r['inversion_spread_pgc']:>7.2f} "
               f"{r['inversion_mean']['z']:>7.2f} {r['dual']['z']:>7.2f} "
               f"{r['site_only']['z']:>7.2f} {r['dual_minus_inversion_mean_pgc']:>9.3f} "
-              f"{100 * r['rmse_change']:>7.1f} {100 * r['bias_change']:>7.1f}")
+              f"{100 * r['rmse_change']:>7.1f} {100 * r['bias_change']:>7.1f}"
+              + "".join(f" {100 * (r[m]['regional_rmse_tgc'] / so - 1):>21.1f}"
+                        for m in withheld))
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -137,6 +181,10 @@ def main() -> None:
                         help="training epochs (default: the experiment's)")
     parser.add_argument("--constraint", nargs="*", default=[], metavar="KEY=VALUE",
                         help="constraint settings that differ from the defaults, e.g. K=16")
+    parser.add_argument("--leave-region-out", action="store_true",
+                        help="also withhold each region's targets in turn (about 11 trainings)")
+    parser.add_argument("--published", action="store_true",
+                        help="also train the published setting (no correction, fixed draw)")
     parser.add_argument("--out", type=Path, default=RESULTS / "worlds.json")
     args = parser.parse_args()
     constraint = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.constraint)}
@@ -165,7 +213,8 @@ def main() -> None:
         try:
             t0 = time.perf_counter()
             manifest = synthesize(tmp / "world", seed=seed, progress=False)
-            row = {"seed": seed, **score_world(manifest, args.epochs, constraint),
+            row = {"seed": seed, **score_world(manifest, args.epochs, constraint,
+                                                          args.leave_region_out, args.published),
                    "seconds": time.perf_counter() - t0}
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

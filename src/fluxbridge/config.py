@@ -63,8 +63,11 @@ class ConstraintSection(_Strict):
     estimator: Literal["exact", "fixed", "resampled", "control_variate"] = "control_variate"
     K: int = Field(64, ge=1, description="cell-days sampled per region-month")
     sampling: Literal["uniform", "area", "stratified"] = "area"
-    grid_offset: bool = Field(True, description="learn a per-region offset of grid cells "
-                              "(what towers in undisturbed stands cannot see)")
+    correction: Literal["hierarchical", "region", "none"] = Field(
+        "hierarchical", description="grid-cell correction for what towers in undisturbed "
+        "stands cannot see: per-region offsets shrunk toward their shared mean, which also "
+        "corrects regions without targets (hierarchical); per-region offsets only (region); "
+        "none, the network alone takes the regional gradient")
     sigma_floor: float = Field(0.5, ge=0.0,
                                description="floor of σ as a fraction of the median spread")
 

@@ -51,7 +51,7 @@ class CacheTuning(_Strict):
 
 
 class OffsetTuning(_Strict):
-    """The grid offset of the dual model (``constraint.grid_offset``)."""
+    """The grid offset of the dual model (``constraint.correction``)."""
 
     harmonics: int = Field(1, ge=0, le=4, description="seasonal harmonics (1: annual)")
     lr_factor: float = Field(5.0, gt=0, description="learning rate relative to the network's")

@@ -14,7 +14,7 @@ from fluxbridge.training import Trainer
 def test_offset_fit_recovers_known_offsets_and_leaves_untargeted_regions(
         world, sites, configure, make_trainer, harmonics):
     """Targets made from the network plus known offsets: the least-squares fit finds them."""
-    cfg = configure(constraint={"lambda_regional": 1.0},
+    cfg = configure(constraint={"lambda_regional": 1.0, "correction": "region"},
                     tuning={"offset": {"harmonics": harmonics, "fit_K": 256}})
     trainer = make_trainer(cfg)
     weight = trainer.model.offset.weight
@@ -52,7 +52,8 @@ def test_offset_fit_matches_each_regions_total_exactly(configure, make_trainer):
     the targets' total; without, the σ-weighted fit leaves a residual."""
     residual = {}
     for match in (True, False):
-        cfg = configure(constraint={"lambda_regional": 1.0, "estimator": "exact"},
+        cfg = configure(constraint={"lambda_regional": 1.0, "estimator": "exact",
+                                    "correction": "region"},
                         tuning={"offset": {"match_totals": match, "harmonics": 1,
                                            "fit_K": 64}})
         trainer = make_trainer(cfg)
@@ -68,7 +69,7 @@ def test_offset_fit_matches_each_regions_total_exactly(configure, make_trainer):
 
 
 def test_offset_fit_is_off_at_fit_K_zero(configure, make_trainer):
-    trainer = make_trainer(configure(constraint={"lambda_regional": 1.0},
+    trainer = make_trainer(configure(constraint={"lambda_regional": 1.0, "correction": "region"},
                                      tuning={"offset": {"fit_K": 0}}))
     before = trainer.model.offset.weight.detach().clone()
     assert trainer.regional.fit_offsets() == {}

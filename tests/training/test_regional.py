@@ -41,7 +41,8 @@ def test_step_gradient_equals_autograd_through_the_estimate(configure, make_trai
     """The step pushes the regional term's gradient in closed form; it equals autograd's
     gradient of site loss + λ × regional loss through the differentiable estimate (the
     network's share scaled by ``tuning.offset.to_network`` when there are offsets)."""
-    cfg = configure(constraint={"lambda_regional": 0.7, "K": 8, "grid_offset": grid_offset},
+    cfg = configure(constraint={"lambda_regional": 0.7, "K": 8,
+                                 "correction": "hierarchical" if grid_offset else "none"},
                     tuning={"regional": {"square": square}, "offset": {"to_network": 0.3}})
     trainer = make_trainer(cfg)
     term = trainer.regional

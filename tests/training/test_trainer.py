@@ -32,7 +32,8 @@ def test_regional_term_reduces_regional_error(world, sites, small, configure, fi
                                               grid_offset):
     site_only = fit(sites, small)
     dual = fit(sites, configure(constraint={"lambda_regional": 1.0, "estimator": estimator,
-                                            "grid_offset": grid_offset}))
+                                            "correction": "hierarchical" if grid_offset
+                                            else "none"}))
     assert _regional_rmse(world, dual) < 0.5 * _regional_rmse(world, site_only)
 
 

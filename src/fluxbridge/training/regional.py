@@ -32,7 +32,7 @@ from fluxbridge.operators import (
 )
 from fluxbridge.training.cache import ControlVariateCache
 from fluxbridge.training.gridnet import GridNetwork
-from fluxbridge.training.offsets import GridOffsets
+from fluxbridge.training.offsets import GridOffsets, region_hemispheres
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,8 @@ class RegionalTerm:
                       if self.estimator.needs_cache() else None)
         self.offsets = (GridOffsets(net, self.operator, self.obs_ids)
                         if net.model.offset is not None else None)
+        self.hemisphere = (region_hemispheres(regions, self.offsets.n_regions)
+                           if self.offsets is not None else None)
         log.info("regional constraint: %d region-months, estimator %s, K = %d, smallest sigma "
                  "%.3g Tg", self.obs_ids.size, con.estimator, con.K, float(self.sigma.min()))
 
@@ -218,16 +220,24 @@ class RegionalTerm:
 
     def fit_offsets(self) -> dict[str, float]:
         """Set the grid offsets to their σ-weighted least-squares fit with the network held
-        fixed (:meth:`GridOffsets.fit`); nothing without offsets or with ``fit_K`` 0."""
+        fixed (:meth:`GridOffsets.fit`; skipped with ``fit_K`` 0), then, with the hierarchical
+        correction, to their shared version (:meth:`GridOffsets.share`); nothing without
+        offsets."""
         tun = self.cfg.tuning.offset
-        if self.offsets is None or tun.fit_K <= 0:
+        if self.offsets is None:
             return {}
-        with self.net.evaluating():
-            current = self.network_totals(tun.fit_K)
-            with torch.no_grad():
-                current += self.offsets.totals(np.arange(self.obs_ids.size)).cpu().numpy()
-        obs_region = self.operator.obs_index["region"].to_numpy()[self.obs_ids]
-        return self.offsets.fit(current, self.mu, self.sigma, obs_region, tun.match_totals)
+        obs_region = self.operator.obs_index["region"].to_numpy()[self.obs_ids].astype(int)
+        out: dict[str, float] = {}
+        if tun.fit_K > 0:
+            with self.net.evaluating():
+                current = self.network_totals(tun.fit_K)
+                with torch.no_grad():
+                    current += self.offsets.totals(np.arange(self.obs_ids.size)).cpu().numpy()
+            out = self.offsets.fit(current, self.mu, self.sigma, obs_region, tun.match_totals)
+        if self.cfg.constraint.correction == "hierarchical":
+            assert self.hemisphere is not None
+            self.offsets.share(self.sigma, obs_region, self.hemisphere)
+        return out
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -81,7 +81,8 @@ class Trainer:
             if val_rows.size:
                 self.val = SiteTensors.of(samples, val_rows, self.features, self.normaliser,
                                           self.device)
-        with_offset = cfg.constrained and cfg.constraint.grid_offset and regions is not None
+        with_offset = (cfg.constrained and cfg.constraint.correction != "none"
+                       and regions is not None)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             self.model = NEENet(len(self.features), width=net.width, depth=net.depth,

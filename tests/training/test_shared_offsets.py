@@ -1,0 +1,124 @@
+"""The hierarchical correction: regions' offsets shrunk toward a shared mean that also corrects
+regions without targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fluxbridge.training import Trainer
+from fluxbridge.training.offsets import random_effects_mean, region_hemispheres, share_offsets
+
+
+def test_random_effects_mean_known_answers():
+    # identical estimates: no between-group variance, the common value
+    mean, tau2 = random_effects_mean(np.full(5, 0.3), np.array([0.1, 1, 2, 3, 4.0]))
+    assert mean == pytest.approx(0.3) and tau2 == 0.0
+    # equal variances: the plain mean whatever τ²
+    values = np.array([-1.0, 0.0, 2.0, 3.0])
+    mean, tau2 = random_effects_mean(values, np.full(4, 0.01))
+    assert mean == pytest.approx(1.0) and tau2 > 1.0
+    # DerSimonian-Laird by hand: w = 1/v, Q, τ² = (Q - (n-1)) / (Σw - Σw²/Σw)
+    v = np.array([0.01, 0.04, 0.09])
+    y = np.array([1.0, 0.0, -1.0])
+    w = 1 / v
+    fixed = (w * y).sum() / w.sum()
+    q = (w * (y - fixed) ** 2).sum()
+    tau2_hand = (q - 2) / (w.sum() - (w**2).sum() / w.sum())
+    mean, tau2 = random_effects_mean(y, v)
+    assert tau2 == pytest.approx(tau2_hand)
+    assert mean == pytest.approx(((y / (v + tau2_hand)).sum()) / (1 / (v + tau2_hand)).sum())
+
+
+def test_share_offsets_fills_unconstrained_regions_with_the_mean_in_their_hemisphere():
+    coef = np.array([[0.2, 0.1], [0.4, -0.1], [9.0, 9.0], [0.3, 0.0]])
+    variance = np.full_like(coef, 1e-8)
+    constrained = np.array([True, True, False, False])
+    hemisphere = np.array([1.0, -1.0, 1.0, -1.0])
+    shared, info = share_offsets(coef, variance, constrained, hemisphere)
+    # the seasonal coefficient of the southern region is compared flipped: 0.1 and 0.1
+    assert info["mean"] == pytest.approx([0.3, 0.1])
+    np.testing.assert_allclose(shared[:2], coef[:2], atol=1e-6)  # precise: hardly shrunk
+    np.testing.assert_allclose(shared[2], [0.3, 0.1])
+    np.testing.assert_allclose(shared[3], [0.3, -0.1])  # the mean's season, southern phase
+
+
+def test_share_offsets_shrinks_imprecise_regions_toward_the_mean():
+    coef = np.array([[0.0], [1.0], [2.0], [10.0]])
+    variance = np.array([[0.01], [0.01], [0.01], [100.0]])  # the last one barely known
+    shared, _ = share_offsets(coef, variance, np.ones(4, bool), np.ones(4))
+    assert abs(shared[3, 0] - 1.0) < 1.0 < abs(coef[3, 0] - 1.0)
+    np.testing.assert_allclose(shared[:3, 0], coef[:3, 0], atol=0.05)
+
+
+def test_region_hemispheres_follow_latitude(world):
+    hemi = region_hemispheres(world.regions, int(world.grid.region.max()))
+    ids = world.regions["region"].transpose("lat", "lon").values
+    lat = np.broadcast_to(world.regions["lat"].values[:, None], ids.shape)
+    for r in np.unique(ids[ids > 0]):
+        assert hemi[r] == (1.0 if lat[ids == r].mean() >= 0 else -1.0) or \
+            abs(lat[ids == r].mean()) < 5  # a region astride the equator: either
+    assert hemi[0] == 1.0
+
+
+def test_a_bias_common_to_all_regions_transfers_to_a_withheld_region(world, sites, configure,
+                                                                    make_trainer):
+    """Targets = network + one offset shared by every region + small regional departures, one
+    region's targets withheld: the hierarchical fit gives the withheld region the shared
+    offset; the per-region correction leaves it uncorrected."""
+    fitted = {}
+    rng = np.random.default_rng(3)
+    for correction in ("hierarchical", "region"):
+        cfg = configure(constraint={"lambda_regional": 1.0, "correction": correction,
+                                    "estimator": "exact"},
+                        tuning={"offset": {"harmonics": 1, "fit_K": 64}})
+        trainer = make_trainer(cfg)
+        weight = trainer.model.offset.weight
+        n_regions = weight.shape[0] - 1
+        common = torch.tensor([0.4, 0.0, 0.0], dtype=weight.dtype)
+        known = common + torch.as_tensor(rng.normal(0, 0.02, (n_regions, 3)), dtype=weight.dtype)
+        with torch.no_grad():
+            weight[1:] = known
+        op = trainer.regional.operator
+        exact = op.exact(trainer.net.predict_grid())
+        keep_out = int(world.grid.region[0])
+        mean = np.where(op.obs_index["region"].to_numpy() == keep_out, np.nan, exact)
+        spread = np.full(op.n_obs, np.nan)
+        spread[trainer.regional.obs_ids] = trainer.regional.sigma
+        targets = op.to_dataarray(mean).to_dataset(name="nee_mean")
+        targets["nee_spread"] = op.to_dataarray(spread)
+        trainer = Trainer(world.samples, cfg, train_sites=sites, grid=world.grid,
+                          targets=targets, regions=world.regions)
+        with torch.no_grad():
+            trainer.model.offset.weight.zero_()
+        trainer.regional.fit_offsets()
+        fitted[correction] = trainer.model.offset.weight[keep_out].detach().numpy()
+    assert fitted["hierarchical"][0] == pytest.approx(0.4, rel=0.1)  # the network's units
+    assert fitted["region"][0] == 0.0
+
+
+def test_withheld_corrections_recover_a_common_offset_from_the_other_regions():
+    """Residuals made by one offset shared by all regions (seasonal phase flipped in the
+    south): each region's correction fitted without it is that offset's totals there."""
+    from fluxbridge.studies.transfer import withheld_corrections
+
+    rng = np.random.default_rng(0)
+    n_regions, n_basis, months = 4, 3, 24
+    obs_region = np.repeat(np.arange(1, n_regions + 1), months)
+    design = np.zeros((obs_region.size, n_regions * n_basis))
+    for r in range(1, n_regions + 1):
+        rows = obs_region == r
+        design[rows, (r - 1) * n_basis:r * n_basis] = rng.uniform(1, 3, (months, n_basis))
+    hemisphere = np.array([1.0, 1.0, -1.0, 1.0, -1.0])
+    common = np.array([0.5, 0.2, -0.1])
+    per_region = np.stack([common * np.r_[1.0, hemisphere[r], hemisphere[r]]
+                           for r in range(1, n_regions + 1)])
+    residual = np.einsum("ij,ij->i", design.reshape(-1, n_regions, n_basis)[
+        np.arange(obs_region.size), obs_region - 1], per_region[obs_region - 1])
+    out = withheld_corrections(residual, np.ones(residual.size), obs_region, design, hemisphere)
+    np.testing.assert_allclose(out, residual, rtol=1e-8, atol=1e-10)
+    residual[obs_region == 2] = np.nan  # a region without targets still gets the correction
+    out = withheld_corrections(residual, np.ones(residual.size), obs_region, design, hemisphere)
+    np.testing.assert_allclose(out[obs_region == 2], (design[:, 3:6] @ per_region[1])[
+        obs_region == 2], rtol=1e-8)
