@@ -122,3 +122,17 @@ def test_withheld_corrections_recover_a_common_offset_from_the_other_regions():
     out = withheld_corrections(residual, np.ones(residual.size), obs_region, design, hemisphere)
     np.testing.assert_allclose(out[obs_region == 2], (design[:, 3:6] @ per_region[1])[
         obs_region == 2], rtol=1e-8)
+
+
+def test_with_lambda_zero_the_correction_changes_nothing(world, sites, configure, fit):
+    """A site-only model (λ = 0) has no grid correction, whichever form is configured: the
+    same weights."""
+    models = [fit(sites, configure(constraint={"lambda_regional": 0.0, "correction": form}))
+              for form in ("hierarchical", "none")]
+    grid = [m.predict_arrays(world.grid.values[:3].reshape(-1, world.grid.values.shape[2]),
+                             np.tile(world.grid.igbp_code, 3),
+                             region=np.tile(world.grid.region, 3),
+                             dayofyear=np.repeat([1, 100, 200], world.grid.n_cell))
+            for m in models]
+    assert not models[0].has_grid_offset
+    np.testing.assert_array_equal(grid[0], grid[1])
