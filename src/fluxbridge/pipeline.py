@@ -182,7 +182,8 @@ class Experiment:
         return out
 
     def upscale(self, models: dict[str, Model]) -> dict[str, Any]:
-        """Gridded NEE, regional and global totals of every model (resumes by chunk)."""
+        """Gridded NEE, regional and global totals of every model (resumes by chunk; complete
+        products of the same models are kept)."""
         from fluxbridge.upscaling import upscale
 
         up = self.cfg.upscaling
@@ -192,7 +193,7 @@ class Experiment:
         return self._step("upscale", lambda: upscale(
             models, self.inputs.predictors, self.inputs.regions, self.upscaled_dir,
             scheduler=up.scheduler, n_workers=up.n_workers, time_chunk=up.time_chunk,
-            fmt=up.format, provenance=provenance, progress=self.progress))
+            fmt=up.format, provenance=provenance, progress=self.progress, resume=True))
 
     def leave_region_out(self) -> pd.DataFrame | None:
         """Each region's totals from a dual model trained without that region's targets
@@ -333,12 +334,15 @@ def _open(config: str | Path | ExperimentConfig, overwrite: bool, progress: bool
 
 
 def _finished(exp: Experiment, func: Callable[[], T]) -> T:
-    """Run ``func``, recording a failure in run.json."""
+    """Run ``func``, recording a failure in run.json; the run directory's lock is released
+    however it ends."""
     try:
         return func()
     except Exception as exc:  # recorded for the user, then raised unchanged
         exp.state.fail(exc)
         raise
+    finally:
+        exp.state.release()
 
 
 def run_experiment(config: str | Path | ExperimentConfig, overwrite: bool = False,
@@ -355,9 +359,13 @@ def run_experiment(config: str | Path | ExperimentConfig, overwrite: bool = Fals
         Show progress bars.
     """
     exp = _open(config, overwrite, progress)
-    result = _finished(exp, exp.run)
-    exp.state.finish(exp.inputs.files_list())
-    return result
+
+    def run() -> RunResult:
+        result = exp.run()
+        exp.state.finish(exp.inputs.files_list())
+        return result
+
+    return _finished(exp, run)
 
 
 def demo_config(out: str | Path) -> ExperimentConfig:
