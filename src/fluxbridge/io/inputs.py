@@ -29,6 +29,7 @@ from fluxbridge.io.fluxnet import read_sites
 from fluxbridge.io.inversions import read_inversions
 from fluxbridge.io.land_cover import read_land_cover
 from fluxbridge.io.modis import open_modis
+from fluxbridge.io.plausible import check_meteorology, check_site_values
 from fluxbridge.io.region_masks import read_region_mask
 from fluxbridge.io.sitemeta import read_site_metadata
 from fluxbridge.regions import region_names
@@ -254,7 +255,9 @@ class World:
     def sites(self) -> xr.Dataset:
         """Canonical sites dataset at the model time step."""
         meta = read_site_metadata(*self.files["site_table"])
-        return check_sites(read_sites(self.files["sites"], meta, time_step=self.time_step))
+        sites = check_sites(read_sites(self.files["sites"], meta, time_step=self.time_step))
+        check_site_values(sites)
+        return sites
 
     @cached_property
     def predictors(self) -> xr.Dataset:
@@ -326,6 +329,7 @@ class World:
         InputError
             Naming the file, the variable, what was found and what was expected.
         """
+        check_meteorology(self.meteorology, self.files["meteorology"])
         times = pd.DatetimeIndex(self.predictors["time"].values)
         for role, data in (("sites", self.sites), ("inversions", self.targets)):
             t = pd.DatetimeIndex(data["time"].values)
