@@ -92,9 +92,13 @@ class Experiment:
 
     @cached_property
     def samples(self) -> pd.DataFrame:
-        """Site samples: NEE and the predictors at the towers."""
-        return site_samples(self.inputs.sites, self.inputs.predictors,
-                            features=self.cfg.features, meteo_from=self.cfg.meteo_from)
+        """Site samples: NEE and the predictors at the towers (sites left out recorded in
+        ``run.json``)."""
+        samples = site_samples(self.inputs.sites, self.inputs.predictors,
+                               features=self.cfg.features, meteo_from=self.cfg.meteo_from)
+        self.state.data["dropped_sites"] = samples.attrs["dropped_sites"]
+        self.state.save()
+        return samples
 
     @cached_property
     def grid(self) -> GridFeatures:
