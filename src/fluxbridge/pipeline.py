@@ -35,6 +35,7 @@ from fluxbridge.rundir import (
     save_models,
     write_run_manifest,
 )
+from fluxbridge.validate import check_experiment
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +68,17 @@ class Experiment:
 
     def run(self) -> RunResult:
         """Every step, in order."""
-        self._step("inputs", self.inputs.check)
+        self._step("inputs", self.check)
         predictions = self.cross_validate()
         models = self.train()
         products = self.upscale(models)
         heldout = self.leave_region_out()
         sparsity = self.sparsity()
         return self.evaluate(predictions, products, heldout, sparsity)
+
+    def check(self) -> World:
+        """Every input and the dask scheduler checked, all problems listed together."""
+        return check_experiment(self.inputs, self.cfg)
 
     # -- the data ---------------------------------------------------------------------------
     @cached_property
@@ -388,7 +393,7 @@ def train_step(config: str | Path | ExperimentConfig, overwrite: bool = False,
                progress: bool = True) -> Path:
     """Check the inputs, cross-validate and train the models; returns the models folder."""
     exp = _open(config, overwrite, progress)
-    _finished(exp, lambda: (exp._step("inputs", exp.inputs.check), exp.cross_validate(),
+    _finished(exp, lambda: (exp._step("inputs", exp.check), exp.cross_validate(),
                             exp.train()))
     return exp.models_dir
 
@@ -401,7 +406,7 @@ def upscale_step(config: str | Path | ExperimentConfig, scheduler: str | None = 
         cfg = cfg.model_copy(update={"upscaling": cfg.upscaling.model_copy(
             update={"scheduler": scheduler})})
     exp = _open(cfg, overwrite, progress)
-    _finished(exp, lambda: (exp._step("inputs", exp.inputs.check), exp.cross_validate(),
+    _finished(exp, lambda: (exp._step("inputs", exp.check), exp.cross_validate(),
                             exp.upscale(exp.train())))
     return exp.upscaled_dir
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
-from fluxbridge.errors import ConfigError, InputError
+from fluxbridge.errors import ConfigError, InputError, InputProblems
 from fluxbridge.grid import check_same_grid
 from fluxbridge.io.era5 import open_era5
 from fluxbridge.io.fluxnet import read_sites
@@ -74,6 +74,9 @@ ROLES: dict[str, Role] = {
     "truth_regional": Role(False, False, "the twin world's true regional totals CSV"),
 }
 """Input roles: whether each takes a list, whether it is required, what it accepts."""
+
+ROLE_DATASETS = ("regions", "sites", "predictors", "targets")
+"""The datasets every experiment reads (the truth only where it is given)."""
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -287,7 +290,15 @@ class World:
     def truth_grid(self) -> xr.DataArray:
         """True daily NEE (time, lat, lon) [g m-2 d-1], lazily (twin world only)."""
         path = self._optional("truth_grid")
-        da = xr.open_dataset(path, chunks={})["nee"]
+        try:
+            da = xr.open_dataset(path, chunks={})["nee"]
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot open as NetCDF ({type(exc).__name__}); truncated?",
+                             path=path, variable="nee", expected=ROLES["truth_grid"].accepts
+                             ) from None
+        except KeyError:
+            raise InputError("variable missing", path=path, variable="nee",
+                             expected="true NEE (time, lat, lon) [g m-2 d-1]") from None
         check_same_grid(da, self.regions, what="truth grid and region grid", path=str(path))
         return da
 
@@ -312,24 +323,8 @@ class World:
                              variable=f"inputs.{role}", expected=ROLES[role].accepts)
         return self.files[role]
 
-    def check(self) -> World:
-        """Open and check every input, so that errors come before any training.
-
-        Reads the regions, sites, predictors (lazily, but every file opened and its variables,
-        units and grid checked), targets and, when given, the truth; checks that the sites and
-        the targets overlap the predictors' period.
-
-        Returns
-        -------
-        World
-            ``self``, every dataset cached.
-
-        Raises
-        ------
-        InputError
-            Naming the file, the variable, what was found and what was expected.
-        """
-        check_meteorology(self.meteorology, self.files["meteorology"])
+    def _check_overlap(self) -> None:
+        """Refuse sites or inversions whose records do not overlap the meteorology's."""
         times = pd.DatetimeIndex(self.predictors["time"].values)
         for role, data in (("sites", self.sites), ("inversions", self.targets)):
             t = pd.DatetimeIndex(data["time"].values)
@@ -339,9 +334,48 @@ class World:
                     f"meteorology's {times.min():%Y-%m-%d}..{times.max():%Y-%m-%d}",
                     path=self.files[role][0], variable=f"inputs.{role}",
                     expected="records within the meteorology's period")
-        for role in ("truth_grid", "truth_regional"):
-            if role in self.files:
-                getattr(self, role)
+
+    def problems(self) -> list[InputError]:
+        """Every problem of the inputs: each check runs even when another one failed (a
+        problem that several checks meet is listed once).
+
+        Opens the meteorology (its values within plausible ranges), regions, sites,
+        predictors (lazily, but every file opened and its variables, units and grid
+        checked), targets and, when given, the truth; checks that the sites and the targets
+        overlap the predictors' period.
+        """
+        found: dict[str, InputError] = {}
+        datasets = [*ROLE_DATASETS, *(r for r in ("truth_grid", "truth_regional")
+                                      if r in self.files)]
+        checks = [lambda: check_meteorology(self.meteorology, self.files["meteorology"]),
+                  *(lambda n=name: getattr(self, n) for name in datasets), self._check_overlap]
+        for check in checks:
+            try:
+                check()
+            except InputError as exc:
+                found.setdefault(str(exc), exc)
+        return list(found.values())
+
+    def check(self) -> World:
+        """Open and check every input (:meth:`problems`), so that errors come before any
+        training.
+
+        Returns
+        -------
+        World
+            ``self``, every dataset cached.
+
+        Raises
+        ------
+        InputError
+            The one problem found, or :class:`~fluxbridge.errors.InputProblems` listing them
+            all; each names the file, the variable, what was found and what was expected.
+        """
+        problems = self.problems()
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            raise InputProblems(problems)
         log.info("inputs checked: %d sites, %d inversion members, predictors %s",
                  self.sites.sizes["site"], self.targets.sizes["member"],
                  dict(self.predictors.sizes))

@@ -70,6 +70,13 @@ def read_corrections(path: str | os.PathLike[str],
     if df.duplicated(["region", "time"]).any():
         raise InputError("a (region, month) appears twice", path=path, variable="region/time",
                          expected="one row per region and month")
+    for t in terms:
+        values = pd.to_numeric(df[t], errors="coerce")
+        bad = df[t][values.isna() & df[t].notna()]
+        if len(bad):
+            raise InputError(f"non-numeric value {bad.iloc[0]!r} in row {bad.index[0] + 2}",
+                             path=path, variable=t, expected="numbers [Tg month-1]")
+        df[t] = values
     out = df.set_index(["region", "time"])[terms].astype(float).to_xarray()
     out = out.assign_coords(time=out["time"].values.astype("datetime64[ns]"))
     for t in terms:
