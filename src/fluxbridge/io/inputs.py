@@ -14,7 +14,7 @@ import glob
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -77,6 +77,12 @@ ROLES: dict[str, Role] = {
 
 ROLE_DATASETS = ("regions", "sites", "predictors", "targets")
 """The datasets every experiment reads (the truth only where it is given)."""
+
+_DEPENDS = {"meteorology_values": ("meteorology",), "regions": ("meteorology",),
+            "predictors": ("regions",), "targets": ("regions",),
+            "truth_grid": ("regions",), "truth_regional": ("regions",),
+            "overlap": ("sites", "predictors", "targets")}
+"""The checks each check of :meth:`World.problems` needs to have passed."""
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -336,7 +342,7 @@ class World:
                     expected="records within the meteorology's period")
 
     def problems(self) -> list[InputError]:
-        """Every problem of the inputs: each check runs even when another one failed (a
+        """Every problem of the inputs: each check runs unless one it depends on failed (a
         problem that several checks meet is listed once).
 
         Opens the meteorology (its values within plausible ranges), regions, sites,
@@ -344,16 +350,24 @@ class World:
         checked), targets and, when given, the truth; checks that the sites and the targets
         overlap the predictors' period.
         """
+        checks: dict[str, Callable[[], object]] = {
+            "meteorology": lambda: self.meteorology,
+            "meteorology_values": lambda: check_meteorology(self.meteorology,
+                                                            self.files["meteorology"]),
+            **{n: lambda n=n: getattr(self, n) for n in (*ROLE_DATASETS, *(
+                r for r in ("truth_grid", "truth_regional") if r in self.files))},
+            "overlap": self._check_overlap}
         found: dict[str, InputError] = {}
-        datasets = [*ROLE_DATASETS, *(r for r in ("truth_grid", "truth_regional")
-                                      if r in self.files)]
-        checks = [lambda: check_meteorology(self.meteorology, self.files["meteorology"]),
-                  *(lambda n=name: getattr(self, n) for name in datasets), self._check_overlap]
-        for check in checks:
+        failed: set[str] = set()
+        for name, check in checks.items():
+            if failed & set(_DEPENDS.get(name, ())):
+                failed.add(name)
+                continue
             try:
                 check()
             except InputError as exc:
                 found.setdefault(str(exc), exc)
+                failed.add(name)
         return list(found.values())
 
     def check(self) -> World:

@@ -61,11 +61,10 @@ def read_corrections(path: str | os.PathLike[str],
     if unknown:
         raise InputError(f"unknown region names {unknown[:5]}", path=path, variable="region",
                          expected=f"names of the region mask: {sorted(ids)}")
-    try:
-        time = pd.to_datetime(df["time"].astype(str), format="%Y-%m")
-    except ValueError as exc:
-        raise InputError(f"invalid month: {exc}", path=path, variable="time",
-                         expected="YYYY-MM") from None
+    time = pd.to_datetime(df["time"].astype(str), format="%Y-%m", errors="coerce")
+    if time.isna().any():
+        raise InputError(f"invalid month {df['time'][time.isna()].iloc[0]!r}", path=path,
+                         variable="time", expected="YYYY-MM")
     df = df.assign(region=df["region"].astype(str).map(ids), time=time)
     if df.duplicated(["region", "time"]).any():
         raise InputError("a (region, month) appears twice", path=path, variable="region/time",
