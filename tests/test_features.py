@@ -156,3 +156,17 @@ def test_real_site_list_maps_to_own_land_cell(real_data):
     first = df.groupby("site", sort=False)["ndvi"].first().reindex(sites["site"].values)
     np.testing.assert_array_equal(first.to_numpy()[own_has_land],
                                   cell_value[own_lat, own_lon][own_has_land])
+
+
+def test_sites_without_a_usable_day_are_named_with_the_reason(world, caplog):
+    pred, _, sites = world
+    sites = sites.copy(deep=True)
+    sites["nee"][0, :] = np.nan  # no NEE at all
+    sites["ta"][1, :] = np.nan  # NEE, but never every feature
+    names = [str(s) for s in sites["site"].values]
+    with caplog.at_level("WARNING", logger="fluxbridge.features"):
+        df = site_samples(sites, pred)
+    assert df.attrs["dropped_sites"] == {names[0]: "no finite NEE",
+                                         names[1]: "no day with every feature"}
+    lines = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert len(lines) == 1 and names[0] in lines[0] and names[1] in lines[0]

@@ -149,10 +149,11 @@ def test_overwrite_removes_only_the_runs_own_products(finished_run, world_dir):
     out.mkdir()
     keep = out / "notes.txt"
     keep.write_text("mine")
-    (out / "run.json").write_text(json.dumps({"status": "complete", "steps": {}}))
+    (out / "run.json").write_text(json.dumps({"status": "complete", "steps": {},
+                                              "products": ["run.json", "models"]}))
     (out / "models").mkdir()
     (out / "models" / "stale.pt").write_text("x")
-    prepare_run(load_config(cfg), overwrite=True)
+    prepare_run(load_config(cfg), overwrite=True).release()
     assert keep.read_text() == "mine" and cfg.exists()
     assert not (out / "models").exists()
 

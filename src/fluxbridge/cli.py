@@ -26,6 +26,7 @@ Typical session:
   fluxbridge synth --out world            # write the twin world (synthetic Earth, real formats)
   fluxbridge inspect world/sites/FLX_...  # what is this file, can fluxbridge use it?
   fluxbridge init experiment.yaml         # commented template of an experiment
+  fluxbridge validate experiment.yaml     # every input checked, every problem listed
   fluxbridge run experiment.yaml          # train, upscale, evaluate, report
   fluxbridge demo --out runs/demo         # the whole twin-world experiment in one go
 """
@@ -59,6 +60,18 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
     path = write_template(args.file, overwrite=args.overwrite)
     print(f"experiment template written: {path}\nrun it with: fluxbridge run {path}")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from fluxbridge.validate import validate_experiment
+
+    problems = validate_experiment(args.config)
+    for line in problems:
+        print(f"fluxbridge: {line}", file=sys.stderr)
+    if problems:
+        return EXIT_BAD_INPUT
+    print(f"{args.config}: every input and the scheduler checked; no problem found")
     return 0
 
 
@@ -187,6 +200,13 @@ def _experiment_commands(add: Adder) -> None:
         p.add_argument("config", type=Path, help="YAML experiment file (see `fluxbridge init`)")
         p.add_argument("--overwrite", action="store_true",
                        help="replace existing outputs instead of refusing")
+
+    p = add("validate", _cmd_validate, "check every input of an experiment, before any work",
+            "Open and check every input of an experiment (formats, units, plausible values, "
+            "gaps, grids, overlap in time, region names) and its dask scheduler address; list "
+            "every problem found, one per line. Exit 0 if none, 2 otherwise. `run`, `train` "
+            "and `upscale` make the same checks first.")
+    p.add_argument("config", type=Path, help="YAML experiment file")
 
     p = add("upscale", _cmd_upscale, "apply trained models to the global grid on dask",
             "Predict gridded NEE chunk by chunk on a dask cluster (a LocalCluster unless "

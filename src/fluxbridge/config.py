@@ -103,8 +103,10 @@ class UpscalingSection(_Strict):
 class ExperimentConfig(_Strict):
     """A whole experiment: inputs, features, models, constraint, validation, upscaling."""
 
-    name: str = "experiment"
-    out_dir: Path = Field(Path("run"), description="run directory (relative to the YAML file)")
+    name: str = Field("experiment", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100,
+                      description="name of the experiment (a folder name)")
+    out_dir: Path | None = Field(None, description="run directory (relative to the YAML file); "
+                                 "None = runs/<name> beside it")
     seed: int = 0
     world: WorldSection | None = Field(None, description="synthesise this twin world first")
     inputs: dict[str, Paths] | Path | None = Field(
@@ -170,7 +172,7 @@ class ExperimentConfig(_Strict):
         def absolute(p: Path | None) -> Path | None:
             return None if p is None else (p if p.is_absolute() else (base / p).resolve())
 
-        update: dict[str, Any] = {"out_dir": absolute(self.out_dir)}
+        update: dict[str, Any] = {"out_dir": absolute(self.out_dir or Path("runs", self.name))}
         if self.world is not None:
             update["world"] = self.world.model_copy(update={
                 "dir": absolute(self.world.dir), "config": absolute(self.world.config)})

@@ -54,6 +54,21 @@ class InputError(FluxbridgeError, ValueError):
         return head
 
 
+class InputProblems(InputError):
+    """Several problems with the inputs, listed together on one line.
+
+    Parameters
+    ----------
+    problems
+        Each problem, naming its file, variable and what was expected.
+    """
+
+    def __init__(self, problems: list[InputError]) -> None:
+        self.problems = list(problems)
+        super().__init__(f"{len(self.problems)} problems with the inputs: " + " | ".join(
+            f"{i}) {p}" for i, p in enumerate(self.problems, 1)))
+
+
 class ConfigError(InputError):
     """An invalid experiment configuration."""
 

@@ -92,6 +92,20 @@ def nearest_land_cell(lat: np.ndarray, lon: np.ndarray, predictors: xr.Dataset
     return ilat[best], ilon[best]
 
 
+def _dropped_sites(site_ids: np.ndarray, keep: np.ndarray, df: pd.DataFrame,
+                   features: Sequence[str]) -> dict[str, str]:
+    """Sites that give no usable sample, each with the reason; logged in one line."""
+    complete = df[list(features)].notna().all(axis=1)
+    with_features = set(df.loc[complete, "site"])
+    dropped = {str(s): "no finite NEE" for s in site_ids[~keep.any(axis=1)]}
+    dropped.update({str(s): "no day with every feature" for s in site_ids[keep.any(axis=1)]
+                    if s not in with_features})
+    if dropped:
+        logger.warning("%d site(s) without a usable day left out: %s", len(dropped),
+                       ", ".join(f"{s} ({why})" for s, why in sorted(dropped.items())))
+    return dropped
+
+
 def site_samples(
     sites: xr.Dataset,
     predictors: xr.Dataset | None = None,
@@ -123,7 +137,8 @@ def site_samples(
         Columns ``site`` (str), ``time`` (datetime64), ``igbp`` (str), ``igbp_code`` (int),
         ``lat``, ``lon`` [degree], one float32 column per feature (NaN kept), ``nee``
         [g m-2 d-1] positive to the atmosphere, ``weight`` [1]. ``df.attrs["units"]`` maps each
-        column to its units.
+        column to its units; ``df.attrs["dropped_sites"]`` maps each site without a usable
+        sample (no finite NEE, or no day with every feature) to the reason.
     """
     if meteo_from not in ("site", "predictors"):
         raise InputError(f"meteo_from={meteo_from!r}", variable="meteo_from",
@@ -159,6 +174,7 @@ def site_samples(
     n_nan = {name: int(df[name].isna().sum()) for name in features}
     logger.info("site samples: %d rows from %d sites; NaN per feature: %s",
                 len(df), int(keep.any(axis=1).sum()), {k: v for k, v in n_nan.items() if v})
+    df.attrs["dropped_sites"] = _dropped_sites(site_ids, keep, df, features)
     df.attrs["units"] = {
         "site": "", "time": "", "igbp": "", "igbp_code": "1",
         "lat": "degrees_north", "lon": "degrees_east",

@@ -35,6 +35,7 @@ from fluxbridge.rundir import (
     save_models,
     write_run_manifest,
 )
+from fluxbridge.validate import check_experiment
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +68,17 @@ class Experiment:
 
     def run(self) -> RunResult:
         """Every step, in order."""
-        self._step("inputs", self.inputs.check)
+        self._step("inputs", self.check)
         predictions = self.cross_validate()
         models = self.train()
         products = self.upscale(models)
         heldout = self.leave_region_out()
         sparsity = self.sparsity()
         return self.evaluate(predictions, products, heldout, sparsity)
+
+    def check(self) -> World:
+        """Every input and the dask scheduler checked, all problems listed together."""
+        return check_experiment(self.inputs, self.cfg)
 
     # -- the data ---------------------------------------------------------------------------
     @cached_property
@@ -92,9 +97,13 @@ class Experiment:
 
     @cached_property
     def samples(self) -> pd.DataFrame:
-        """Site samples: NEE and the predictors at the towers."""
-        return site_samples(self.inputs.sites, self.inputs.predictors,
-                            features=self.cfg.features, meteo_from=self.cfg.meteo_from)
+        """Site samples: NEE and the predictors at the towers (sites left out recorded in
+        ``run.json``)."""
+        samples = site_samples(self.inputs.sites, self.inputs.predictors,
+                               features=self.cfg.features, meteo_from=self.cfg.meteo_from)
+        self.state.data["dropped_sites"] = samples.attrs["dropped_sites"]
+        self.state.save()
+        return samples
 
     @cached_property
     def grid(self) -> GridFeatures:
@@ -182,7 +191,8 @@ class Experiment:
         return out
 
     def upscale(self, models: dict[str, Model]) -> dict[str, Any]:
-        """Gridded NEE, regional and global totals of every model (resumes by chunk)."""
+        """Gridded NEE, regional and global totals of every model (resumes by chunk; complete
+        products of the same models are kept)."""
         from fluxbridge.upscaling import upscale
 
         up = self.cfg.upscaling
@@ -192,7 +202,7 @@ class Experiment:
         return self._step("upscale", lambda: upscale(
             models, self.inputs.predictors, self.inputs.regions, self.upscaled_dir,
             scheduler=up.scheduler, n_workers=up.n_workers, time_chunk=up.time_chunk,
-            fmt=up.format, provenance=provenance, progress=self.progress))
+            fmt=up.format, provenance=provenance, progress=self.progress, resume=True))
 
     def leave_region_out(self) -> pd.DataFrame | None:
         """Each region's totals from a dual model trained without that region's targets
@@ -333,12 +343,15 @@ def _open(config: str | Path | ExperimentConfig, overwrite: bool, progress: bool
 
 
 def _finished(exp: Experiment, func: Callable[[], T]) -> T:
-    """Run ``func``, recording a failure in run.json."""
+    """Run ``func``, recording a failure in run.json; the run directory's lock is released
+    however it ends."""
     try:
         return func()
     except Exception as exc:  # recorded for the user, then raised unchanged
         exp.state.fail(exc)
         raise
+    finally:
+        exp.state.release()
 
 
 def run_experiment(config: str | Path | ExperimentConfig, overwrite: bool = False,
@@ -355,9 +368,13 @@ def run_experiment(config: str | Path | ExperimentConfig, overwrite: bool = Fals
         Show progress bars.
     """
     exp = _open(config, overwrite, progress)
-    result = _finished(exp, exp.run)
-    exp.state.finish(exp.inputs.files_list())
-    return result
+
+    def run() -> RunResult:
+        result = exp.run()
+        exp.state.finish(exp.inputs.files_list())
+        return result
+
+    return _finished(exp, run)
 
 
 def demo_config(out: str | Path) -> ExperimentConfig:
@@ -376,7 +393,7 @@ def train_step(config: str | Path | ExperimentConfig, overwrite: bool = False,
                progress: bool = True) -> Path:
     """Check the inputs, cross-validate and train the models; returns the models folder."""
     exp = _open(config, overwrite, progress)
-    _finished(exp, lambda: (exp._step("inputs", exp.inputs.check), exp.cross_validate(),
+    _finished(exp, lambda: (exp._step("inputs", exp.check), exp.cross_validate(),
                             exp.train()))
     return exp.models_dir
 
@@ -389,7 +406,7 @@ def upscale_step(config: str | Path | ExperimentConfig, scheduler: str | None = 
         cfg = cfg.model_copy(update={"upscaling": cfg.upscaling.model_copy(
             update={"scheduler": scheduler})})
     exp = _open(cfg, overwrite, progress)
-    _finished(exp, lambda: (exp._step("inputs", exp.inputs.check), exp.cross_validate(),
+    _finished(exp, lambda: (exp._step("inputs", exp.check), exp.cross_validate(),
                             exp.upscale(exp.train())))
     return exp.upscaled_dir
 

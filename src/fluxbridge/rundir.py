@@ -1,5 +1,9 @@
 """The run directory: its ``run.json`` record of finished steps, and what may replace it.
 
+A run directory is fluxbridge's own: made by it (or empty when named), marked by its run record,
+and locked while a run works there (:mod:`fluxbridge.runlock`). ``--overwrite`` removes only
+the products the record lists, never other files.
+
 Layout of a run directory::
 
     run.json, config.resolved.yaml, manifest.json
@@ -27,6 +31,7 @@ from fluxbridge.config import ExperimentConfig
 from fluxbridge.errors import ConfigError
 from fluxbridge.models.artifact import FittedModel
 from fluxbridge.outputs.files import code_version, write_json
+from fluxbridge.runlock import LOCK_NAME, RunLock
 
 RUN_RECORD = "run.json"
 # what a run writes in its directory: --overwrite removes these and nothing else
@@ -54,12 +59,27 @@ class RunResult:
 
 
 class RunState:
-    """The ``run.json`` record of a run directory: finished steps, version, inputs."""
+    """The ``run.json`` record of a run directory: finished steps, version, inputs, and the
+    products the run owns there.
 
-    def __init__(self, out_dir: Path) -> None:
+    Parameters
+    ----------
+    out_dir
+        The run directory.
+    lock
+        The directory's lock, held by this process while it works there.
+    """
+
+    def __init__(self, out_dir: Path, lock: RunLock | None = None) -> None:
         self.path = out_dir / RUN_RECORD
+        self.lock = lock
         self.data: dict[str, Any] = (json.loads(self.path.read_text()) if self.path.exists()
                                      else {"status": "running", "steps": {}})
+
+    def release(self) -> None:
+        """Release the run directory's lock (another run may then work there)."""
+        if self.lock is not None:
+            self.lock.release()
 
     @property
     def complete(self) -> bool:
@@ -94,41 +114,104 @@ class RunState:
         self.save()
 
 
-def _remove_products(out: Path) -> None:
-    """Remove what a run wrote in ``out`` (the files and folders of :data:`RUN_PRODUCTS`)."""
-    for name in RUN_PRODUCTS:
+def _read_record(out: Path) -> dict[str, Any] | None:
+    """The run record of ``out``, or None when there is none (a folder fluxbridge did not
+    make)."""
+    path = out / RUN_RECORD
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"unreadable run record ({type(exc).__name__}); remove the folder "
+                          "or choose another out_dir", path=path, variable="out_dir",
+                          expected="run.json written by fluxbridge") from None
+    if not isinstance(data, dict) or not isinstance(data.get("steps"), dict):
+        raise ConfigError("not a fluxbridge run record", path=path, variable="out_dir",
+                          expected="run.json written by fluxbridge")
+    return data
+
+
+def _check_owned(out: Path, keep: set[Path]) -> None:
+    """Refuse a folder that holds files and no fluxbridge run record.
+
+    ``keep`` are paths in it that the experiment itself names (its twin world's folder).
+    """
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ConfigError("not a folder", path=out, variable="out_dir",
+                          expected="a new or empty folder, or a fluxbridge run directory")
+    if (out / RUN_RECORD).exists():
+        return
+    foreign = sorted(p.name for p in out.iterdir()
+                     if p.name != LOCK_NAME and p.resolve() not in keep)
+    if foreign:
+        raise ConfigError(
+            f"folder holds {len(foreign)} file(s) fluxbridge did not write ({foreign[:3]}) and "
+            "no run record", path=out, variable="out_dir",
+            expected="a new or empty folder, or a fluxbridge run directory (with run.json)")
+
+
+def _remove_products(out: Path, record: dict[str, Any]) -> None:
+    """Remove what the run record lists as the run's own (names of :data:`RUN_PRODUCTS`
+    only); refuse when a product name is present that the record does not list."""
+    listed = [n for n in record.get("products", []) if n in RUN_PRODUCTS]
+    unlisted = [n for n in RUN_PRODUCTS if n not in listed and (out / n).exists()]
+    if unlisted:
+        raise ConfigError(f"{unlisted} not written by this run; --overwrite leaves them, so "
+                          "move them away first", path=out, variable="out_dir",
+                          expected="only files the run record lists")
+    for name in listed:
         path = out / name
-        if path.is_dir():
+        if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
-        elif path.exists():
+        elif path.exists() or path.is_symlink():
             path.unlink()
 
 
 def prepare_run(cfg: ExperimentConfig, overwrite: bool = False) -> RunState:
-    """Set up the run directory and store the resolved configuration.
+    """Set up the run directory, lock it and store the resolved configuration.
+
+    The directory is fluxbridge's own: made by it, or holding its run record. Its record lists
+    the products the run may write there (:data:`RUN_PRODUCTS` not present before).
+
+    Returns
+    -------
+    RunState
+        The run's record, holding the directory's lock (:meth:`RunState.release` it).
 
     Raises
     ------
     ConfigError
-        If the run directory holds a finished run and ``overwrite`` is false. With
-        ``overwrite`` only the run's own products are removed, never other files there.
+        If the folder holds files and no run record; if another process runs in it; if it holds
+        a finished run and ``overwrite`` is false. With ``overwrite`` only what the record lists
+        is removed, never other files there.
     """
     out = cfg.out_dir
-    if (out / RUN_RECORD).exists():
-        if RunState(out).complete and not overwrite:
-            raise ConfigError("run directory holds a finished run; pass --overwrite to replace it",
-                              path=out)
-        if overwrite:
-            _remove_products(out)
     if cfg.world is not None and cfg.world.config is not None \
             and not cfg.world.config.is_file():
         raise ConfigError("world configuration not found", path=cfg.world.config,
                           variable="world.config", expected="an existing YAML file")
+    _check_owned(out, {cfg.world.dir.resolve()} if cfg.world is not None else set())
     out.mkdir(parents=True, exist_ok=True)
-    state = RunState(out)
-    state.data.update(fluxbridge_version=code_version(), name=cfg.name)
-    state.save()
-    (out / "config.resolved.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    lock = RunLock(out).acquire()
+    try:
+        record = _read_record(out)
+        if record is not None and overwrite:
+            _remove_products(out, record)
+        elif record is not None and record.get("status") == "complete":
+            raise ConfigError("run directory holds a finished run; pass --overwrite to "
+                              "replace it", path=out)
+        state = RunState(out, lock)
+        if record is None or overwrite:
+            state.data["products"] = [n for n in RUN_PRODUCTS if not (out / n).exists()]
+        state.data.update(fluxbridge_version=code_version(), name=cfg.name)
+        state.save()
+        (out / "config.resolved.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    except BaseException:
+        lock.release()
+        raise
     return state
 
 

@@ -17,12 +17,14 @@ from fluxbridge.errors import InputError
 
 @dataclass(frozen=True)
 class Variable:
-    """A canonical variable: name, unit (UDUNITS string), long name and optional CF name."""
+    """A canonical variable: name, unit (UDUNITS string), long name, optional CF name, and
+    the range of physically plausible values of a daily (or longer) mean in ``units``."""
 
     name: str
     units: str
     long_name: str
     standard_name: str | None = None
+    valid_range: tuple[float, float] | None = None
 
 
 VARIABLES: dict[str, Variable] = {
@@ -33,20 +35,22 @@ VARIABLES: dict[str, Variable] = {
             "g m-2 d-1",
             "net ecosystem exchange of carbon, positive to the atmosphere",
             "surface_upward_mole_flux_of_carbon_dioxide",
+            (-50.0, 50.0),
         ),
         Variable("nee_weight", "1", "quality weight of nee (fraction of measured or good data)"),
         Variable("gpp", "g m-2 d-1", "gross primary production of carbon"),
         Variable("reco", "g m-2 d-1", "ecosystem respiration of carbon"),
-        Variable("ta", "degC", "air temperature", "air_temperature"),
+        Variable("ta", "degC", "air temperature", "air_temperature", (-93.15, 66.85)),
         Variable("vpd", "hPa", "vapour pressure deficit"),
         Variable(
             "sw_in",
             "W m-2",
             "incoming shortwave radiation",
             "surface_downwelling_shortwave_flux_in_air",
+            (0.0, 500.0),
         ),
         Variable("sw_in_pot", "W m-2", "potential (top-of-atmosphere) shortwave radiation"),
-        Variable("precip", "mm d-1", "precipitation", "precipitation_amount"),
+        Variable("precip", "mm d-1", "precipitation", "precipitation_amount", (0.0, 2000.0)),
         Variable("ndvi", "1", "normalized difference vegetation index"),
         Variable("evi", "1", "enhanced vegetation index"),
         Variable("nirv", "1", "near-infrared reflectance of vegetation"),

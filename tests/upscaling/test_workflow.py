@@ -212,6 +212,22 @@ def test_complete_products_refused_unless_overwrite(single, predictors, regions)
     assert model.calls == single.chunks
 
 
+def test_resume_keeps_complete_products_of_the_same_models_only(predictors, regions,
+                                                                tmp_path):
+    first = _run({"linear": LinearModel()}, predictors, regions, tmp_path)["linear"]
+    stamp = first.grid.stat().st_mtime_ns
+    again = LinearModel()
+    kept = _run({"linear": again}, predictors, regions, tmp_path, resume=True)["linear"]
+    assert again.calls == 0 and kept.grid == first.grid
+    assert kept.grid.stat().st_mtime_ns == stamp
+    other = ConstantModel(2.0)
+    replaced = _run({"linear": other}, predictors, regions, tmp_path, resume=True)["linear"]
+    assert other.calls == replaced.chunks
+    with xr.open_dataset(replaced.grid) as ds:
+        values = ds["nee"].values
+    np.testing.assert_allclose(values[np.isfinite(values)], 2.0)
+
+
 def test_lazy_netcdf_input_zarr_output_and_threads(single, predictors, regions, tmp_path):
     files = []
     for i, (_, part) in enumerate(predictors.groupby("time.month")):

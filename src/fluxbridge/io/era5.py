@@ -20,6 +20,7 @@ from pathlib import Path
 
 import netCDF4
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from fluxbridge.constants import SECONDS_PER_DAY
@@ -249,6 +250,23 @@ def open_era5(
     return out
 
 
+def _check_gaps(index: pd.DatetimeIndex, where: str) -> None:
+    """Refuse a record with whole days (months, for monthly means) missing between its first
+    and last time, named by their extent; hours missing within a day leave that day's sums
+    unknown instead (:func:`~fluxbridge.io.era5_daily.daily_fields`)."""
+    if index.size < 3:
+        return
+    monthly = np.median(np.diff(index.asi8)) >= 28 * 86400e9
+    freq = "M" if monthly else "D"
+    found = index.to_period(freq).unique()
+    missing = pd.period_range(found[0], found[-1], freq=freq).difference(found)
+    if missing.size:
+        unit = "month" if monthly else "day"
+        raise InputError(f"{missing.size} {unit}(s) missing within {missing[0]}..{missing[-1]}",
+                         path=where, variable="time", expected="a record without gaps (add "
+                         f"the missing {unit}s' files, or cut the record before the gap)")
+
+
 def _check_era5(ds: xr.Dataset, where: str) -> tuple[str, str]:
     """Check the time axis, the variables and their units; the names of lat and lon."""
     check_time_axis(ds, where, variable="valid_time/time", dims="an ERA5 file with "
@@ -257,6 +275,7 @@ def _check_era5(ds: xr.Dataset, where: str) -> tuple[str, str]:
     if index.has_duplicates or not index.is_monotonic_increasing:
         raise InputError("times duplicated or not in increasing order", path=where,
                          variable="time", expected="strictly increasing times")
+    _check_gaps(pd.DatetimeIndex(index), where)
     for name in REQUIRED:
         if name not in ds:
             raise InputError("variable missing", path=where, variable=name,

@@ -152,8 +152,9 @@ def _check_csv(path: Path, resolution: str | None) -> _Csv:
     names = header.split(",")
     time_cols = [c for c in ("TIMESTAMP", "TIMESTAMP_START", "TIMESTAMP_END") if c in names]
     if not time_cols:
-        raise InputError("no TIMESTAMP or TIMESTAMP_START column", path=where,
-                         variable="TIMESTAMP", expected="a FLUXNET-family CSV header")
+        raise InputError(f"no TIMESTAMP or TIMESTAMP_START column (header starts "
+                         f"{names[:3]})", path=where, variable="TIMESTAMP",
+                         expected="a FLUXNET-family CSV header")
     fields = last.split(",")
     if len(fields) != len(names):
         stop = names[min(len(fields), len(names)) - 1]

@@ -14,7 +14,7 @@ import glob
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,13 +22,14 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
-from fluxbridge.errors import ConfigError, InputError
+from fluxbridge.errors import ConfigError, InputError, InputProblems
 from fluxbridge.grid import check_same_grid
 from fluxbridge.io.era5 import open_era5
 from fluxbridge.io.fluxnet import read_sites
 from fluxbridge.io.inversions import read_inversions
 from fluxbridge.io.land_cover import read_land_cover
 from fluxbridge.io.modis import open_modis
+from fluxbridge.io.plausible import check_meteorology, check_site_values
 from fluxbridge.io.region_masks import read_region_mask
 from fluxbridge.io.sitemeta import read_site_metadata
 from fluxbridge.regions import region_names
@@ -73,6 +74,15 @@ ROLES: dict[str, Role] = {
     "truth_regional": Role(False, False, "the twin world's true regional totals CSV"),
 }
 """Input roles: whether each takes a list, whether it is required, what it accepts."""
+
+ROLE_DATASETS = ("regions", "sites", "predictors", "targets")
+"""The datasets every experiment reads (the truth only where it is given)."""
+
+_DEPENDS = {"meteorology_values": ("meteorology",), "regions": ("meteorology",),
+            "predictors": ("regions",), "targets": ("regions",),
+            "truth_grid": ("regions",), "truth_regional": ("regions",),
+            "overlap": ("sites", "predictors", "targets")}
+"""The checks each check of :meth:`World.problems` needs to have passed."""
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -254,7 +264,9 @@ class World:
     def sites(self) -> xr.Dataset:
         """Canonical sites dataset at the model time step."""
         meta = read_site_metadata(*self.files["site_table"])
-        return check_sites(read_sites(self.files["sites"], meta, time_step=self.time_step))
+        sites = check_sites(read_sites(self.files["sites"], meta, time_step=self.time_step))
+        check_site_values(sites)
+        return sites
 
     @cached_property
     def predictors(self) -> xr.Dataset:
@@ -284,7 +296,15 @@ class World:
     def truth_grid(self) -> xr.DataArray:
         """True daily NEE (time, lat, lon) [g m-2 d-1], lazily (twin world only)."""
         path = self._optional("truth_grid")
-        da = xr.open_dataset(path, chunks={})["nee"]
+        try:
+            da = xr.open_dataset(path, chunks={})["nee"]
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot open as NetCDF ({type(exc).__name__}); truncated?",
+                             path=path, variable="nee", expected=ROLES["truth_grid"].accepts
+                             ) from None
+        except KeyError:
+            raise InputError("variable missing", path=path, variable="nee",
+                             expected="true NEE (time, lat, lon) [g m-2 d-1]") from None
         check_same_grid(da, self.regions, what="truth grid and region grid", path=str(path))
         return da
 
@@ -309,23 +329,8 @@ class World:
                              variable=f"inputs.{role}", expected=ROLES[role].accepts)
         return self.files[role]
 
-    def check(self) -> World:
-        """Open and check every input, so that errors come before any training.
-
-        Reads the regions, sites, predictors (lazily, but every file opened and its variables,
-        units and grid checked), targets and, when given, the truth; checks that the sites and
-        the targets overlap the predictors' period.
-
-        Returns
-        -------
-        World
-            ``self``, every dataset cached.
-
-        Raises
-        ------
-        InputError
-            Naming the file, the variable, what was found and what was expected.
-        """
+    def _check_overlap(self) -> None:
+        """Refuse sites or inversions whose records do not overlap the meteorology's."""
         times = pd.DatetimeIndex(self.predictors["time"].values)
         for role, data in (("sites", self.sites), ("inversions", self.targets)):
             t = pd.DatetimeIndex(data["time"].values)
@@ -335,9 +340,56 @@ class World:
                     f"meteorology's {times.min():%Y-%m-%d}..{times.max():%Y-%m-%d}",
                     path=self.files[role][0], variable=f"inputs.{role}",
                     expected="records within the meteorology's period")
-        for role in ("truth_grid", "truth_regional"):
-            if role in self.files:
-                getattr(self, role)
+
+    def problems(self) -> list[InputError]:
+        """Every problem of the inputs: each check runs unless one it depends on failed (a
+        problem that several checks meet is listed once).
+
+        Opens the meteorology (its values within plausible ranges), regions, sites,
+        predictors (lazily, but every file opened and its variables, units and grid
+        checked), targets and, when given, the truth; checks that the sites and the targets
+        overlap the predictors' period.
+        """
+        checks: dict[str, Callable[[], object]] = {
+            "meteorology": lambda: self.meteorology,
+            "meteorology_values": lambda: check_meteorology(self.meteorology,
+                                                            self.files["meteorology"]),
+            **{n: lambda n=n: getattr(self, n) for n in (*ROLE_DATASETS, *(
+                r for r in ("truth_grid", "truth_regional") if r in self.files))},
+            "overlap": self._check_overlap}
+        found: dict[str, InputError] = {}
+        failed: set[str] = set()
+        for name, check in checks.items():
+            if failed & set(_DEPENDS.get(name, ())):
+                failed.add(name)
+                continue
+            try:
+                check()
+            except InputError as exc:
+                found.setdefault(str(exc), exc)
+                failed.add(name)
+        return list(found.values())
+
+    def check(self) -> World:
+        """Open and check every input (:meth:`problems`), so that errors come before any
+        training.
+
+        Returns
+        -------
+        World
+            ``self``, every dataset cached.
+
+        Raises
+        ------
+        InputError
+            The one problem found, or :class:`~fluxbridge.errors.InputProblems` listing them
+            all; each names the file, the variable, what was found and what was expected.
+        """
+        problems = self.problems()
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            raise InputProblems(problems)
         log.info("inputs checked: %d sites, %d inversion members, predictors %s",
                  self.sites.sizes["site"], self.targets.sizes["member"],
                  dict(self.predictors.sizes))

@@ -27,6 +27,7 @@ from fluxbridge.io.inspect_gridded import (
 )
 from fluxbridge.io.land_cover import TIFF_SUFFIXES
 from fluxbridge.io.modis import read_modis_points
+from fluxbridge.io.plausible import check_site_values
 from fluxbridge.io.sitemeta import read_site_table
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ def _inspect_site_file(path: Path, report: FileReport) -> None:
     ds = read_site_file(path, require_nee=False)
     named = parse_file_name(path)
     res = ds.attrs["time_step"]
+    if res not in ("HH", "HR"):  # the valid ranges are of daily or longer means
+        check_site_values(ds.assign_attrs(source_files=str(path)))
     fmt = {"HH": "%Y-%m-%d %H:%M", "HR": "%Y-%m-%d %H:%M", "MM": "%Y-%m", "YY": "%Y"}.get(
         res, "%Y-%m-%d")
     report.format = (f"FLUXNET-family site file ({ds.attrs.get('product', 'unknown')}, "

@@ -20,6 +20,7 @@ from fluxbridge.io.file_report import FileReport, finite_share, period
 from fluxbridge.io.inversion_bands import read_gcb_regional_file, read_zonal_inversion
 from fluxbridge.io.land_cover import LAND_COVER_NAMES, TIFF_SUFFIXES, read_land_cover
 from fluxbridge.io.modis import BANDS, read_composites
+from fluxbridge.io.plausible import check_inversion_flux, check_meteorology
 from fluxbridge.io.region_masks import MASK_NAMES, read_region_mask
 from fluxbridge.io.region_vectors import read_region_polygons, read_region_vector
 from fluxbridge.regions import region_names
@@ -32,6 +33,7 @@ _CHECK_GRID_DEG = 1.0
 
 def inspect_era5(path: Path, report: FileReport) -> None:
     ds = open_era5(path)
+    check_meteorology(ds, [path])
     step = ds.attrs["era5_time_step_hours"]
     report.format = "ERA5 single levels"
     report.resolution = ("hourly" if step < 1.5 else "daily" if step < 30
@@ -146,10 +148,10 @@ def _inspect_gridded_inversion(path: Path, report: FileReport) -> None:
         raise InputError(f"dimensions {tuple(ds.dims)}", path=path, variable="dims",
                          expected="(time, latitude, longitude)")
     times = inv.month_starts(ds[time_name], str(path))
-    first = ds.isel({time_name: slice(0, 1)}).rename({time_name: "time"})
     area = cell_area(ds[lat].values, ds[lon].values).rename(lat=lat, lon=lon)
-    for name in inv.STYLES[style]:
-        inv.flux_to_gc_m2_d(first[name], times[:1], area, str(path))  # checks the units
+    flux = sum(inv.flux_to_gc_m2_d(ds[name].rename({time_name: "time"}), times, area,
+                                   str(path)) for name in inv.STYLES[style])
+    check_inversion_flux(flux, str(path), "+".join(inv.STYLES[style]))
     report.format = f"gridded inversion flux ({style} style)"
     report.resolution = "monthly"
     report.period = period(times, "%Y-%m")

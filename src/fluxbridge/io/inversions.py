@@ -24,8 +24,10 @@ import xarray as xr
 from fluxbridge.constants import G_PER_PG, G_PER_TG, MOL_M2_S_TO_GC_M2_D
 from fluxbridge.errors import InputError
 from fluxbridge.grid import cell_area, normalise_longitude
+from fluxbridge.io.plausible import check_inversion_flux, check_regional_totals
 from fluxbridge.io.targets import TARGET_UNITS, ensemble_targets
 from fluxbridge.regions import region_names
+from fluxbridge.vocabulary import VARIABLES
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,11 @@ STYLES: dict[str, tuple[str, ...]] = {
     "CAMS": ("flux_apos_bio",),
     "Jena CarboScope": ("co2flux_land",),
 }
+
+MAX_MISSING_AREA = 0.01
+"""Largest fraction of a region's area [1] with missing flux (NaN) in a month whose total is
+still given (coastal cells of another grid); above it the member's region-month is missing."""
+
 
 def month_starts(time: xr.DataArray, where: str) -> pd.DatetimeIndex:
     """Month starts of a monthly time axis (any CF calendar); one record per month, in order."""
@@ -116,6 +123,16 @@ def _mask_on(grid_lat: np.ndarray, grid_lon: np.ndarray, regions: xr.Dataset) ->
     return mask.assign_coords(lat=grid_lat, lon=grid_lon)
 
 
+def _largest_totals(regions: xr.Dataset, ids: np.ndarray, days: xr.DataArray
+                    ) -> xr.DataArray:
+    """Largest plausible monthly total of each region [Tg month-1]: its area on the model grid
+    (every cell, coasts included) × twice the largest plausible flux density (slack for the
+    inversion's own grid) × days."""
+    onehot = regions["region"] == xr.DataArray(ids, dims="region")
+    area = (regions["cell_area"] * onehot).sum(("lat", "lon"))
+    return 2.0 * area * VARIABLES["nee"].valid_range[1] * days / G_PER_TG
+
+
 def read_inversion(path: str | os.PathLike[str], regions: xr.Dataset) -> xr.DataArray:
     """One inversion's monthly regional totals of net biome exchange.
 
@@ -129,8 +146,15 @@ def read_inversion(path: str | os.PathLike[str], regions: xr.Dataset) -> xr.Data
     Returns
     -------
     xr.DataArray
-        ``nbe`` (region, time) [Tg month-1], positive to the atmosphere; attribute
-        ``member`` (the inversion's name).
+        ``nbe`` (region, time) [Tg month-1], positive to the atmosphere; NaN where more than
+        :data:`MAX_MISSING_AREA` of the region has no flux that month; attribute ``member``
+        (the inversion's name).
+
+    Raises
+    ------
+    InputError
+        For a flux beyond ±50 g m-2 d-1, below 0.001 g m-2 d-1 everywhere, or regional totals
+        beyond region area × 50 g m-2 d-1 (wrong units).
     """
     path = Path(path)
     ds = open_flux_file(path)
@@ -154,14 +178,18 @@ def read_inversion(path: str | os.PathLike[str], regions: xr.Dataset) -> xr.Data
     area = (ds["cell_area"] if "cell_area" in ds else ds["area"] if "area" in ds
             and ds["area"].dims == ("lat", "lon") else cell_area(lat, lon))
     flux = sum(flux_to_gc_m2_d(ds[n], times, area, where) for n in STYLES[style])
+    source = "+".join(STYLES[style])
+    check_inversion_flux(flux, where, source)
     mask = _mask_on(lat, lon, regions)
     names = region_names(regions)
     ids = np.array(sorted(names))
     onehot = (mask == xr.DataArray(ids, dims="region")).astype(float)
     days = xr.DataArray(np.asarray(times.days_in_month, dtype=float), dims="time")
     total = xr.dot(flux.fillna(0.0) * area, onehot, dim=("lat", "lon")) * days / G_PER_TG
-    allnan = flux.isnull().all(("lat", "lon"))
-    total = total.where(~allnan)  # an all-missing period is unknown, not zero
+    region_area = xr.dot(area, onehot, dim=("lat", "lon"))
+    missing_area = xr.dot(flux.isnull() * area, onehot, dim=("lat", "lon"))
+    total = total.where(missing_area <= MAX_MISSING_AREA * region_area)  # unknown, not zero
+    check_regional_totals(total, _largest_totals(regions, ids, days), where, source)
     total = total.assign_coords(time=times.values, region=ids,
                                 region_name=("region", [names[i] for i in ids]))
     name = str(ds.attrs.get("inversion_name") or path.stem)

@@ -82,6 +82,11 @@ def read_region_mask(
     values = np.nan_to_num(da.values.astype(float), nan=0.0).astype(np.int64)
     values[values < 0] = 0
     names = _region_names(da, path, values, land_only)
+    undeclared = np.setdiff1d(np.unique(values[values > 0]), list(names))
+    if undeclared.size and "flag_values" in da.attrs:
+        raise InputError(f"region codes {undeclared[:10].tolist()} absent from flag_values",
+                         path=path, variable=str(da.name),
+                         expected=f"codes among flag_values {sorted(names)}, or 0 for none")
     values[~np.isin(values, list(names))] = 0
     # canonical order: lat descending, lon ascending in [-180, 180)
     lon_c = normalise_longitude(lon)

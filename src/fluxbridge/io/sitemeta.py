@@ -123,7 +123,9 @@ def read_site_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     wide = wide.dropna(subset=["lat", "lon"])
     bad = (wide["lat"].abs() > 90) | (wide["lon"] < -180) | (wide["lon"] > 360)
     if bad.any():
-        raise InputError(f"coordinates out of range for {list(wide.index[bad])[:5]}",
+        first = wide[bad].iloc[0]
+        raise InputError(f"coordinates out of range for {list(wide.index[bad])[:5]} (first: "
+                         f"lat {first['lat']:g}, lon {first['lon']:g})",
                          path=path, variable="lat/lon",
                          expected="latitude in [-90, 90], longitude in [-180, 360]")
     wide["lon"] = normalise_longitude(wide["lon"].to_numpy())

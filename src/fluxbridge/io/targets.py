@@ -61,15 +61,21 @@ def read_corrections(path: str | os.PathLike[str],
     if unknown:
         raise InputError(f"unknown region names {unknown[:5]}", path=path, variable="region",
                          expected=f"names of the region mask: {sorted(ids)}")
-    try:
-        time = pd.to_datetime(df["time"].astype(str), format="%Y-%m")
-    except ValueError as exc:
-        raise InputError(f"invalid month: {exc}", path=path, variable="time",
-                         expected="YYYY-MM") from None
+    time = pd.to_datetime(df["time"].astype(str), format="%Y-%m", errors="coerce")
+    if time.isna().any():
+        raise InputError(f"invalid month {df['time'][time.isna()].iloc[0]!r}", path=path,
+                         variable="time", expected="YYYY-MM")
     df = df.assign(region=df["region"].astype(str).map(ids), time=time)
     if df.duplicated(["region", "time"]).any():
         raise InputError("a (region, month) appears twice", path=path, variable="region/time",
                          expected="one row per region and month")
+    for t in terms:
+        values = pd.to_numeric(df[t], errors="coerce")
+        bad = df[t][values.isna() & df[t].notna()]
+        if len(bad):
+            raise InputError(f"non-numeric value {bad.iloc[0]!r} in row {bad.index[0] + 2}",
+                             path=path, variable=t, expected="numbers [Tg month-1]")
+        df[t] = values
     out = df.set_index(["region", "time"])[terms].astype(float).to_xarray()
     out = out.assign_coords(time=out["time"].values.astype("datetime64[ns]"))
     for t in terms:

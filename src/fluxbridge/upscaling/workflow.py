@@ -151,6 +151,7 @@ def upscale(
     fmt: Literal["netcdf", "zarr"] = "netcdf",
     progress: bool = True,
     overwrite: bool = False,
+    resume: bool = False,
 ) -> dict[str, UpscaleResult]:
     """Gridded NEE, monthly means, regional and global totals of each model or ensemble.
 
@@ -184,7 +185,10 @@ def upscale(
     progress
         Show a progress bar over chunks.
     overwrite
-        Replace complete products; without it they raise :class:`InputError`.
+        Replace complete products; without it (or ``resume``) they raise :class:`InputError`.
+    resume
+        Keep complete products made by the same models from the same predictors and chunks
+        (a rerun after a failure); complete products of other models are replaced.
 
     Returns
     -------
@@ -217,31 +221,26 @@ def upscale(
                 name, _members(model), predictors, regions, Path(out_dir) / name, attrs=attrs,
                 scheduler=scheduler, n_workers=n_workers, time_chunk=time_chunk,
                 max_chunk_cells=max_chunk_cells, fmt=fmt, progress=progress,
-                overwrite=overwrite, client=client)
+                overwrite=overwrite, resume=resume, client=client)
     return results
 
 
 def _upscale_one(name: str, members: list[Model], predictors: xr.Dataset, regions: xr.Dataset,
                  out: Path, *, attrs: dict[str, str], scheduler: str | None, n_workers: int,
                  time_chunk: int, max_chunk_cells: int, fmt: Literal["netcdf", "zarr"],
-                 progress: bool, overwrite: bool, client: Any = None) -> UpscaleResult:
-    manifest = out / MANIFEST
-    if manifest.exists() and not overwrite:
-        raise InputError("upscaled products already exist", path=manifest,
-                         expected="a new output directory, or overwrite=True to replace them")
-    chunk_dir = out / CHUNK_DIR
-    if overwrite:
-        for p in (manifest, chunk_dir):
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
-
+                 progress: bool, overwrite: bool, resume: bool = False, client: Any = None
+                 ) -> UpscaleResult:
     time = pd.DatetimeIndex(predictors["time"].values)
     n_lat, n_lon = predictors.sizes["lat"], predictors.sizes["lon"]
     chunks = plan_chunks(time, n_lat, n_lon, time_chunk, max_chunk_cells)
+    key = _run_key(members, predictors, chunks)
+    manifest = out / MANIFEST
+    chunk_dir = out / CHUNK_DIR
+    done = _complete(manifest, key, overwrite, resume)
+    if done is not None:
+        return done
     days = step_days(time)
-    _prepare_chunk_dir(chunk_dir, _run_key(members, predictors, chunks))
+    _prepare_chunk_dir(chunk_dir, key)
 
     land_area = (regions["cell_area"] * regions["land_fraction"]).fillna(0.0)
     bands: dict[tuple[int, int], tuple[xr.DataArray, xr.DataArray]] = {}
@@ -273,9 +272,36 @@ def _upscale_one(name: str, members: list[Model], predictors: xr.Dataset, region
     land = np.asarray(predictors["land_cover"] > 0) if "land_cover" in predictors else \
         np.asarray(regions["land_fraction"] > 0)
     result.land_samples = int(land.sum()) * time.size
+    result.extra["run_key"] = key
     write_json(result.to_dict(), manifest)
     shutil.rmtree(chunk_dir, ignore_errors=True)
     return result
+
+
+def _complete(manifest: Path, key: str, overwrite: bool, resume: bool
+              ) -> UpscaleResult | None:
+    """The complete products of a model in ``manifest``'s folder when they can stand (resume,
+    same run key); otherwise None, the manifest and chunks of other products removed.
+
+    Raises
+    ------
+    InputError
+        If complete products exist and neither ``overwrite`` nor ``resume`` is set.
+    """
+    if manifest.exists() and not (overwrite or resume):
+        raise InputError("upscaled products already exist", path=manifest,
+                         expected="a new output directory, or overwrite=True to replace them")
+    if manifest.exists() and resume and not overwrite:
+        done = UpscaleResult.from_dict(json.loads(manifest.read_text()))
+        if done.extra.get("run_key") == key:
+            log.info("%s: complete products found, kept", done.name)
+            return done
+        log.warning("replacing upscaled products of other models or inputs in %s",
+                    manifest.parent)
+    if overwrite or manifest.exists():
+        manifest.unlink(missing_ok=True)
+        shutil.rmtree(manifest.parent / CHUNK_DIR, ignore_errors=True)
+    return None
 
 
 def _assemble(name: str, members: list[Model], chunks: list[Chunk], chunk_dir: Path,
