@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -89,3 +90,16 @@ def make_world(resolution: float = 10.0, n_sites: int = 30, seed: int = 0,
         "nee_spread": spread.assign_attrs(units="Tg month-1", long_name="ensemble spread"),
     })
     return World(regions, grid, truth, offset, samples, targets, operator)
+
+
+def model_targets(trainer: Any, withheld: int) -> xr.Dataset:
+    """Targets equal to the trainer's model's exact totals (grid offsets included), with the
+    trainer's σ as spread and region ``withheld`` without targets."""
+    op = trainer.regional.operator
+    exact = op.exact(trainer.net.predict_grid())
+    mean = np.where(op.obs_index["region"].to_numpy() == withheld, np.nan, exact)
+    spread = np.full(op.n_obs, np.nan)
+    spread[trainer.regional.obs_ids] = trainer.regional.sigma
+    targets = op.to_dataarray(mean).to_dataset(name="nee_mean")
+    targets["nee_spread"] = op.to_dataarray(spread)
+    return targets

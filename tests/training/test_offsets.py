@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from method_world import model_targets
 
 from fluxbridge.training import Trainer
 
@@ -24,14 +25,8 @@ def test_offset_fit_recovers_known_offsets_and_leaves_untargeted_regions(
     known = torch.as_tensor(rng.normal(0, 0.3, (n_regions, weight.shape[1])), dtype=weight.dtype)
     with torch.no_grad():
         weight[1:] = known
-    op = trainer.regional.operator
-    exact = op.exact(trainer.net.predict_grid())  # daily, offsets included
     keep_out = int(world.grid.region[0])  # a region whose targets are withheld
-    mean = np.where(op.obs_index["region"].to_numpy() == keep_out, np.nan, exact)
-    spread = np.full(op.n_obs, np.nan)
-    spread[trainer.regional.obs_ids] = trainer.regional.sigma
-    targets = op.to_dataarray(mean).to_dataset(name="nee_mean")
-    targets["nee_spread"] = op.to_dataarray(spread)
+    targets = model_targets(trainer, keep_out)
     trainer = Trainer(world.samples, cfg, train_sites=sites, grid=world.grid,
                       targets=targets, regions=world.regions)  # the same network
     weight = trainer.model.offset.weight

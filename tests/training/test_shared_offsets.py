@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from method_world import model_targets
 
 from fluxbridge.training import Trainer
 from fluxbridge.training.offsets import random_effects_mean, region_hemispheres, share_offsets
@@ -80,14 +81,8 @@ def test_a_bias_common_to_all_regions_transfers_to_a_withheld_region(world, site
         known = common + torch.as_tensor(rng.normal(0, 0.02, (n_regions, 3)), dtype=weight.dtype)
         with torch.no_grad():
             weight[1:] = known
-        op = trainer.regional.operator
-        exact = op.exact(trainer.net.predict_grid())
-        keep_out = int(world.grid.region[0])
-        mean = np.where(op.obs_index["region"].to_numpy() == keep_out, np.nan, exact)
-        spread = np.full(op.n_obs, np.nan)
-        spread[trainer.regional.obs_ids] = trainer.regional.sigma
-        targets = op.to_dataarray(mean).to_dataset(name="nee_mean")
-        targets["nee_spread"] = op.to_dataarray(spread)
+        keep_out = int(world.grid.region[0])  # a region whose targets are withheld
+        targets = model_targets(trainer, keep_out)
         trainer = Trainer(world.samples, cfg, train_sites=sites, grid=world.grid,
                           targets=targets, regions=world.regions)
         with torch.no_grad():
