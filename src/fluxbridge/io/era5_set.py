@@ -80,9 +80,11 @@ def inspect_era5_part(path: Path, report: FileReport, present: list[str]) -> Non
     report.notes.append(f"grid {' x '.join(map(str, shape))}; gives {gives}")
     found = siblings(path, present)
     missing = [n for n, p in found.items() if p is None]
+    token = next((t for t in (CDS_NAMES[present[0]], present[0]) if t in path.name), None)
+    glob = path.name.replace(token, "*") if token else "*.nc"
     report.notes.append("usable with its siblings: name the files of all of "
-                        f"{', '.join(REQUIRED)} together in inputs.meteorology (a glob such "
-                        "as era5_*_2004.nc)")
+                        f"{', '.join(REQUIRED)} together in inputs.meteorology (e.g. "
+                        f"{glob!r})")
     if missing:
         report.notes.append(f"not found beside it: {', '.join(missing)}")
     else:
