@@ -10,8 +10,16 @@ import pytest
 import xarray as xr
 from feature_world import tiny_world
 
+from fluxbridge.constants import SOLAR_CONSTANT_W_M2
 from fluxbridge.errors import InputError
-from fluxbridge.features import FEATURES, Normaliser, nearest_land_cell, site_samples
+from fluxbridge.features import (
+    FEATURES,
+    Normaliser,
+    nearest_land_cell,
+    site_samples,
+    sw_in_pot,
+    sw_in_pot_monthly,
+)
 from fluxbridge.grid import make_grid, sw_in_pot_daily
 from fluxbridge.vocabulary import IGBP_CODE, attrs
 
@@ -170,3 +178,38 @@ def test_sites_without_a_usable_day_are_named_with_the_reason(world, caplog):
                                          names[1]: "no day with every feature"}
     lines = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
     assert len(lines) == 1 and names[0] in lines[0] and names[1] in lines[0]
+
+
+def test_sw_in_pot_known_answers():
+    # equinox (21 March, declination ~0) at the equator: the sun is overhead at noon and up
+    # 12 h, so the daily mean is S0 / pi (Earth-Sun distance 0.996 AU: within 1 %)
+    equinox = pd.DatetimeIndex(["2005-03-21"])
+    assert float(sw_in_pot(np.array([0.0]), equinox)[0, 0]) == pytest.approx(
+        SOLAR_CONSTANT_W_M2 / np.pi, rel=0.01)
+    # the north pole at the June solstice: the sun stays 23.44° high all day, at 1.016 AU
+    solstice = pd.DatetimeIndex(["2005-06-21"])
+    expected = SOLAR_CONSTANT_W_M2 * np.sin(np.deg2rad(23.44)) / 1.0163**2
+    assert float(sw_in_pot(np.array([90.0]), solstice)[0, 0]) == pytest.approx(
+        expected, rel=0.01)
+    # polar night: both poles in their winter solstice get nothing
+    assert float(sw_in_pot(np.array([-90.0]), solstice)[0, 0]) == pytest.approx(0.0, abs=1e-9)
+    december = pd.DatetimeIndex(["2005-12-21"])
+    assert float(sw_in_pot(np.array([90.0]), december)[0, 0]) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_sw_in_pot_monthly_is_the_mean_of_the_month_days():
+    lat = np.array([80.0, 45.0, 0.0, -45.0])
+    months = pd.DatetimeIndex(["2005-02-01", "2005-12-01", "2004-02-01"])
+    monthly = sw_in_pot_monthly(lat, months)
+    assert monthly.shape == (3, 4)
+    # 80N is in polar night all of December (from about 24 October to 17 February)
+    assert monthly[1, 0] == pytest.approx(0.0, abs=1e-9)
+    for i, start in enumerate(months):
+        days = pd.date_range(start, start + pd.offsets.MonthEnd(0), freq="D")
+        by_day = np.mean([sw_in_pot(lat, pd.DatetimeIndex([d]))[0] for d in days], axis=0)
+        np.testing.assert_allclose(monthly[i], by_day, rtol=1e-12)
+    assert monthly[2, 2] != monthly[0, 2]  # 29 days in February 2004, 28 in 2005
+    # the annual mean of the monthly means at the equator is near S0/pi (416-433 W m-2)
+    year = sw_in_pot_monthly(np.array([0.0]), pd.date_range("2005-01", periods=12, freq="MS"))
+    days = pd.date_range("2005-01", periods=12, freq="MS").days_in_month
+    assert 410 < float(np.average(year[:, 0], weights=days)) < 435

@@ -50,6 +50,30 @@ def sw_in_pot(lat: np.ndarray, time: pd.DatetimeIndex) -> np.ndarray:
     return sw_in_pot_daily(np.asarray(lat, dtype=float)[None, :], doy[:, None])
 
 
+def sw_in_pot_monthly(lat: np.ndarray, time: pd.DatetimeIndex) -> np.ndarray:
+    """Monthly mean potential shortwave radiation [W m-2], shape (n_time, n_lat).
+
+    Parameters
+    ----------
+    lat
+        Latitudes [degree].
+    time
+        Any time within each month (month starts at the monthly step).
+
+    Returns
+    -------
+    np.ndarray
+        Mean over the days of each time's month of the daily mean top-of-atmosphere
+        radiation (:func:`fluxbridge.grid.sw_in_pot_daily`).
+    """
+    lat = np.asarray(lat, dtype=float)
+    out = np.empty((len(time), lat.size))
+    for i, period in enumerate(pd.DatetimeIndex(time).to_period("M")):
+        days = pd.period_range(period.start_time, period.end_time, freq="D").day_of_year
+        out[i] = sw_in_pot_daily(lat[None, :], np.asarray(days, float)[:, None]).mean(axis=0)
+    return out
+
+
 def _land_cells(predictors: xr.Dataset) -> np.ndarray:
     """Boolean (lat, lon) mask of cells with land in ``predictors``."""
     if "land_cover" in predictors:

@@ -52,6 +52,12 @@ VARIABLES: dict[str, Variable] = {
         Variable("sw_in_pot", "W m-2", "potential (top-of-atmosphere) shortwave radiation"),
         Variable("precip", "mm d-1", "precipitation", "precipitation_amount", (0.0, 2000.0)),
         Variable("ndvi", "1", "normalized difference vegetation index"),
+        Variable("ndvi_max", "1", "annual maximum of the normalized difference vegetation "
+                 "index"),
+        Variable("ndvi_min", "1", "annual minimum of the normalized difference vegetation "
+                 "index"),
+        Variable("c4_fraction", "1", "fraction of the vegetation using the C4 photosynthetic "
+                 "pathway"),
         Variable("evi", "1", "enhanced vegetation index"),
         Variable("nirv", "1", "near-infrared reflectance of vegetation"),
         Variable("lst_day", "K", "daytime land surface temperature"),
@@ -59,6 +65,7 @@ VARIABLES: dict[str, Variable] = {
         Variable("fpar", "1", "fraction of absorbed photosynthetically active radiation"),
         Variable("lai", "m2 m-2", "leaf area index"),
         Variable("land_cover", "1", "IGBP land cover class code"),
+        Variable("climate_zone", "1", "Köppen-Geiger main climate group code (1 A ... 5 E)"),
         Variable("nee_tgc", "Tg month-1", "regional total of net ecosystem exchange of carbon "
                  "per month, positive to the atmosphere"),
         Variable("nee_pgc", "Pg yr-1", "global land net ecosystem exchange of carbon per year, "

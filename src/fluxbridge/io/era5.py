@@ -34,12 +34,13 @@ log = logging.getLogger(__name__)
 
 ACCUMULATED = ("ssrd", "strd", "ssr", "tp", "e", "pev")
 REQUIRED = ("t2m", "d2m", "ssrd", "tp")
-_UNITS = {
+UNITS: dict[str, tuple[str, ...]] = {
     "t2m": ("K",),
     "d2m": ("K",),
     "ssrd": ("J m**-2", "J m-2", "J/m2", "J m^-2"),
     "tp": ("m", "m of water equivalent"),
 }
+"""Accepted units of each required variable, the first the usual one."""
 
 
 _PACKING_ATTRS = ("scale_factor", "add_offset", "_FillValue", "missing_value")
@@ -283,10 +284,10 @@ def _check_era5(ds: xr.Dataset, where: str) -> tuple[str, str]:
         units = ds[name].attrs.get("units")
         if units is None:
             raise InputError("no units attribute", path=where, variable=name,
-                             expected=f"units {_UNITS[name][0]!r}")
-        if units not in _UNITS[name]:
+                             expected=f"units {UNITS[name][0]!r}")
+        if units not in UNITS[name]:
             raise InputError(f"units {units!r}", path=where, variable=name,
-                             expected=f"{' or '.join(repr(u) for u in _UNITS[name])}")
+                             expected=f"{' or '.join(repr(u) for u in UNITS[name])}")
     lat = "latitude" if "latitude" in ds.dims else "lat"
     lon = "longitude" if "longitude" in ds.dims else "lon"
     if float(np.abs(ds[lat]).max()) > 90.0 + 1e-6:

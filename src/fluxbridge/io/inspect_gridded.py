@@ -15,7 +15,8 @@ import xarray as xr
 from fluxbridge.errors import InputError
 from fluxbridge.grid import cell_area
 from fluxbridge.io import inversions as inv
-from fluxbridge.io.era5 import open_era5
+from fluxbridge.io.era5 import REQUIRED, open_era5
+from fluxbridge.io.era5_set import inspect_era5_part
 from fluxbridge.io.file_report import FileReport, finite_share, period
 from fluxbridge.io.inversion_bands import read_gcb_regional_file, read_zonal_inversion
 from fluxbridge.io.land_cover import LAND_COVER_NAMES, TIFF_SUFFIXES, read_land_cover
@@ -52,8 +53,10 @@ def inspect_netcdf(path: Path, report: FileReport) -> None:
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot open as NetCDF ({exc}); truncated or not NetCDF?",
                          path=path) from None
-    if {"t2m", "d2m"} & names:
+    if set(REQUIRED) <= names:
         inspect_era5(path, report)
+    elif set(REQUIRED) & names:
+        inspect_era5_part(path, report, [n for n in REQUIRED if n in names])
     elif any(set(v) <= names for v in inv.STYLES.values()):
         _inspect_gridded_inversion(path, report)
     elif "North_Land" in names:
