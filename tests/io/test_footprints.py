@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from tower_files import write_stilt_foot
 
 from fluxbridge.errors import InputError
@@ -87,4 +88,14 @@ def test_bad_files_raise_one_line_errors(tmp_path, change, message):
 
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match="footprint file not found"):
+        read_stilt_footprint(tmp_path / NAME)
+
+
+def test_hours_must_be_hourly(tmp_path):
+    path = write_stilt_foot(tmp_path / "x.nc", _foot(), LAT, LON, "2020-07-01 18:00")
+    with xr.open_dataset(path, decode_times=False) as ds:
+        ds = ds.load()
+    ds["time"] = ds["time"].copy(data=ds["time"].values - [0, 0, 1800, 1800])
+    ds.to_netcdf(tmp_path / NAME)
+    with pytest.raises(InputError, match=r"variable 'time': time steps of \[3600, 5400\] s"):
         read_stilt_footprint(tmp_path / NAME)
