@@ -1,13 +1,13 @@
 """Reader of NOAA ObsPack CO2 tower files (one site and intake per NetCDF file).
 
-Layout followed (NOAA GML ObsPack NetCDF, as read by CarbonTracker's CTDAS ``obspack`` observation
-classes; docs/footprints.md): dimension ``obs``; ``time(obs)`` in ``seconds since
+Layout followed (NOAA GML ObsPack NetCDF, as the ObsPack readers of CarbonTracker's CTDAS read
+it; docs/footprints.md): dimension ``obs``; ``time(obs)`` in ``seconds since
 1970-01-01T00:00:00Z`` at the *beginning* of the averaging interval; ``value(obs)`` the dry-air
 mole fraction in ``mol mol-1`` (fill -999.999); ``value_unc(obs)`` (optional, same units);
 ``latitude``, ``longitude`` [degree], ``altitude`` [m a.s.l.], ``intake_height`` [m above
 ground]; ``qc_flag(obs, 3 characters)``, the NOAA flag whose first column is the *rejection*
-flag and second the *selection* flag (``.`` = not flagged); ``obs_flag(obs)`` (optional, 1 = fit
-for large-scale comparisons); ``obspack_id(obs, characters)``; global attribute ``site_code``.
+flag and second the *selection* flag (``.`` = not flagged); ``obs_flag(obs)`` (optional, CTDAS's use
+flag, 1 = use); ``obspack_id(obs, characters)``; global attribute ``site_code``.
 """
 
 from __future__ import annotations
