@@ -6,6 +6,8 @@
 * :mod:`~fluxbridge.operators.sample`, :mod:`~fluxbridge.operators.resampled`,
   :mod:`~fluxbridge.operators.control_variate` — estimators of H·f from sampled cell-days;
   :mod:`~fluxbridge.operators.estimators` picks one by name;
+* :mod:`~fluxbridge.operators.footprint` — footprint rows of H for tower mole fractions
+  (:class:`FootprintOperator`), sampled by the same estimators;
 * :mod:`~fluxbridge.operators.cache` — the groups of cell-days of the control variate's cache.
 """
 
@@ -17,6 +19,7 @@ from fluxbridge.operators.estimators import (
     squared_error,
     squared_error_grad,
 )
+from fluxbridge.operators.footprint import UMOL_M2_S_PER_GC_M2_D, FootprintOperator
 from fluxbridge.operators.operator import (
     LinearOperator,
     RegionalOperator,
@@ -32,11 +35,13 @@ from fluxbridge.operators.sample import Estimator, ExactEstimator, Sample
 __all__ = [
     "ESTIMATORS",
     "SAMPLINGS",
+    "UMOL_M2_S_PER_GC_M2_D",
     "CacheGroups",
     "ControlVariateEstimator",
     "Estimator",
     "ExactEstimator",
     "FixedEstimator",
+    "FootprintOperator",
     "LinearOperator",
     "RegionalOperator",
     "ResampledEstimator",
