@@ -5,7 +5,6 @@ expected."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -15,61 +14,36 @@ import pandas as pd
 import pytest
 import xarray as xr
 import yaml
+from corpus_world import (
+    Case,
+    assert_refused_in_one_line,
+    edit_csv,
+    edit_nc,
+    make_world,
+    scale,
+)
 
 from fluxbridge.cli import main
-
-TINY_WORLD = {"resolution_deg": 10.0, "n_years": 2, "n_sites": 12, "n_members": 3,
-              "site_years_min": 1, "site_years_max": 2}
-
-Case = Callable[[Path, dict], tuple[str | None, str, str]]
-"""Corrupts a copy of the world; returns the file (relative) and variable the message must
-name, and a fact of the corrupted input it must state (what was found)."""
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
-    from fluxbridge.synthetic import synthesize
-
-    root = tmp_path_factory.mktemp("corpus") / "world"
-    synthesize(root, config=dict(TINY_WORLD), seed=5, progress=False)
-    return root
-
-
-def _edit_nc(path: Path, edit: Callable[[xr.Dataset], xr.Dataset | None]) -> None:
-    """Apply ``edit`` (in place, or returning the new dataset) to a NetCDF file."""
-    ds = xr.load_dataset(path)
-    ds = edit(ds) or ds
-    path.unlink()
-    ds.to_netcdf(path)
-
-
-def _edit_csv(path: Path, edit: Callable[[pd.DataFrame], None], **read) -> None:
-    df = pd.read_csv(path, **read)
-    edit(df)
-    df.to_csv(path, index=False, sep=read.get("sep", ","))
-
-
-def _scale(var: str, factor: float, shift: float = 0.0) -> Callable[[xr.Dataset], None]:
-    def edit(ds: xr.Dataset) -> None:
-        attrs = ds[var].attrs
-        ds[var] = ds[var] * factor + shift
-        ds[var].attrs = attrs
-    return edit
+    return make_world(tmp_path_factory.mktemp("corpus"))
 
 
 # -- meteorology (ERA5) ------------------------------------------------------------------------
 def t2m_in_celsius_labelled_kelvin(w: Path, f: dict):
-    _edit_nc(w / f["meteorology"][0], _scale("t2m", 1.0, -273.15))
+    edit_nc(w / f["meteorology"][0], scale("t2m", 1.0, -273.15))
     return f["meteorology"][0], "t2m", "degC found"
 
 
 def tp_in_mm_labelled_metres(w: Path, f: dict):
-    _edit_nc(w / f["meteorology"][1], _scale("tp", 1000.0))
+    edit_nc(w / f["meteorology"][1], scale("tp", 1000.0))
     return f["meteorology"][1], "tp", "mm d-1 found"
 
 
 def ssrd_a_hundred_times_too_large(w: Path, f: dict):
-    _edit_nc(w / f["meteorology"][0], _scale("ssrd", 100.0))
+    edit_nc(w / f["meteorology"][0], scale("ssrd", 100.0))
     return f["meteorology"][0], "ssrd", "W m-2 found"
 
 
@@ -79,23 +53,23 @@ def era5_fifteen_days_missing(w: Path, f: dict):
         keep = np.ones(ds.sizes[dim], bool)
         keep[59:74] = False
         return ds.isel({dim: keep})
-    _edit_nc(w / f["meteorology"][0], edit)
+    edit_nc(w / f["meteorology"][0], edit)
     return f["meteorology"], "time", "15 day(s) missing"
 
 
 def t2m_units_degc(w: Path, f: dict):
-    _edit_nc(w / f["meteorology"][0], lambda ds: ds["t2m"].attrs.update(units="degC"))
+    edit_nc(w / f["meteorology"][0], lambda ds: ds["t2m"].attrs.update(units="degC"))
     return f["meteorology"][0], "t2m", "'degC'"
 
 
 def t2m_without_units(w: Path, f: dict):
-    _edit_nc(w / f["meteorology"][0], lambda ds: ds["t2m"].attrs.pop("units") and None)
+    edit_nc(w / f["meteorology"][0], lambda ds: ds["t2m"].attrs.pop("units") and None)
     return f["meteorology"][0], "t2m", "no units"
 
 
 # -- sites -------------------------------------------------------------------------------------
 def _site(f: dict, w: Path, edit: Callable[[pd.DataFrame], None]) -> str:
-    _edit_csv(w / f["sites"][0], edit, dtype={"TIMESTAMP": str})
+    edit_csv(w / f["sites"][0], edit, dtype={"TIMESTAMP": str})
     return f["sites"][0]
 
 
@@ -137,7 +111,7 @@ def site_header_renamed(w: Path, f: dict):
 def site_latitude_95(w: Path, f: dict):
     def edit(df):
         df.loc[df.index[df["VARIABLE"] == "LOCATION_LAT"][0], "DATAVALUE"] = "95.0"
-    _edit_csv(w / f["site_table"], edit, sep=";", dtype=str)
+    edit_csv(w / f["site_table"], edit, sep=";", dtype=str)
     return f["site_table"], "lat", "lat 95"
 
 
@@ -152,20 +126,20 @@ def _member(f: dict, style: str, w: Path) -> str:
 
 def inversion_pgc_labelled_gc_per_day(w: Path, f: dict):
     rel = _member(f, "land_flux_only_fossil_cement_adjusted", w)
-    _edit_nc(w / rel, lambda ds: ds["land_flux_only_fossil_cement_adjusted"].attrs.update(
+    edit_nc(w / rel, lambda ds: ds["land_flux_only_fossil_cement_adjusted"].attrs.update(
         units="gC m-2 d-1"))
     return rel, "land_flux_only_fossil_cement_adjusted", "g m-2 d-1 found"
 
 
 def inversion_a_thousand_times_too_large(w: Path, f: dict):
     rel = _member(f, "bio_flux_opt", w)
-    _edit_nc(w / rel, _scale("bio_flux_opt", 1000.0))
+    edit_nc(w / rel, scale("bio_flux_opt", 1000.0))
     return rel, "bio_flux_opt", "g m-2 d-1 found"
 
 
 def inversion_units_unknown(w: Path, f: dict):
     rel = _member(f, "bio_flux_opt", w)
-    _edit_nc(w / rel, lambda ds: ds["bio_flux_opt"].attrs.update(units="furlongs"))
+    edit_nc(w / rel, lambda ds: ds["bio_flux_opt"].attrs.update(units="furlongs"))
     return rel, "bio_flux_opt", "furlongs"
 
 
@@ -177,7 +151,7 @@ def inversion_cell_area_in_cm2(w: Path, f: dict):
 
         area = cell_area(ds["latitude"].values, ds["longitude"].values)
         ds["cell_area"] = (("latitude", "longitude"), area.values * 1e4)
-    _edit_nc(w / rel, edit)
+    edit_nc(w / rel, edit)
     return rel, "land_flux_only_fossil_cement_adjusted", "times the largest plausible"
 
 
@@ -186,18 +160,18 @@ def correction_not_a_number(w: Path, f: dict):
         col = next(c for c in df.columns if c.endswith("_tgc"))
         df[col] = df[col].astype(object)
         df.loc[3, col] = "n/a?"
-    _edit_csv(w / f["corrections"], edit)
+    edit_csv(w / f["corrections"], edit)
     return f["corrections"], "_tgc", "n/a?"
 
 
 def correction_for_atlantis(w: Path, f: dict):
-    _edit_csv(w / f["corrections"], lambda df: df.__setitem__(
+    edit_csv(w / f["corrections"], lambda df: df.__setitem__(
         "region", df["region"].where(df.index != 0, "Atlantis")))
     return f["corrections"], "region", "Atlantis"
 
 
 def correction_month_13(w: Path, f: dict):
-    _edit_csv(w / f["corrections"], lambda df: df.__setitem__(
+    edit_csv(w / f["corrections"], lambda df: df.__setitem__(
         "time", df["time"].where(df.index != 0, "2010-13")), dtype={"time": str})
     return f["corrections"], "time", "2010-13"
 
@@ -207,7 +181,7 @@ def region_code_not_in_flag_values(w: Path, f: dict):
     def edit(ds: xr.Dataset) -> None:
         codes = ds["region"].values
         codes[codes == codes.max()] = 77
-    _edit_nc(w / f["regions"], edit)
+    edit_nc(w / f["regions"], edit)
     return f["regions"], "region", "[77]"
 
 
@@ -215,17 +189,17 @@ def region_without_cells(w: Path, f: dict):
     def edit(ds: xr.Dataset) -> None:
         codes = ds["region"].values
         codes[codes == codes.max()] = 0
-    _edit_nc(w / f["regions"], edit)
+    edit_nc(w / f["regions"], edit)
     return f["regions"], "region", "without any cell"
 
 
 def land_cover_variable_renamed(w: Path, f: dict):
-    _edit_nc(w / f["land_cover"], lambda ds: ds.rename(Majority_Land_Cover_Type_1="classes"))
+    edit_nc(w / f["land_cover"], lambda ds: ds.rename(Majority_Land_Cover_Type_1="classes"))
     return f["land_cover"], "land_cover", "no land cover variable"
 
 
 def modis_on_a_coarser_grid(w: Path, f: dict):
-    _edit_nc(w / f["remote_sensing"][0],
+    edit_nc(w / f["remote_sensing"][0],
              lambda ds: ds.isel(lat=slice(0, None, 2), lon=slice(0, None, 2)))
     return f["remote_sensing"][0], "lat", "9"
 
@@ -237,7 +211,7 @@ def truth_grid_truncated(w: Path, f: dict):
 
 
 def truth_for_atlantis(w: Path, f: dict):
-    _edit_csv(w / f["truth_regional"], lambda df: df.__setitem__(
+    edit_csv(w / f["truth_regional"], lambda df: df.__setitem__(
         "region", df["region"].where(df.index != 0, "Atlantis")))
     return f["truth_regional"], "region", "Atlantis"
 
@@ -270,25 +244,8 @@ CASES: list[Case] = [
 
 @pytest.mark.parametrize("corrupt", CASES, ids=[c.__name__ for c in CASES])
 def test_bad_input_is_refused_in_one_line(world, tmp_path, capsys, corrupt):
-    copy = tmp_path / "world"
-    shutil.copytree(world, copy)
-    files = json.loads((copy / "manifest.json").read_text())["files"]
-    relative, variable, found = corrupt(copy, files)
-    config = tmp_path / "experiment.yaml"
-    config.write_text(yaml.safe_dump({
-        "name": "corpus", "inputs": str(copy / "inputs.yaml"),
-        "upscaling": {"scheduler": SCHEDULERS.get(corrupt.__name__, "synchronous")}}))
-    assert main(["-q", "validate", str(config)]) == 2
-    err = capsys.readouterr().err
-    lines = err.strip().split("\n")
-    assert len(lines) == 1, err  # one problem, one line
-    line = lines[0]
-    assert line.startswith("fluxbridge: ")
-    names = relative if isinstance(relative, list) else [relative] if relative else []
-    assert not names or any(str((copy / n).resolve()) in line for n in names), line
-    assert re.search(rf"variable '[^']*{re.escape(variable)}", line), line
-    assert found in line and "(expected " in line, line
-    assert not (tmp_path / "runs").exists()
+    assert_refused_in_one_line(world, tmp_path, capsys, corrupt,
+                               scheduler=SCHEDULERS.get(corrupt.__name__, "synchronous"))
 
 
 def test_validate_lists_every_problem_together(world, tmp_path, capsys):

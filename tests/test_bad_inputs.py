@@ -181,7 +181,10 @@ def test_sites_outside_the_meteorology_period_are_refused(world):
     spec = {**read_inputs_file(world / "inputs.yaml"), "sites": late, "meteorology": first_year}
     with pytest.raises(InputError) as err:
         open_inputs(spec, base=world).check()
-    assert "inputs.sites" in str(err.value) and "overlap" in str(err.value)
+    message = str(err.value)  # names the meteorology's files, its years and the sites'
+    assert message.startswith(str(world.resolve() / first_year[0]))
+    assert f"years {last - 1}, none with measured site NEE" in message
+    assert f"sites' years {last}" in message
 
 
 def test_region_mask_on_another_grid_is_carried_onto_the_meteorology_grid(world, tmp_path):

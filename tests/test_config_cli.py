@@ -94,6 +94,9 @@ def test_every_template_key_is_a_config_key(tmp_path):
         ({"features": ["ta", "co2_ppm"]}, "features", "co2_ppm"),
         ({"netwrok": {}}, "netwrok", "Extra inputs"),
         ({"constraint": {"lambda_regional": -1}}, "constraint.lambda_regional", "-1"),
+        ({"features": ["ta", "vpd", "ta"]}, "features", "listed twice: ['ta']"),
+        ({"network": {"lr": "inf"}}, "network.lr", "finite"),
+        ({"tuning": {"offset": {"lr_factor": "nan"}}}, "tuning.offset.lr_factor", "finite"),
     ],
 )
 def test_config_errors_name_key_and_value(tmp_path, data, key, fragment):
@@ -103,6 +106,33 @@ def test_config_errors_name_key_and_value(tmp_path, data, key, fragment):
         load_config(path)
     message = str(info.value)
     assert str(path) in message and key in message and fragment in message
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("network:\n  lr: .inf\n", "network.lr"),
+    ("constraint:\n  lambda_regional: -.Inf\n", "constraint.lambda_regional"),
+    ("network: {weight_decay: .NaN}\n", "network.weight_decay"),
+])
+def test_non_finite_numbers_are_refused_naming_the_key(tmp_path, text, key):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="non-finite number") as info:
+        load_config(path)
+    assert f"variable {key!r}" in str(info.value) and str(path) in str(info.value)
+
+
+def test_a_key_given_twice_is_refused_naming_the_key_and_lines(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("name: a\nnetwork:\n  lr: 0.01\n  width: 8\n  lr: 0.1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "variable 'lr'" in str(info.value) and "lines 3 and 5" in str(info.value)
+
+
+def test_a_merge_key_may_be_overridden(tmp_path):
+    path = tmp_path / "merge.yaml"
+    path.write_text("network:\n  <<: {width: 8, depth: 2}\n  width: 16\n")
+    assert load_config(path).network.width == 16
 
 
 def test_yaml_is_loaded_safely(tmp_path):

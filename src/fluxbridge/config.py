@@ -28,7 +28,7 @@ Paths = str | list[str]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class WorldSection(_Strict):
@@ -132,6 +132,9 @@ class ExperimentConfig(_Strict):
             raise ValueError(f"unknown feature(s) {unknown}; known: {sorted(VARIABLES)}")
         if not value:
             raise ValueError("at least one feature is needed")
+        twice = sorted({v for v in value if value.count(v) > 1})
+        if twice:
+            raise ValueError(f"feature(s) listed twice: {twice}")
         return value
 
     @property

@@ -75,3 +75,10 @@ class ConfigError(InputError):
 
 class GridMismatchError(InputError):
     """Two gridded inputs that should share a grid do not."""
+
+
+class ClusterError(FluxbridgeError):
+    """The dask cluster failed under a computation: a worker died, the scheduler went away.
+
+    What finished before is kept; the message says so, and that a rerun resumes.
+    """

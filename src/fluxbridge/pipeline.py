@@ -27,6 +27,7 @@ from fluxbridge.grid_features import GridFeatures
 from fluxbridge.io.inputs import World, open_inputs
 from fluxbridge.models.artifact import FittedModel, load_model
 from fluxbridge.outputs.files import write_csv
+from fluxbridge.readback import estimator_error, mean_maps
 from fluxbridge.rundir import (
     RunResult,
     RunState,
@@ -282,44 +283,18 @@ class Experiment:
             return None
 
     def _maps(self, products: dict[str, Any]) -> dict[str, Any]:
-        """Time-mean NEE [gC m-2 d-1] of the site-only and dual products, and of the truth
-        where there is one."""
-        import xarray as xr
-
-        def mean_map(name: str) -> xr.DataArray:
-            with xr.open_dataset(products[name].grid_monthly) as ds:
-                return ds["nee"].mean("time").load()
-
-        maps = {SITE_ONLY: mean_map(SITE_ONLY), DUAL: mean_map(DUAL)}
+        """Time-mean NEE maps of the site-only and dual products (and of the truth)."""
+        truth = None
         try:
-            maps["truth"] = self.inputs.truth_grid.mean("time").load()
+            truth = self.inputs.truth_grid
         except InputError:
             log.info("no true NEE grid: the maps leave the truth out")
-        return maps
+        return mean_maps(products, SITE_ONLY, DUAL, truth)
 
     def _estimator_error(self, products: dict[str, Any]) -> pd.DataFrame:
-        """Estimator error against K on the dual model's field (cache: the site-only field),
-        in units of the targets' σ."""
-        import xarray as xr
-
-        from fluxbridge.evaluation.estimators import estimator_error_table
-        from fluxbridge.operators import RegionalOperator
-        from fluxbridge.training.regional import floored_sigma
-
-        grid = self.grid
-
-        def field(name: str) -> np.ndarray:
-            with xr.open_dataset(products[name].grid) as ds:
-                values = ds["nee"].values[:, grid.lat_index, grid.lon_index]
-            return np.nan_to_num(values.astype(np.float64))
-
-        op = RegionalOperator(self.inputs.regions, grid.times, grid.lat_index, grid.lon_index)
-        matched = op.match_targets(self.inputs.targets)
-        spread = np.full(op.n_obs, np.nan)
-        spread[matched["obs"]] = matched["spread"]
-        sigma = floored_sigma(np.nan_to_num(spread, nan=np.nanmedian(spread)), self.cfg)
-        return estimator_error_table(op, field(DUAL), field(SITE_ONLY), sigma,
-                                     seed=self.cfg.seed, strata=grid.igbp_code)
+        """Estimator error against K on the dual model's field (:func:`estimator_error`)."""
+        return estimator_error(products[DUAL].grid, products[SITE_ONLY].grid, self.grid,
+                               self.inputs, self.cfg)
 
     def _write_manifest(self, products: dict[str, Any], report: Path) -> Path:
         models = {n: {"grid": products[n].grid, "grid_monthly": products[n].grid_monthly,

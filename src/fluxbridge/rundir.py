@@ -18,6 +18,9 @@ Layout of a run directory::
 from __future__ import annotations
 
 import json
+import logging
+import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,12 +31,18 @@ import pandas as pd
 import yaml
 
 from fluxbridge.config import ExperimentConfig
-from fluxbridge.errors import ConfigError
+from fluxbridge.errors import ConfigError, InputError
 from fluxbridge.models.artifact import FittedModel
+from fluxbridge.models.torchfile import read_torch_file
 from fluxbridge.outputs.files import code_version, write_json
 from fluxbridge.runlock import LOCK_NAME, RunLock
 
+log = logging.getLogger(__name__)
+
 RUN_RECORD = "run.json"
+TEMPORARY_NAME = re.compile(r"\..+\.\d+\.tmp")
+"""Names of fluxbridge's temporaries (:func:`fluxbridge.outputs.files.atomic_path`:
+``.{name}.{pid}.tmp``), left by writes that a kill interrupted."""
 # what a run writes in its directory: --overwrite removes these and nothing else
 RUN_PRODUCTS = (RUN_RECORD, "config.resolved.yaml", "manifest.json", "cv", "models", "upscaled",
                 "leave_region_out", "sparsity", "report.html", "metrics.json", "figures")
@@ -170,6 +179,55 @@ def _remove_products(out: Path, record: dict[str, Any]) -> None:
             path.unlink()
 
 
+def remove_temporaries(out: Path) -> list[Path]:
+    """Remove fluxbridge's temporaries (:data:`TEMPORARY_NAME`) that killed writes left in
+    the run directory ``out`` (not following links); call it holding the directory's lock.
+
+    Returns
+    -------
+    list of Path
+        What was removed.
+    """
+    removed = []
+    for root, dirs, files in os.walk(out):
+        for name in [*files, *dirs]:
+            path = Path(root, name)
+            if not TEMPORARY_NAME.fullmatch(name):
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+                dirs.remove(name)
+            else:
+                path.unlink()
+            removed.append(path)
+    if removed:
+        log.info("removed %d temporary file(s) of interrupted writes in %s", len(removed), out)
+    return removed
+
+
+def discard_corrupt_checkpoints(out: Path) -> list[str]:
+    """Remove training checkpoints under ``out`` that cannot be read (a disk error, a copy cut
+    short), each with a warning naming it: the model they belong to trains again from its
+    first epoch. Call it holding the run directory's lock.
+
+    Returns
+    -------
+    list of str
+        The one-line reason of each checkpoint removed.
+    """
+    from fluxbridge.training.checkpoint import CHECKPOINT_NAME
+
+    discarded = []
+    for path in sorted(out.rglob(CHECKPOINT_NAME)):
+        try:
+            read_torch_file(path, expected="a training checkpoint written by fluxbridge")
+        except InputError as exc:
+            path.unlink()
+            log.warning("%s; discarded, its model trains again from the first epoch", exc)
+            discarded.append(str(exc))
+    return discarded
+
+
 def prepare_run(cfg: ExperimentConfig, overwrite: bool = False) -> RunState:
     """Set up the run directory, lock it and store the resolved configuration.
 
@@ -186,7 +244,10 @@ def prepare_run(cfg: ExperimentConfig, overwrite: bool = False) -> RunState:
     ConfigError
         If the folder holds files and no run record; if another process runs in it; if it holds
         a finished run and ``overwrite`` is false. With ``overwrite`` only what the record lists
-        is removed, never other files there.
+        is removed, never other files there. Temporaries of writes a kill interrupted are
+        removed (:func:`remove_temporaries`), and so are unreadable training checkpoints
+        (:func:`discard_corrupt_checkpoints`: their models train again, with a warning that
+        run.json keeps under ``discarded_checkpoints``).
     """
     out = cfg.out_dir
     if cfg.world is not None and cfg.world.config is not None \
@@ -198,6 +259,10 @@ def prepare_run(cfg: ExperimentConfig, overwrite: bool = False) -> RunState:
     lock = RunLock(out).acquire()
     try:
         record = _read_record(out)
+        discarded = []
+        if record is not None:
+            remove_temporaries(out)
+            discarded = discard_corrupt_checkpoints(out)
         if record is not None and overwrite:
             _remove_products(out, record)
         elif record is not None and record.get("status") == "complete":
@@ -207,6 +272,8 @@ def prepare_run(cfg: ExperimentConfig, overwrite: bool = False) -> RunState:
         if record is None or overwrite:
             state.data["products"] = [n for n in RUN_PRODUCTS if not (out / n).exists()]
         state.data.update(fluxbridge_version=code_version(), name=cfg.name)
+        if discarded:
+            state.data.setdefault("discarded_checkpoints", []).extend(discarded)
         state.save()
         (out / "config.resolved.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     except BaseException:

@@ -27,6 +27,7 @@ from fluxbridge.constants import SECONDS_PER_DAY
 from fluxbridge.errors import InputError
 from fluxbridge.grid import check_same_grid, to_canonical_grid
 from fluxbridge.io.era5_daily import daily_fields, days_per_chunk
+from fluxbridge.io.safefiles import read_member
 from fluxbridge.schema import check_time_axis
 from fluxbridge.vocabulary import attrs as var_attrs
 
@@ -142,7 +143,9 @@ def _open_one(path: Path) -> xr.Dataset:
 def _open_zip(path: Path) -> xr.Dataset:
     """A CDS zip of ``data_stream-*_stepType-{instant,accum}.nc`` members, merged.
 
-    Each member is read from memory (its compressed bytes) and decoded a chunk at a time.
+    Each member is read from memory (its compressed bytes) and decoded a chunk at a time;
+    a member larger than :data:`~fluxbridge.io.safefiles.MAX_MEMBER_BYTES` is refused by its
+    declared size before it is read.
     """
     try:
         with zipfile.ZipFile(path) as zf:
@@ -152,7 +155,7 @@ def _open_zip(path: Path) -> xr.Dataset:
                                  path=path, expected="data_stream-*_stepType-*.nc members")
             parts = []
             for m in members:
-                nc = netCDF4.Dataset(m, memory=zf.read(m))
+                nc = netCDF4.Dataset(m, memory=read_member(zf, m, path))
                 store = xr.backends.NetCDF4DataStore(nc)
                 parts.append(_chunked(xr.open_dataset(store, mask_and_scale=False,
                                                       cache=False)))

@@ -291,6 +291,19 @@ def find_site_files_at_step(directory: str | os.PathLike[str], time_step: str | 
     return list(usable[time_step].values()), time_step
 
 
+def _refuse_duplicates(sites: list[str], sources: list[str]) -> None:
+    """Refuse a site id given by several files, naming the files (the first site's in
+    full)."""
+    dup = sorted({s for s in sites if sites.count(s) > 1})
+    if not dup:
+        return
+    files = [f for f, s in zip(sources, sites, strict=True) if s == dup[0]]
+    more = f"; also given twice: {dup[1:6]}" if len(dup) > 1 else ""
+    raise InputError(f"site {dup[0]} given by {len(files)} files: {', '.join(files)}{more}",
+                     path=files[-1], variable="site",
+                     expected="one file per site id and resolution (leave the others out)")
+
+
 def read_sites(
     paths: Sequence[str | os.PathLike[str]],
     metadata: pd.DataFrame,
@@ -343,10 +356,7 @@ def read_sites(
         raise InputError(f"{len(missing)} site(s) absent from the metadata table: {missing[:10]}",
                          path=metadata.attrs.get("source"), variable="SITE_ID",
                          expected="a row (latitude, longitude, IGBP) for every site file")
-    dup = sorted({s for s in sites if sites.count(s) > 1})
-    if dup:
-        raise InputError(f"site(s) given twice: {dup}", variable="site",
-                         expected="one file per site and resolution")
+    _refuse_duplicates(sites, [str(p.attrs["source"]) for p in pieces])
     attrs = [dict(p.attrs) for p in pieces]
     out = xr.concat([p.drop_attrs() if hasattr(p, "drop_attrs") else p for p in pieces],
                     dim="site", join="outer", data_vars="all", coords="different",

@@ -22,6 +22,7 @@ import pandas as pd
 
 from fluxbridge.constants import MISSING_FLUXNET
 from fluxbridge.errors import InputError
+from fluxbridge.io.safefiles import check_link, read_member, text_encoding
 
 RESOLUTIONS = ("HH", "HR", "DD", "WW", "MM", "YY")
 PRODUCTS = ("FULLSET", "SUBSET", "ERAI", "ERA5", "AUXMETEO", "AUXNEE", "FLUXMET")
@@ -76,17 +77,9 @@ def _choose_member(members: list[str], resolution: str | None) -> str | None:
     return min(ranked)[2] if ranked else None
 
 
-def _decode(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
-
-
 def _open_text(path: Path, resolution: str | None) -> tuple[str, str]:
-    """CSV text and its display name; for a zip, the member of the wanted resolution."""
-    if path.suffix.lower() != ".zip":
-        return _decode(path.read_bytes()), str(path)
+    """CSV text of a zip's member of the wanted resolution, and its display name
+    (``zip!member``); the member refused by its declared size before it is read."""
     try:
         with zipfile.ZipFile(path) as zf:
             members = [m for m in zf.namelist() if m.lower().endswith(".csv")]
@@ -95,7 +88,9 @@ def _open_text(path: Path, resolution: str | None) -> tuple[str, str]:
                 raise InputError(f"no flux CSV at resolution {resolution or 'any'} inside the "
                                  f"zip (members: {members[:8]})", path=path,
                                  expected="a FLUXNET/FLUXMET CSV member")
-            return _decode(zf.read(member)), f"{path}!{member}"
+            where = f"{path}!{member}"
+            raw = read_member(zf, member, path)
+            return raw.decode(text_encoding(raw[: 1 << 16], where), errors="replace"), where
     except zipfile.BadZipFile:
         raise InputError("not a valid zip file (truncated download?)", path=path) from None
 
@@ -107,11 +102,7 @@ def _head_and_tail(path: Path) -> tuple[str, str, str]:
         head = fh.read(min(size, 1 << 16))
         fh.seek(max(0, size - (1 << 16)))
         tail = fh.read()
-    try:
-        head.decode("utf-8")
-        encoding = "utf-8"
-    except UnicodeDecodeError as exc:  # a character cut at the 64 kB boundary is still UTF-8
-        encoding = "utf-8" if exc.start >= len(head) - 3 else "latin-1"
+    encoding = text_encoding(head, str(path))
     first = head.decode(encoding, errors="replace").splitlines()
     last = tail.decode(encoding, errors="replace").rstrip("\r\n").splitlines()
     return (first[0] if first else ""), (last[-1] if last else ""), encoding
@@ -136,6 +127,7 @@ class _Csv:
 
 
 def _check_csv(path: Path, resolution: str | None) -> _Csv:
+    check_link(path, "sites")
     if not path.is_file():
         raise InputError("file not found", path=path)
     text = None

@@ -29,8 +29,10 @@ from fluxbridge.io.fluxnet import read_sites
 from fluxbridge.io.inversions import read_inversions
 from fluxbridge.io.land_cover import read_land_cover
 from fluxbridge.io.modis import open_modis
+from fluxbridge.io.overlap import check_site_years, check_target_months
 from fluxbridge.io.plausible import check_meteorology, check_site_values
 from fluxbridge.io.region_masks import read_region_mask
+from fluxbridge.io.safefiles import check_link
 from fluxbridge.io.sitemeta import read_site_metadata
 from fluxbridge.regions import region_names
 from fluxbridge.schema import check_predictors, check_regions, check_sites, check_targets
@@ -93,12 +95,15 @@ def _expand(role: str, pattern: str | os.PathLike[str], base: Path) -> list[Path
     full = Path(text) if Path(text).is_absolute() else base / text
     if _GLOB_CHARS & set(text):
         found = sorted(Path(p) for p in glob.glob(os.fspath(full), recursive=True))
+        for path in found:
+            check_link(path, f"inputs.{role}")
         files = [p for p in found if p.is_file()]
         if not files:
             folder = next((p for p in full.parents if not _GLOB_CHARS & set(p.name)), base)
             raise InputError(f"pattern {os.fspath(pattern)!r} matches no file in {folder}",
                              variable=f"inputs.{role}", expected=ROLES[role].accepts)
         return [p.resolve() for p in files]
+    check_link(full, f"inputs.{role}")
     if not full.is_file():
         raise InputError("file not found", path=full, variable=f"inputs.{role}",
                          expected=ROLES[role].accepts)
@@ -330,16 +335,11 @@ class World:
         return self.files[role]
 
     def _check_overlap(self) -> None:
-        """Refuse sites or inversions whose records do not overlap the meteorology's."""
+        """Refuse meteorology without a year of measured site NEE, or inversions outside
+        its period."""
         times = pd.DatetimeIndex(self.predictors["time"].values)
-        for role, data in (("sites", self.sites), ("inversions", self.targets)):
-            t = pd.DatetimeIndex(data["time"].values)
-            if t.max() < times.min().to_period("M").start_time or t.min() > times.max():
-                raise InputError(
-                    f"records {t.min():%Y-%m-%d}..{t.max():%Y-%m-%d} do not overlap the "
-                    f"meteorology's {times.min():%Y-%m-%d}..{times.max():%Y-%m-%d}",
-                    path=self.files[role][0], variable=f"inputs.{role}",
-                    expected="records within the meteorology's period")
+        check_site_years(self.sites, times, self.files["meteorology"])
+        check_target_months(self.targets, times, self.files["inversions"])
 
     def problems(self) -> list[InputError]:
         """Every problem of the inputs: each check runs unless one it depends on failed (a

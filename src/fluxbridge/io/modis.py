@@ -97,7 +97,24 @@ def read_composites(path: Path, max_qa: int) -> xr.Dataset:
                          expected=f"one of {sorted(set(BANDS))}")
     out = xr.Dataset(bands)
     check_time_axis(out, str(path), dims="composites along 'time'")
+    _refuse_empty_bands(out, ds, path, max_qa)
     return to_canonical_grid(out, lat=spatial_dim(out, "lat"), lon=spatial_dim(out, "lon"))
+
+
+def _refuse_empty_bands(bands: xr.Dataset, raw: xr.Dataset, path: Path, max_qa: int) -> None:
+    """Refuse a file in which a band has no usable value (an all-fill year, say): it would
+    otherwise be filled silently from the neighbouring years."""
+    times = pd.DatetimeIndex(bands["time"].values)
+    for canon, da in bands.data_vars.items():
+        if bool(da.notnull().any()):
+            continue
+        source = next(src for src, c in BANDS.items() if c == canon and src in raw)
+        raise InputError(
+            f"no usable value in its {times.size} composites {times.min():%Y-%m-%d}.."
+            f"{times.max():%Y-%m-%d}: every value is fill, outside the valid range or of QA "
+            f"above {max_qa}", path=path, variable=source,
+            expected="some valid values in each file (an empty year is not filled from the "
+            "other years)")
 
 
 def _daily(parts: list[xr.Dataset], times: pd.DatetimeIndex | None) -> xr.Dataset:

@@ -25,6 +25,7 @@ from fluxbridge.features import Normaliser, feature_units
 from fluxbridge.models.baselines import Baseline, predict_baseline
 from fluxbridge.models.network import NEENet
 from fluxbridge.models.predict import predict_grid
+from fluxbridge.models.torchfile import read_torch_file
 from fluxbridge.outputs.files import atomic_path
 from fluxbridge.vocabulary import VARIABLES, igbp_codes
 
@@ -212,14 +213,7 @@ def load_model(path: str | os.PathLike[str]) -> FittedModel:
     schema version, a corrupted or tampered file raises :class:`InputError`.
     """
     where = str(path)
-    if not Path(path).is_file():
-        raise InputError("model file not found", path=where, expected="a saved model file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        raise InputError(f"cannot be read as a fluxbridge model ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''})", path=where,
-                         expected="a file written by FittedModel.save") from exc
+    payload = read_torch_file(path, expected="a fluxbridge model file (FittedModel.save)")
     if not isinstance(payload, dict) or "schema_version" not in payload:
         raise InputError("not a fluxbridge model file", path=where, variable="schema_version",
                          expected="a file written by FittedModel.save")

@@ -33,7 +33,7 @@ class WorldConfig(BaseModel):
     Units: fluxes in PgC yr-1 (global), noise in gC m-2 d-1.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     resolution_deg: float = Field(2.0, gt=0, le=30, description="grid cell size [degree]")
     start_year: int = Field(2010, ge=1950, le=2100)

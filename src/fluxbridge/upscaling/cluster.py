@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from fluxbridge.errors import ClusterError
 from fluxbridge.upscaling.chunks import Chunk, Model, Shipped, run_chunk, run_chunk_shipped
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,30 @@ def open_client(scheduler: str | None, n_workers: int) -> Iterator[Any]:
                 yield client
 
 
+def task_result(future: Any) -> Any:
+    """The result of a dask.distributed task; a worker that died running it, or a scheduler
+    that went away, raises one :class:`~fluxbridge.errors.ClusterError` line.
+
+    Raises
+    ------
+    ClusterError
+        When the cluster lost the task (errors raised by the task itself pass unchanged).
+    """
+    from distributed import KilledWorker
+    from distributed.comm.core import CommClosedError
+
+    try:
+        return future.result()
+    except KilledWorker as exc:
+        worker = getattr(getattr(exc, "last_worker", None), "address", "a worker")
+        problem = f"dask worker {worker} died while computing chunk {future.key}"
+    except (CommClosedError, concurrent.futures.CancelledError) as exc:
+        problem = (f"lost the dask scheduler while computing chunk {future.key} "
+                   f"({type(exc).__name__})")
+    raise ClusterError(f"{problem}; the chunks finished are kept: run the command again to "
+                       "resume (see the workers' logs for why)")
+
+
 def execute(jobs: list[tuple[Chunk, dict[str, Any]]], members: Sequence[Model],
              scheduler: str | None, n_workers: int, bar: Any, client: Any = None) -> None:
     """Run :func:`run_chunk` for every job on the chosen scheduler (or the given client)."""
@@ -126,7 +151,7 @@ def execute(jobs: list[tuple[Chunk, dict[str, Any]]], members: Sequence[Model],
         window = 2 * max(n_workers, slots) + 1
         running = as_completed([submit(kw) for kw in itertools.islice(todo, window)])
         for fut in running:
-            fut.result()
+            task_result(fut)
             bar.update()
             nxt = next(todo, None)
             if nxt is not None:

@@ -1,0 +1,73 @@
+"""What the evaluation step reads back from a run's upscaled products: time-mean maps, and the
+observation operator's estimator error on the products' fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from fluxbridge.config import ExperimentConfig
+from fluxbridge.grid_features import GridFeatures
+from fluxbridge.io.inputs import World
+
+
+def mean_maps(products: dict[str, Any], site_only: str, dual: str,
+              truth: xr.DataArray | None = None) -> dict[str, xr.DataArray]:
+    """Time-mean NEE [gC m-2 d-1] of the site-only and dual products, and of the truth where
+    there is one.
+
+    Parameters
+    ----------
+    products
+        Model name → its upscaled products (``grid_monthly``: monthly NEE NetCDF).
+    site_only, dual
+        Names of the site-only and dual-constraint models.
+    truth
+        True daily NEE (time, lat, lon) [gC m-2 d-1], or None (real data have no truth).
+    """
+    def mean_map(name: str) -> xr.DataArray:
+        with xr.open_dataset(products[name].grid_monthly) as ds:
+            return ds["nee"].mean("time").load()
+
+    maps = {site_only: mean_map(site_only), dual: mean_map(dual)}
+    if truth is not None:
+        maps["truth"] = truth.mean("time").load()
+    return maps
+
+
+def estimator_error(dual_grid: Path, cache_grid: Path, grid: GridFeatures, inputs: World,
+                    cfg: ExperimentConfig) -> pd.DataFrame:
+    """Estimator error against K on the dual model's daily field (the cache's field: the
+    site-only model's), in units of the targets' σ.
+
+    Parameters
+    ----------
+    dual_grid, cache_grid
+        Daily NEE NetCDF [gC m-2 d-1] of the dual and the site-only model.
+    grid
+        The land cells' predictors (their indices, times and IGBP strata).
+    inputs
+        The experiment's inputs (regions, targets).
+    cfg
+        The experiment's configuration (σ floor, seed).
+    """
+    from fluxbridge.evaluation.estimators import estimator_error_table
+    from fluxbridge.operators import RegionalOperator
+    from fluxbridge.training.regional import floored_sigma
+
+    def field(path: Path) -> np.ndarray:
+        with xr.open_dataset(path) as ds:
+            values = ds["nee"].values[:, grid.lat_index, grid.lon_index]
+        return np.nan_to_num(values.astype(np.float64))
+
+    op = RegionalOperator(inputs.regions, grid.times, grid.lat_index, grid.lon_index)
+    matched = op.match_targets(inputs.targets)
+    spread = np.full(op.n_obs, np.nan)
+    spread[matched["obs"]] = matched["spread"]
+    sigma = floored_sigma(np.nan_to_num(spread, nan=np.nanmedian(spread)), cfg)
+    return estimator_error_table(op, field(dual_grid), field(cache_grid), sigma,
+                                 seed=cfg.seed, strata=grid.igbp_code)
