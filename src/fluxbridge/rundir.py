@@ -9,6 +9,7 @@ Layout of a run directory::
     upscaled/{name}/             gridded NEE (CF NetCDF), regional and global totals
     leave_region_out/            each region's totals from the run that withheld its targets
     report.html, metrics.json    the evaluation
+    headline.png                 the report's headline figure, for slides
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from fluxbridge.outputs.files import code_version, write_json
 RUN_RECORD = "run.json"
 # what a run writes in its directory: --overwrite removes these and nothing else
 RUN_PRODUCTS = (RUN_RECORD, "config.resolved.yaml", "manifest.json", "cv", "models", "upscaled",
-                "leave_region_out", "sparsity", "report.html", "metrics.json", "figures")
+                "leave_region_out", "sparsity", "report.html", "metrics.json", "headline.png",
+                "figures")
 
 
 @dataclass

@@ -18,7 +18,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 from fluxbridge.errors import InputError
 from fluxbridge.evaluation.metrics import scale_tables, site_metrics
 
-_STYLE = {
+STYLE = {
     "truth": {"color": "black", "lw": 2.0},
     "site_only": {"color": "tab:blue"},
     "dual": {"color": "tab:red"},
@@ -26,6 +26,7 @@ _STYLE = {
     "xgboost": {"color": "tab:purple", "ls": "--"},
     "nn": {"color": "tab:orange"},
     "inversions": {"color": "0.45", "ls": "-.", "lw": 1.5},
+    "dual_without_region": {"color": "tab:orange"},
 }
 _MONTHS = np.arange(1, 13)
 
@@ -45,44 +46,6 @@ def _monthly(df: pd.DataFrame, value: str = "nee_tgc") -> pd.DataFrame:
     out["region"] = out["region"].astype(str)
     out["moy"] = pd.to_datetime(out["time"].astype(str)).dt.month
     return out
-
-
-def nee_map(da: xr.DataArray, title: str, *, difference: bool = False,
-            robust: float = 98.0) -> Figure:
-    """Map of NEE (its time mean when ``da`` has a time dimension).
-
-    Parameters
-    ----------
-    da
-        NEE (lat, lon) or (time, lat, lon) [g m-2 d-1], positive to the atmosphere.
-    title
-        Figure title.
-    difference
-        The field is a difference of two models (e.g. dual minus site-only): another diverging
-        colormap. Both are centred at zero with symmetric limits.
-    robust
-        Percentile of |NEE| that sets the colour limits.
-    """
-    for dim in ("lat", "lon"):
-        if dim not in da.dims:
-            raise InputError("map field lacks a dimension", variable=dim,
-                             expected="a (lat, lon) or (time, lat, lon) field")
-    field = da.mean("time") if "time" in da.dims else da
-    field = field.transpose("lat", "lon")
-    values = np.asarray(field.values, dtype=float)
-    finite = np.abs(values[np.isfinite(values)])
-    vmax = float(np.percentile(finite, robust)) if finite.size else 1.0
-    vmax = vmax if vmax > 0 else 1.0
-    fig = Figure(figsize=(8, 4), layout="constrained")
-    ax = fig.subplots()
-    mesh = ax.pcolormesh(field["lon"].values, field["lat"].values, values,
-                         cmap="PuOr_r" if difference else "RdBu_r", vmin=-vmax, vmax=vmax,
-                         shading="nearest")
-    units = da.attrs.get("units", "g m-2 d-1")
-    fig.colorbar(mesh, ax=ax, label=f"NEE [{units}] (+ = source)", shrink=0.85)
-    ax.set(title=title, xlabel="longitude [°]", ylabel="latitude [°]", xlim=(-180, 180),
-           ylim=(-60, 90))
-    return fig
 
 
 def regional_cycles(
@@ -126,7 +89,7 @@ def regional_cycles(
                                 label="inversion spread")
         for name, f in frames.items():
             m = f[f["region"] == region].groupby("moy")["nee_tgc"].mean()
-            ax.plot(m.index, m.values, label=name, **_STYLE.get(name, {}))
+            ax.plot(m.index, m.values, label=name, **STYLE.get(name, {}))
         ax.axhline(0, color="0.8", lw=0.8)
         ax.set_title(region, fontsize=9)
         ax.set_xticks([1, 4, 7, 10])
@@ -158,7 +121,7 @@ def site_scatter(predictions: pd.DataFrame, models: Sequence[str],
             ax = axes[i, j]
             t = tables[scale]
             ax.scatter(t["observed"], t[model], s=4 if len(t) > 500 else 10, alpha=0.4,
-                       color=_STYLE.get(model, {}).get("color", "tab:blue"), linewidths=0)
+                       color=STYLE.get(model, {}).get("color", "tab:blue"), linewidths=0)
             lim = [np.nanmin([t["observed"].min(), t[model].min()]),
                    np.nanmax([t["observed"].max(), t[model].max()])]
             ax.plot(lim, lim, color="0.3", lw=0.8)
@@ -199,7 +162,7 @@ def global_series(annual: pd.DataFrame, *, reference: pd.DataFrame | None = None
         if frame is None:
             continue
         for model, part in frame.groupby("model", sort=False):
-            style = {"color": "black", "lw": 2.0} if is_reference else _STYLE.get(model, {})
+            style = {"color": "black", "lw": 2.0} if is_reference else STYLE.get(model, {})
             ax.plot(part["year"], part["nee_pgc"], marker="o", label=model, **style)
     ax.axhline(0, color="0.8", lw=0.8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -334,13 +297,11 @@ def leave_region_out(table: pd.DataFrame, value: str = "monthly_rmse") -> Figure
     axes = fig.subplots(len(refs), 1, squeeze=False)[:, 0]
     width = 0.8 / max(1, len(models))
     x = np.arange(len(regions))
-    colors = {"dual_without_region": {"color": "tab:orange"}}
     for ax, ref in zip(axes, refs):
         part = table[table["against"] == ref].set_index(["model", "region"])[value]
         for i, model in enumerate(models):
             y = [part.get((model, r), np.nan) for r in regions]
-            style = {k: v for k, v in {**_STYLE.get(model, {}), **colors.get(model, {})}.items()
-                     if k == "color"}
+            style = {k: v for k, v in STYLE.get(model, {}).items() if k == "color"}
             ax.bar(x + (i - (len(models) - 1) / 2) * width, y, width, label=model, **style)
         ax.set_xticks(x, regions, rotation=30, ha="right", fontsize=8)
         ax.set(ylabel=f"{value} [Tg month-1]", title=f"against the {ref}")

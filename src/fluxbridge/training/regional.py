@@ -102,7 +102,7 @@ class RegionalTerm:
                       if self.estimator.needs_cache() else None)
         self.offsets = (GridOffsets(net, self.operator, self.obs_ids)
                         if net.model.offset is not None else None)
-        log.info("regional constraint: %d region-months, estimator %s, K = %d, smallest sigma "
+        log.debug("regional constraint: %d region-months, estimator %s, K = %d, smallest sigma "
                  "%.3g Tg", self.obs_ids.size, con.estimator, con.K, float(self.sigma.min()))
 
     # -- draws ----------------------------------------------------------------------------
