@@ -25,6 +25,7 @@ from fluxbridge.errors import ConfigError, InputError
 from fluxbridge.features import site_samples
 from fluxbridge.grid_features import GridFeatures
 from fluxbridge.io.inputs import World, open_inputs
+from fluxbridge.io.run_products import read_land_cells, read_mean_map
 from fluxbridge.models.artifact import FittedModel, load_model
 from fluxbridge.outputs.files import write_csv
 from fluxbridge.progress import format_seconds
@@ -295,13 +296,7 @@ class Experiment:
     def _maps(self, products: dict[str, Any]) -> dict[str, Any]:
         """Time-mean NEE [gC m-2 d-1] of the site-only and dual products, and of the truth
         where there is one."""
-        import xarray as xr
-
-        def mean_map(name: str) -> xr.DataArray:
-            with xr.open_dataset(products[name].grid_monthly) as ds:
-                return ds["nee"].mean("time").load()
-
-        maps = {SITE_ONLY: mean_map(SITE_ONLY), DUAL: mean_map(DUAL)}
+        maps = {n: read_mean_map(products[n].grid_monthly) for n in (SITE_ONLY, DUAL)}
         try:
             maps["truth"] = self.inputs.truth_grid.mean("time").load()
         except InputError:
@@ -311,8 +306,6 @@ class Experiment:
     def _estimator_error(self, products: dict[str, Any]) -> pd.DataFrame:
         """Estimator error against K on the dual model's field (cache: the site-only field),
         in units of the targets' σ."""
-        import xarray as xr
-
         from fluxbridge.evaluation.estimators import estimator_error_table
         from fluxbridge.operators import RegionalOperator
         from fluxbridge.training.regional import floored_sigma
@@ -320,9 +313,7 @@ class Experiment:
         grid = self.grid
 
         def field(name: str) -> np.ndarray:
-            with xr.open_dataset(products[name].grid) as ds:
-                values = ds["nee"].values[:, grid.lat_index, grid.lon_index]
-            return np.nan_to_num(values.astype(np.float64))
+            return read_land_cells(products[name].grid, grid.lat_index, grid.lon_index)
 
         op = RegionalOperator(self.inputs.regions, grid.times, grid.lat_index, grid.lon_index)
         matched = op.match_targets(self.inputs.targets)

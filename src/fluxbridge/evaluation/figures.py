@@ -12,10 +12,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import xarray as xr
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from fluxbridge.errors import InputError
+from fluxbridge.evaluation.headline import label
 from fluxbridge.evaluation.metrics import scale_tables, site_metrics
 
 STYLE = {
@@ -89,11 +91,11 @@ def regional_cycles(
                                 label="inversion spread")
         for name, f in frames.items():
             m = f[f["region"] == region].groupby("moy")["nee_tgc"].mean()
-            ax.plot(m.index, m.values, label=name, **STYLE.get(name, {}))
+            ax.plot(m.index, m.values, label=label(name), **STYLE.get(name, {}))
         ax.axhline(0, color="0.8", lw=0.8)
         ax.set_title(region, fontsize=9)
         ax.set_xticks([1, 4, 7, 10])
-    axes[0].set_ylabel("NEE [Tg month-1]")
+    axes[0].set_ylabel("NEE [TgC/month]")
     axes[0].legend(fontsize=7)
     fig.suptitle("Mean seasonal cycle of regional NEE (+ = source)")
     return fig
@@ -126,7 +128,7 @@ def site_scatter(predictions: pd.DataFrame, models: Sequence[str],
                    np.nanmax([t["observed"].max(), t[model].max()])]
             ax.plot(lim, lim, color="0.3", lw=0.8)
             s = skill.loc[(model, scale)]
-            ax.set_title(f"{model} · {scale}\nR²={s.r2:.2f} RMSE={s.rmse:.2f} n={int(s.n)}",
+            ax.set_title(f"{label(model)} · {scale}\nR²={s.r2:.2f} RMSE={s.rmse:.2f} n={int(s.n)}",
                          fontsize=8)
             if i == len(models) - 1:
                 ax.set_xlabel("observed [g m-2 d-1]")
@@ -163,10 +165,10 @@ def global_series(annual: pd.DataFrame, *, reference: pd.DataFrame | None = None
             continue
         for model, part in frame.groupby("model", sort=False):
             style = {"color": "black", "lw": 2.0} if is_reference else STYLE.get(model, {})
-            ax.plot(part["year"], part["nee_pgc"], marker="o", label=model, **style)
+            ax.plot(part["year"], part["nee_pgc"], marker="o", label=label(model), **style)
     ax.axhline(0, color="0.8", lw=0.8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="year", ylabel="NEE [Pg yr-1]", title="Global land NEE (+ = source)")
+    ax.set(xlabel="year", ylabel="NEE [PgC/yr]", title="Global land NEE (+ = source)")
     ax.legend(fontsize=8, ncols=2)
     return fig
 
@@ -231,7 +233,7 @@ def against_k(table: pd.DataFrame, panels: Sequence[tuple[str, str, str]], *,
     swept, flat = table[k.notna()].assign(K=k[k.notna()]), table[k.isna()]
     fig = Figure(figsize=(5 * len(panels), 4), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (col, label, title) in zip(axes, panels):
+    for ax, (col, ylabel, title) in zip(axes, panels):
         for name, part in swept.groupby("estimator", sort=True):
             part = part.sort_values("K")
             ax.plot(part["K"], part[col], marker="o", label=str(name))
@@ -250,7 +252,7 @@ def against_k(table: pd.DataFrame, panels: Sequence[tuple[str, str, str]], *,
                 ax.yaxis.set_minor_formatter(plain)
             else:
                 ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.set(xlabel="cell-days sampled per region-month K", ylabel=label)
+        ax.set(xlabel="cell-days sampled per region-month K", ylabel=ylabel)
         ax.set_title(title, fontsize=10)
     axes[0].legend(fontsize=8)
     return fig
@@ -302,10 +304,13 @@ def leave_region_out(table: pd.DataFrame, value: str = "monthly_rmse") -> Figure
         for i, model in enumerate(models):
             y = [part.get((model, r), np.nan) for r in regions]
             style = {k: v for k, v in STYLE.get(model, {}).items() if k == "color"}
-            ax.bar(x + (i - (len(models) - 1) / 2) * width, y, width, label=model, **style)
+            ax.bar(x + (i - (len(models) - 1) / 2) * width, y, width, label=label(model),
+                   **style)
         ax.set_xticks(x, regions, rotation=30, ha="right", fontsize=8)
-        ax.set(ylabel=f"{value} [Tg month-1]", title=f"against the {ref}")
+        ax.set(ylabel=f"{value.replace('_', ' ')} [TgC/month]", title=f"against the {ref}")
     axes[0].legend(fontsize=8)
+    fig.suptitle("Error of regional NEE with each region's inversion withheld "
+                 "(NEE > 0: source)", fontsize=10)
     return fig
 
 
@@ -339,6 +344,9 @@ def inversion_bands(targets: xr.Dataset, *, ncols: int = 3) -> Figure:
         ax.plot(time, mean, color="tab:blue", lw=1.5, label="ensemble mean")
         ax.axhline(0, color="0.8", lw=0.8)
         ax.set_title(str(names[i]), fontsize=9)
+        locator = AutoDateLocator(maxticks=5)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     units = targets["nee_mean"].attrs.get("units", "Tg month-1")
     axes[0].set_ylabel(f"NEE [{units}]")
     axes[0].legend(fontsize=7)

@@ -74,7 +74,7 @@ def _heldout_panel(ax: Axes, lro: pd.DataFrame, against: str) -> None:
     ax.set_yticks(y, [r if r != OVERALL else "all withheld" for r in regions], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(f"monthly error vs {against} [TgC/month]")
-    ax.set_title("Each region scored with its inversion withheld", fontsize=10)
+    ax.set_title("Region's own inversion withheld", fontsize=10)
 
 
 def headline_figure(means: pd.DataFrame, annual: pd.DataFrame, *, models: list[str],

@@ -94,10 +94,16 @@ def _captioned(item: Any) -> tuple[str, Any]:
 
 
 def format_number(value: float) -> str:
-    """A table's number: three significant digits, thousands without an exponent."""
-    if abs(value) >= 1000:
+    """A table's number: three significant digits (trailing zeros kept, so a column reads
+    alike), whole numbers from 100, thousands separated, small numbers in exponent form."""
+    size = abs(value)
+    if size >= 1000:
         return f"{value:,.0f}"
-    return f"{value:.3g}"
+    if size >= 100:
+        return f"{value:.0f}"
+    if size >= 0.1 or value == 0:
+        return f"{value:.{2 - int(np.floor(np.log10(size)))}f}" if value else "0"
+    return f"{value:.2g}"
 
 
 def _table_html(df: pd.DataFrame, classes: str = "data") -> str:

@@ -6,9 +6,11 @@ run's metrics keep them, its tables); none reads a file.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -149,6 +151,19 @@ def regional_section(series: Mapping[str, pd.DataFrame], *, reference: pd.DataFr
     return section, tables
 
 
+def correction_terms(record: str) -> str:
+    """The correction terms of the targets' ``corrections`` record, in words: each term and
+    its global total [PgC/yr]."""
+    try:
+        terms = json.loads(record)
+    except (TypeError, ValueError):
+        return record or "none recorded"
+    if not isinstance(terms, list) or not terms:
+        return "none"
+    return ", ".join(f"{t.get('term', '?')} ({float(t.get('global_pgc_yr', np.nan)):+.2f} "
+                     "PgC/yr)" for t in terms if isinstance(t, dict))
+
+
 def inversion_section(targets: Any, *, title: str = "Top-down reference: inversion ensemble"
                       ) -> ReportSection:
     """Report section showing the inversion ensemble by region (members, mean, spread).
@@ -169,7 +184,7 @@ def inversion_section(targets: Any, *, title: str = "Top-down reference: inversi
         "mean_tgc_per_month": mean.mean("time").values,
         "mean_spread_tgc_per_month": spread.mean("time").values,
     })
-    corrections = targets.attrs.get("corrections", "none recorded")
+    corrections = correction_terms(targets.attrs.get("corrections", ""))
     text = (f"{members} inversion members read as regional monthly totals; the ensemble mean is "
             "the top-down reference and the spread (standard deviation across members) its "
             f"uncertainty. Corrections applied: {corrections}.")
