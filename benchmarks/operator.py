@@ -1,7 +1,7 @@
 """Benchmark of the sparse observation operator in the twin world: accuracy and cost of a step.
 
-Setting: the twin world of :mod:`fluxbridge.synthetic`, at the standard grid (the standard world itself:
-2 degrees, five years) and at 0.5 degrees (one year, the demo's configuration otherwise), written
+Setting: the twin world of :mod:`fluxbridge.synthetic`: the standard world (2 degrees, five
+years) and at 0.5 degrees (one year, the standard configuration otherwise), written
 once into ``--worlds`` (0.5 degrees: about 1 GB and two minutes) and read as an experiment reads
 it (``open_world``, ``site_samples``, ``GridFeatures.from_dataset``). Targets: the world's
 corrected inversion ensemble, σ its spread floored as in training (``constraint.sigma_floor``).
