@@ -2,10 +2,10 @@
 
     inputs → cross-validation → models → upscaling → leave-region-out → (sparsity) → evaluation
 
-Each step is named, takes what the steps before it made, records itself in ``run.json`` and is
-skipped when its outputs are on disk; training resumes from per-epoch checkpoints and upscaling
-by chunk, so a rerun after a kill or a failure finishes the run. Every input is opened and
-checked before any training. The run directory's layout is in :mod:`fluxbridge.rundir`.
+Each step is named, takes what the steps before it made, records itself in ``run.json`` (and
+one line in the log) and is skipped when its outputs are on disk; training resumes from
+per-epoch checkpoints and upscaling by chunk. Every input is checked before any training.
+The run directory's layout is in :mod:`fluxbridge.rundir`.
 """
 
 from __future__ import annotations
@@ -159,7 +159,9 @@ class Experiment:
         def run() -> dict[str, Model]:
             for name in self.model_names:
                 if not model_files(self.models_dir, name):
+                    t0 = time.perf_counter()
                     save_models(self._fit(name), self.models_dir, name)
+                    log.info("%s trained in %s", name, format_seconds(time.perf_counter() - t0))
             return self.load_models()
 
         if all(model_files(self.models_dir, n) for n in self.model_names):
@@ -311,17 +313,15 @@ class Experiment:
         from fluxbridge.training.regional import floored_sigma
 
         grid = self.grid
-
-        def field(name: str) -> np.ndarray:
-            return read_land_cells(products[name].grid, grid.lat_index, grid.lon_index)
-
+        dual, site_only = (read_land_cells(products[n].grid, grid.lat_index, grid.lon_index)
+                           for n in (DUAL, SITE_ONLY))
         op = RegionalOperator(self.inputs.regions, grid.times, grid.lat_index, grid.lon_index)
         matched = op.match_targets(self.inputs.targets)
         spread = np.full(op.n_obs, np.nan)
         spread[matched["obs"]] = matched["spread"]
         sigma = floored_sigma(np.nan_to_num(spread, nan=np.nanmedian(spread)), self.cfg)
-        return estimator_error_table(op, field(DUAL), field(SITE_ONLY), sigma,
-                                     seed=self.cfg.seed, strata=grid.igbp_code)
+        return estimator_error_table(op, dual, site_only, sigma, seed=self.cfg.seed,
+                                     strata=grid.igbp_code)
 
     def _write_manifest(self, products: dict[str, Any], report: Path) -> Path:
         models = {n: {"grid": products[n].grid, "grid_monthly": products[n].grid_monthly,

@@ -25,7 +25,7 @@ def test_regional_cycles_one_panel_per_region_with_every_curve():
     visible = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
     assert sorted(ax.get_title() for ax in visible) == ["North", "South", "Tropical"]
     labels = {line.get_label() for line in visible[0].get_lines()}
-    assert {"truth", "site_only", "dual", "inversion mean"} <= labels
+    assert {"truth", "site-only", "dual", "inversion mean"} <= labels  # the report's names
 
 
 def test_site_scatter_grid_and_skill_in_titles():

@@ -266,10 +266,16 @@ def estimator_section(table: pd.DataFrame) -> ReportSection:
              "field, in units of the inversion spread σ, over repeated draws; the "
              "control variate uses the site-only field as its cache.",
         figures=[("Estimator error against K [σ]",
-                  estimator_error(table, value="rmse_sigma"))],
+                  estimator_error(_with_units(table, "σ"), value="rmse_sigma"))],
         details=[("RMS error of each estimator [σ], cell-days K per region-month as rows",
                   table.pivot_table(index="K", columns="estimator", values="rmse_sigma",
                                     sort=False).reset_index())])
+
+
+def _with_units(table: pd.DataFrame, units: str) -> pd.DataFrame:
+    out = table.copy()
+    out.attrs["units"] = units
+    return out
 
 
 def sparsity_section(table: pd.DataFrame, settings: Mapping[str, Any]) -> ReportSection:
