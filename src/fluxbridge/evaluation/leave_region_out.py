@@ -47,7 +47,7 @@ def leave_region_out_scores(heldout_series: pd.DataFrame, reference: pd.DataFram
     if "heldout" in df.columns:
         keep = df["region"].astype(str) == df["heldout"].astype(str)
         log.debug("leave-region-out: keeping %d of %d rows (each region from its held-out run)",
-                 int(keep.sum()), len(df))
+                  int(keep.sum()), len(df))
         df = df.loc[keep]
         if df.empty:
             raise InputError("no row's region equals its held-out region", variable="heldout",

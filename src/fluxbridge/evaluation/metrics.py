@@ -158,7 +158,7 @@ def scale_tables(
     ok = np.isfinite(df[value_cols].to_numpy(dtype=float)).all(axis=1)
     if not ok.all():
         log.debug("scoring %d of %d records (others lack an observation or a prediction)",
-                 int(ok.sum()), len(df))
+                  int(ok.sum()), len(df))
     df = df.loc[ok]
     if df.empty:
         raise InputError("no record has an observation and every model's prediction",

@@ -159,5 +159,5 @@ class GridOffsets:
         out = {"regional_before": float(np.mean(((current - mu) / sigma) ** 2)),
                "regional_after": float(np.mean(((after - mu) / sigma) ** 2))}
         log.debug("grid offsets fitted by least squares: regional error %.3g -> %.3g sigma^2",
-                 out["regional_before"], out["regional_after"])
+                  out["regional_before"], out["regional_after"])
         return out

@@ -103,7 +103,7 @@ class RegionalTerm:
         self.offsets = (GridOffsets(net, self.operator, self.obs_ids)
                         if net.model.offset is not None else None)
         log.debug("regional constraint: %d region-months, estimator %s, K = %d, smallest sigma "
-                 "%.3g Tg", self.obs_ids.size, con.estimator, con.K, float(self.sigma.min()))
+                  "%.3g Tg", self.obs_ids.size, con.estimator, con.K, float(self.sigma.min()))
 
     # -- draws ----------------------------------------------------------------------------
     def start_epoch(self) -> None:
