@@ -51,7 +51,7 @@ def nee_maps(fields: Mapping[str, xr.DataArray], *, difference: bool = False,
     vmax = vmax if vmax > 0 else 1.0
     ncols = min(ncols, len(means))
     nrows = int(np.ceil(len(means) / ncols))
-    fig = Figure(figsize=(4.6 * ncols + 0.8, 2.5 * nrows + 0.4), layout="constrained")
+    fig = Figure(figsize=(4.6 * ncols + 0.8, 2.7 * nrows + 0.5), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[len(means):]:
         ax.set_visible(False)
@@ -63,7 +63,7 @@ def nee_maps(fields: Mapping[str, xr.DataArray], *, difference: bool = False,
                yticks=[-30, 0, 30, 60])
         ax.tick_params(labelsize=7)
     units = next(iter(fields.values())).attrs.get("units", "g m-2 d-1")
-    what = "difference of NEE" if difference else "NEE"
+    what = "ΔNEE" if difference else "NEE"
     fig.colorbar(mesh, ax=list(axes[:len(means)]), shrink=0.9,
-                 label=f"{what} [{units}], > 0: source")
+                 label=f"{what} [{units}] (> 0: source)")
     return fig
