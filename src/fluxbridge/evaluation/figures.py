@@ -137,17 +137,15 @@ def site_scatter(predictions: pd.DataFrame, models: Sequence[str],
     return fig
 
 
-def global_series(annual: pd.DataFrame, *, reference: pd.DataFrame | None = None,
-                  members: pd.DataFrame | None = None) -> Figure:
-    """Global annual NEE of each model.
+def global_series(annual: pd.DataFrame, *, members: pd.DataFrame | None = None) -> Figure:
+    """Global annual NEE of each model (and of the truth and the inversion mean, when
+    ``annual`` holds them).
 
     Parameters
     ----------
     annual
         ``model, year, nee_pgc`` [Pg yr-1] (from :func:`fluxbridge.evaluation.regional.
         global_annual`).
-    reference
-        Optional reference in the same layout (e.g. inversion mean or truth), drawn in black.
     members
         Optional global totals of the inversion members in the same layout
         (:func:`fluxbridge.evaluation.regional.member_global_annual`): their mean ± one standard
@@ -160,12 +158,9 @@ def global_series(annual: pd.DataFrame, *, reference: pd.DataFrame | None = None
         mean, sd = by_year.mean(axis=1), by_year.std(axis=1, ddof=1)
         ax.fill_between(by_year.index, mean - sd, mean + sd, color="0.85",
                         label="inversions ±1 sd")
-    for is_reference, frame in ((True, reference), (False, annual)):
-        if frame is None:
-            continue
-        for model, part in frame.groupby("model", sort=False):
-            style = {"color": "black", "lw": 2.0} if is_reference else STYLE.get(model, {})
-            ax.plot(part["year"], part["nee_pgc"], marker="o", label=label(model), **style)
+    for model, part in annual.groupby("model", sort=False):
+        ax.plot(part["year"], part["nee_pgc"], marker="o", label=label(model),
+                **STYLE.get(model, {}))
     ax.axhline(0, color="0.8", lw=0.8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="year", ylabel="NEE [PgC/yr]", title="Global land NEE (+ = source)")
