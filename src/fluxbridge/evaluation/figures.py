@@ -339,7 +339,7 @@ def inversion_bands(targets: xr.Dataset, *, ncols: int = 3) -> Figure:
         ax.plot(time, mean, color="tab:blue", lw=1.5, label="ensemble mean")
         ax.axhline(0, color="0.8", lw=0.8)
         ax.set_title(str(names[i]), fontsize=9)
-        locator = AutoDateLocator(maxticks=5)
+        locator = AutoDateLocator(minticks=3, maxticks=7)
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     units = targets["nee_mean"].attrs.get("units", "Tg month-1")
