@@ -1,7 +1,7 @@
 """Which parts of the control-variate estimator change the answer? An ablation in the twin world.
 
 The dual model is trained with the default settings, and again with one part of the control
-variate's machinery changed at a time, for several training seeds in the demo world; each model
+variate's machinery changed at a time, for several training seeds in the standard world; each model
 is applied to the whole grid and scored by its regional monthly RMSE and mean absolute annual
 bias against the world's true regional totals. A part earns its place when removing it moves
 the regional RMSE by more than the seed-to-seed spread of the default. Both settings of the
@@ -57,7 +57,7 @@ def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def world_inputs() -> Path:
-    """The demo world's inputs.yaml (written once into benchmarks/.worlds/)."""
+    """The standard world's inputs.yaml (written once into benchmarks/.worlds/)."""
     path = WORLD / "inputs.yaml"
     if not path.exists():
         from fluxbridge.synthetic import synthesize
@@ -111,7 +111,7 @@ def main() -> None:
                                   if args.resume and args.out.exists() else [])
     done = {(r["grid_offset"], r["variant"], r["seed"]) for r in rows}
     meta = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "world": "the demo world (2 degrees, 5 years)", "seeds": args.seeds,
+            "world": "the standard world (2 degrees, 5 years)", "seeds": args.seeds,
             "what": "the final dual model trained on every site (early stopping on 15 % of "
                     "them) with each variant; regional monthly RMSE and mean absolute annual "
                     "bias against the truth [TgC]", "complete": False}

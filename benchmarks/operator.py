@@ -1,7 +1,7 @@
 """Benchmark of the sparse observation operator in the twin world: accuracy and cost of a step.
 
-Setting: the twin world of :mod:`fluxbridge.synthetic`, at the demo grid (the demo world itself:
-2 degrees, five years) and at 0.5 degrees (one year, the demo's configuration otherwise), written
+Setting: the twin world of :mod:`fluxbridge.synthetic`: the standard world (2 degrees, five
+years) and at 0.5 degrees (one year, the standard configuration otherwise), written
 once into ``--worlds`` (0.5 degrees: about 1 GB and two minutes) and read as an experiment reads
 it (``open_world``, ``site_samples``, ``GridFeatures.from_dataset``). Targets: the world's
 corrected inversion ensemble, σ its spread floored as in training (``constraint.sigma_floor``).
@@ -67,7 +67,7 @@ from fluxbridge.synthetic import synthesize
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "operator.json"
-WORLDS = {2.0: {}, 0.5: {"resolution_deg": 0.5, "n_years": 1}}  # the demo world; one fine year
+WORLDS = {2.0: {}, 0.5: {"resolution_deg": 0.5, "n_years": 1}}  # the standard world; one fine year
 KS = (4, 16, 64, 256, 1024)
 OBS_PER_STEP = 32  # the demo's default
 SMALL_OBS_PER_STEP = 8  # the regional rows a fraction of the site batch
@@ -193,7 +193,7 @@ def write(rows: list[dict], cfg: ExperimentConfig) -> None:
     print(f"peak memory {peak_gb:.2f} GB")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     meta = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "world": "twin world: the demo world (2 deg, 5 years); 0.5 deg, 1 year",
+            "world": "twin world: the standard world (2 deg, 5 years); 0.5 deg, 1 year",
             "sigma": f"the inversion spread, floored at {con.sigma_floor} x its median",
             "obs_per_step": OBS_PER_STEP, "obs_per_step_small": SMALL_OBS_PER_STEP,
             "sampling": con.sampling, "batch_size": net.batch_size,

@@ -13,7 +13,7 @@ every finished run, so a killed run leaves its partial table) and
 
 Run from the repository root: ``python -P benchmarks/sparsity.py [--world MANIFEST]``; without
 ``--world`` it uses the world of ``runs/demo`` (key ``world`` of ``runs/demo/manifest.json``,
-from ``make demo``) or writes the demo world to a temporary directory.
+from ``make demo``) or writes the standard world to a temporary directory.
 ``--figure-only`` redraws the figure from the JSON.
 """
 

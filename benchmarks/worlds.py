@@ -3,7 +3,7 @@
 One twin world is one draw of the hidden legacy field, the tower network and the inversion
 errors. Whether the dual model's global annual NEE lands within the inversion ensemble's spread
 of the truth depends first on whether the ensemble mean itself does, and that is a property of
-the draw. This benchmark writes the demo world with several seeds and, in each, trains the
+the draw. This benchmark writes the standard world with several seeds and, in each, trains the
 site-only and the dual model exactly as ``make demo`` does (all sites, the default
 configuration), then scores both against the truth:
 

@@ -35,7 +35,8 @@ class WorldSection(_Strict):
     """A twin world to synthesise (when absent) and run on."""
 
     dir: Path = Field(Path("world"), description="folder of the twin world")
-    config: Path | None = Field(None, description="world YAML; None = the demo world")
+    config: Path | None = Field(None, description="world YAML; None = the standard twin world "
+                                "(fluxbridge/templates/world.yaml)")
     seed: int = 0
 
 
@@ -87,6 +88,9 @@ class ValidationSection(_Strict):
     leave_region_out: bool = Field(
         True, description="withhold each region's constraint in turn and score that region "
         "(one dual-model training per region; needs lambda_regional > 0)")
+    leave_region_out_regions: tuple[str, ...] | None = Field(
+        None, description="names of the regions withheld, one at a time; None: every region "
+        "with inversion targets")
     sparsity_study: bool = Field(False, description="train the dual model with every "
                                  "estimator and K (slow)")
 

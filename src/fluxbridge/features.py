@@ -196,8 +196,8 @@ def site_samples(
     df["nee"] = nee[si, ti].astype(np.float64)
     df["weight"] = np.nan_to_num(weight[si, ti].astype(np.float64), nan=0.0)
     n_nan = {name: int(df[name].isna().sum()) for name in features}
-    logger.info("site samples: %d rows from %d sites; NaN per feature: %s",
-                len(df), int(keep.any(axis=1).sum()), {k: v for k, v in n_nan.items() if v})
+    logger.debug("site samples: %d rows from %d sites; NaN per feature: %s",
+                 len(df), int(keep.any(axis=1).sum()), {k: v for k, v in n_nan.items() if v})
     df.attrs["dropped_sites"] = _dropped_sites(site_ids, keep, df, features)
     df.attrs["units"] = {
         "site": "", "time": "", "igbp": "", "igbp_code": "1",

@@ -187,9 +187,9 @@ class GridFeatures:
             da = feature_array(predictors, name).isel(sel).transpose("time", "cell")
             values[:, :, j] = np.asarray(da.values, dtype=np.float32)
         n_nan = int((~np.isfinite(values)).any(axis=2).sum())
-        logger.info("grid features: %d times x %d land cells x %d features (%.1f MB); "
-                    "%d (time, cell) with a NaN feature", times.size, ilat.size, len(features),
-                    values.nbytes / 1e6, n_nan)
+        logger.debug("grid features: %d times x %d land cells x %d features (%.1f MB); "
+                     "%d (time, cell) with a NaN feature", times.size, ilat.size, len(features),
+                     values.nbytes / 1e6, n_nan)
         region = np.asarray(regions["region"].transpose("lat", "lon").values)[ilat, ilon]
         area = np.asarray(regions["cell_area"].transpose("lat", "lon").values)[ilat, ilon]
         return cls(

@@ -2,10 +2,10 @@
 
     inputs → cross-validation → models → upscaling → leave-region-out → (sparsity) → evaluation
 
-Each step is named, takes what the steps before it made, records itself in ``run.json`` and is
-skipped when its outputs are on disk; training resumes from per-epoch checkpoints and upscaling
-by chunk, so a rerun after a kill or a failure finishes the run. Every input is opened and
-checked before any training. The run directory's layout is in :mod:`fluxbridge.rundir`.
+Each step is named, takes what the steps before it made, records itself in ``run.json`` (and
+one line in the log) and is skipped when its outputs are on disk; training resumes from
+per-epoch checkpoints and upscaling by chunk. Every input is checked before any training.
+The run directory's layout is in :mod:`fluxbridge.rundir`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from fluxbridge.config import ExperimentConfig, load_config, parse_config
-from fluxbridge.errors import InputError
+from fluxbridge.config import ExperimentConfig, load_config
+from fluxbridge.errors import ConfigError, InputError
 from fluxbridge.features import site_samples
 from fluxbridge.grid_features import GridFeatures
 from fluxbridge.io.inputs import World, open_inputs
 from fluxbridge.models.artifact import FittedModel, load_model
 from fluxbridge.outputs.files import write_csv
+from fluxbridge.progress import format_seconds
 from fluxbridge.readback import estimator_error, mean_maps
 from fluxbridge.rundir import (
     RunResult,
@@ -55,7 +56,7 @@ class Experiment:
     state
         The run's ``run.json`` record.
     progress
-        Show progress bars.
+        Show the progress of each step.
     """
 
     def __init__(self, cfg: ExperimentConfig, state: RunState, progress: bool = True) -> None:
@@ -66,6 +67,7 @@ class Experiment:
         self.upscaled_dir = self.out / "upscaled"
         self.lro_dir = self.out / "leave_region_out"
         self.timings: dict[str, float] = {}
+        self.started = time.perf_counter()
 
     def run(self) -> RunResult:
         """Every step, in order."""
@@ -124,12 +126,14 @@ class Experiment:
                 "regions": self.inputs.regions}
 
     def _step(self, name: str, func: Callable[[], T]) -> T:
+        """Run one step, record its time and log one line: its time and the run's so far."""
         t0 = time.perf_counter()
         result = func()
         seconds = time.perf_counter() - t0
         self.timings[name] = seconds
         self.state.mark(name, seconds)
-        log.info("step %s finished in %.1f s", name, seconds)
+        log.info("== %s done in %s (run so far %s)", name.replace("_", "-"),
+                 format_seconds(seconds), format_seconds(time.perf_counter() - self.started))
         return result
 
     # -- the steps --------------------------------------------------------------------------
@@ -164,7 +168,9 @@ class Experiment:
         def run() -> dict[str, Model]:
             for name in self.model_names:
                 if not model_files(self.models_dir, name):
+                    t0 = time.perf_counter()
                     save_models(self._fit(name), self.models_dir, name)
+                    log.info("%s trained in %s", name, format_seconds(time.perf_counter() - t0))
             return self.load_models()
 
         if all(model_files(self.models_dir, n) for n in self.model_names):
@@ -180,7 +186,7 @@ class Experiment:
         cfg = self.cfg.with_lambda(0.0) if name == SITE_ONLY else self.cfg
         members = train_ensemble(self.samples, cfg, train_sites=sites, **self._constraint(),
                                  checkpoint_dir=self.models_dir / "checkpoints" / name,
-                                 progress=self.progress)
+                                 progress=self.progress, name=name)
         return members[0] if len(members) == 1 else members
 
     def load_models(self) -> dict[str, Model]:
@@ -220,11 +226,27 @@ class Experiment:
 
             out = leave_region_out(self.samples, cfg, **self._constraint(),
                                    train_sites=np.unique(self.samples["site"]),
-                                   cache_dir=self.lro_dir, progress=self.progress)
+                                   withhold=self._withheld_regions(), cache_dir=self.lro_dir,
+                                   progress=self.progress)
             write_csv(out, path)
             return out
 
         return self._step("leave_region_out", run)
+
+    def _withheld_regions(self) -> list[int] | None:
+        """Ids of ``validation.leave_region_out_regions`` (None: every region)."""
+        from fluxbridge.studies.leave_region_out import target_regions
+
+        wanted = self.cfg.validation.leave_region_out_regions
+        if wanted is None:
+            return None
+        ids = {name: rid for rid, name in target_regions(self.inputs.targets).items()}
+        unknown = [w for w in wanted if w not in ids]
+        if unknown:
+            raise ConfigError(f"no inversion targets for region(s) {unknown}",
+                              variable="validation.leave_region_out_regions",
+                              expected=f"names among {sorted(ids)}")
+        return [ids[w] for w in wanted]
 
     def sparsity(self) -> pd.DataFrame | None:
         """The dual model trained with every estimator and K, scored against the truth (or
@@ -268,7 +290,8 @@ class Experiment:
                     "reference": "inversions" if self._truth_regional() is None else "truth"})
             report = write_report(self.out, title=f"fluxbridge — {self.cfg.name}",
                                   sections=summary.sections,
-                                  metrics={**summary.metrics, "timings_s": self.timings})
+                                  metrics={**summary.metrics, "timings_s": self.timings},
+                                  pngs={"headline.png": summary.headline_figure})
             manifest = self._write_manifest(products, report)
             return RunResult(self.out, manifest, report, summary.headline, self.timings)
 
@@ -350,18 +373,6 @@ def run_experiment(config: str | Path | ExperimentConfig, overwrite: bool = Fals
         return result
 
     return _finished(exp, run)
-
-
-def demo_config(out: str | Path) -> ExperimentConfig:
-    """The configuration of ``make demo``: the twin-world experiment in ``out``."""
-    out = Path(out).resolve()
-    return parse_config({"name": "demo", "out_dir": str(out), "world": {"dir": str(out / "world")}})
-
-
-def run_demo(out: str | Path = "runs/demo", overwrite: bool = False,
-             progress: bool = True) -> RunResult:
-    """Run the twin-world demo experiment into ``out`` (see :func:`run_experiment`)."""
-    return run_experiment(demo_config(out), overwrite=overwrite, progress=progress)
 
 
 def train_step(config: str | Path | ExperimentConfig, overwrite: bool = False,

@@ -13,6 +13,7 @@ import xarray as xr
 from fluxbridge.config import ExperimentConfig
 from fluxbridge.grid_features import GridFeatures
 from fluxbridge.io.inputs import World
+from fluxbridge.io.run_products import read_land_cells, read_mean_map
 
 
 def mean_maps(products: dict[str, Any], site_only: str, dual: str,
@@ -29,11 +30,7 @@ def mean_maps(products: dict[str, Any], site_only: str, dual: str,
     truth
         True daily NEE (time, lat, lon) [gC m-2 d-1], or None (real data have no truth).
     """
-    def mean_map(name: str) -> xr.DataArray:
-        with xr.open_dataset(products[name].grid_monthly) as ds:
-            return ds["nee"].mean("time").load()
-
-    maps = {site_only: mean_map(site_only), dual: mean_map(dual)}
+    maps = {name: read_mean_map(products[name].grid_monthly) for name in (site_only, dual)}
     if truth is not None:
         maps["truth"] = truth.mean("time").load()
     return maps
@@ -60,9 +57,7 @@ def estimator_error(dual_grid: Path, cache_grid: Path, grid: GridFeatures, input
     from fluxbridge.training.regional import floored_sigma
 
     def field(path: Path) -> np.ndarray:
-        with xr.open_dataset(path) as ds:
-            values = ds["nee"].values[:, grid.lat_index, grid.lon_index]
-        return np.nan_to_num(values.astype(np.float64))
+        return read_land_cells(path, grid.lat_index, grid.lon_index)
 
     op = RegionalOperator(inputs.regions, grid.times, grid.lat_index, grid.lon_index)
     matched = op.match_targets(inputs.targets)

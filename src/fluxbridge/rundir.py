@@ -13,6 +13,7 @@ Layout of a run directory::
     upscaled/{name}/             gridded NEE (CF NetCDF), regional and global totals
     leave_region_out/            each region's totals from the run that withheld its targets
     report.html, metrics.json    the evaluation
+    headline.png                 the report's headline figure, for slides
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ TEMPORARY_NAME = re.compile(r"\..+\.\d+\.tmp")
 ``.{name}.{pid}.tmp``), left by writes that a kill interrupted."""
 # what a run writes in its directory: --overwrite removes these and nothing else
 RUN_PRODUCTS = (RUN_RECORD, "config.resolved.yaml", "manifest.json", "cv", "models", "upscaled",
-                "leave_region_out", "sparsity", "report.html", "metrics.json", "figures")
+                "leave_region_out", "sparsity", "report.html", "metrics.json", "headline.png",
+                "figures")
 
 
 @dataclass

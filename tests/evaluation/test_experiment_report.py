@@ -111,3 +111,39 @@ def test_sparsity_study_flag_runs_the_study_in_the_experiment(run, monkeypatch):
     assert (result.out_dir / "sparsity" / "table.csv").exists()
     html = render_html("t", [sparsity_section(table, {"epochs": 2, "reference": "truth"})])
     assert "sparsity_study" in html
+
+
+def test_the_report_opens_with_the_headline_and_its_png_is_written(run):
+    result, _, _ = run
+    html = (result.out_dir / "report.html").read_text()
+    assert len(html.encode()) < 1.5e6
+    assert (result.out_dir / "headline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    first_table = html.index("<table")
+    assert html.index("<img") < first_table
+    assert "headline" in html[first_table:html.index(">", first_table)]
+
+
+def test_leave_region_out_withholds_only_the_named_regions(run, tmp_path):
+    from fluxbridge.config import load_config
+    from fluxbridge.errors import ConfigError
+    from fluxbridge.pipeline import Experiment
+    from fluxbridge.rundir import RunState
+
+    result, _, world = run
+    truth = pd.read_csv(world.parent / json.loads(world.read_text())["files"]
+                        ["truth_regional"])
+    first = sorted(truth["region"].unique())[0]
+    cfg = load_config(result.out_dir / "config.resolved.yaml")
+
+    def withholding(*names: str, out: str) -> Experiment:
+        (tmp_path / out).mkdir()
+        validation = cfg.validation.model_copy(update={"leave_region_out_regions": names})
+        return Experiment(cfg.model_copy(update={"out_dir": tmp_path / out,
+                                                 "validation": validation}),
+                          RunState(tmp_path / out), progress=False)
+
+    exp = withholding(first, out="one")
+    exp.lro_dir = tmp_path / "one" / "leave_region_out"
+    assert set(exp.leave_region_out()["heldout"]) == {first}
+    with pytest.raises(ConfigError, match="Atlantis"):
+        withholding("Atlantis", out="bad").leave_region_out()

@@ -12,7 +12,6 @@ from fluxbridge.evaluation.leave_region_out import (
     HELDOUT,
     leave_region_out_scores,
     leave_region_out_table,
-    leave_region_out_wide,
 )
 from fluxbridge.evaluation.regional import OVERALL
 
@@ -48,6 +47,3 @@ def test_table_scores_only_withheld_regions_against_both_references():
     rmse = table.set_index(["against", "model", "region"])["monthly_rmse"]
     assert rmse[("truth", HELDOUT, "all")] == pytest.approx(3.0)
     assert rmse[("inversions", "dual", names[0])] == pytest.approx(1.0)
-    wide = leave_region_out_wide(table)
-    assert list(wide["region"]) == [*names[:2], "all"]
-    assert wide.filter(like=f"vs_truth_{HELDOUT}").iloc[-1, 0] == pytest.approx(3.0)

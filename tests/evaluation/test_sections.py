@@ -31,7 +31,12 @@ def test_section_builders_return_their_tables_and_figures():
     vs = reg_tables["vs_truth"]
     assert np.allclose(vs[vs.model == "dual"].monthly_rmse, 0.0)
     assert not reg_tables["global_annual"].empty
-    assert len(reg.figures) == 2
+    assert len(reg.figures) == 1
+    overall = reg.tables[0][1]
+    assert list(overall.columns) == ["score", "dual", "site_only"]  # models as columns
+    assert {cap for cap, _ in reg.details} >= {
+        "Monthly error of each region vs truth [TgC/month]",
+        "Annual bias of each region vs inversions [TgC/yr]"}
     inv = inversion_section(inversion_targets())
     assert "4 inversion members" in inv.text
     assert len(inv.figures) == 1
@@ -50,7 +55,11 @@ def test_leave_region_out_section_scores_the_withheld_regions():
     assert rmse[("truth", "dual", "North")] == pytest.approx(0.0)
     assert set(table.region) == {"North", "South", "all"}
     assert "2 runs" in section.text
-    assert len(section.tables) == 3 and len(section.figures) == 1
+    assert len(section.tables) == 1 and len(section.details) == 1
+    assert len(section.figures) == 1
+    wide = section.tables[0][1]
+    assert list(wide.iloc[:, 0]) == ["North", "South", "all"]
+    assert wide[("vs truth", HELDOUT)].iloc[-1] == pytest.approx(3.0)
 
 
 def test_sparsity_section_says_how_the_study_was_run():
@@ -68,5 +77,9 @@ def test_maps_section_averages_over_time_and_leaves_out_a_missing_truth():
     field = xr.DataArray(np.ones((2, lat.size, lon.size)), dims=("time", "lat", "lon"),
                          coords=coords)
     with_truth = maps_section(field, field * 0.5, truth=field * 2)
-    assert len(with_truth.figures) == 3
-    assert len(maps_section(field.mean("time"), field * 0.5).figures) == 2
+    means, changes = (fig for _, fig in with_truth.figures)
+    assert [ax.get_title() for ax in means.axes if ax.get_label() != "<colorbar>"] == [
+        "truth", "site-only", "dual"]
+    assert len(changes.axes) == 3  # two maps and their colour bar
+    without = maps_section(field.mean("time"), field * 0.5)
+    assert len([ax for ax in without.figures[0][1].axes if ax.get_visible()]) == 3

@@ -9,7 +9,7 @@ import xarray as xr
 from evaluation_data import TIMES, inversion_targets, regional_series, site_predictions
 
 from fluxbridge.evaluation.leave_region_out import HELDOUT
-from fluxbridge.evaluation.summary import headline_table, headline_text, summarise_run
+from fluxbridge.evaluation.summary import QUESTION, headline_table, summarise_run
 
 
 def _site_scales() -> pd.DataFrame:
@@ -48,19 +48,6 @@ def test_headline_table_by_hand():
     assert "global_z" not in h
 
 
-def test_headline_text_states_the_changes():
-    head = headline_table(_site_scales(), _vs_truth(), _annual(), ["site_only", "dual"])
-    text = headline_text(head)
-    assert "regional monthly RMSE 10.0 → 5.0 (-50 %)" in text
-    assert "annual bias 20.0 → 3.0 (-85 %)" in text
-    assert "global NEE -7.00 → -3.50 PgC/yr against the truth's -2.50" in text
-    lro = pd.DataFrame({"against": "truth", "model": ["site_only", "dual", HELDOUT],
-                        "region": "all", "monthly_rmse": [10.0, 5.0, 7.0]})
-    assert ("7.0 TgC/month when a region's constraint is withheld, against 5.0 with it and "
-            "10.0 for the site-only model") in headline_text(head, lro)
-    assert headline_text(head[head.model == "dual"]) == ""
-
-
 def _maps() -> dict[str, xr.DataArray]:
     lat, lon = np.arange(60.0, -61, -30), np.arange(-150.0, 180, 60)
     field = xr.DataArray(np.ones((2, lat.size, lon.size)), dims=("time", "lat", "lon"),
@@ -81,12 +68,14 @@ def test_summarise_run_with_truth_and_studies():
                         heldout=heldout, sparsity=sparsity,
                         sparsity_settings={"epochs": 2, "reference": "truth"})
     titles = [s.title for s in out.sections]
-    assert titles[:4] == ["The question", "Headline", "Site-level skill (cross-validation)",
-                          "Regional NEE"]
-    assert titles[4:7] == ["Global annual NEE", "Maps",
+    assert titles[0] == QUESTION and out.sections[0].headline
+    assert titles[1:4] == ["Regional NEE", "Global annual NEE",
+                           "Leave-region-out: judging the constraint without truth"]
+    assert titles[4:7] == ["Site-level skill (cross-validation)", "Maps",
                            "Top-down reference: inversion ensemble"]
-    assert titles[7].startswith("Leave-region-out") and titles[8].startswith("Sparsity")
-    assert len(titles) == 9  # no estimator table was given
+    assert titles[7].startswith("Sparsity")
+    assert len(titles) == 8  # no estimator table was given
+    assert out.headline_figure is out.sections[0].figures[0]
     h = out.headline.set_index("model")
     assert list(h.index) == ["site_only", "dual"]
     assert h.loc["dual", "regional_monthly_rmse_tgc"] == pytest.approx(0.0)
@@ -96,7 +85,9 @@ def test_summarise_run_with_truth_and_studies():
     assert lro.loc[("truth", HELDOUT, "North"), "monthly_rmse"] == pytest.approx(2.0)
     assert out.metrics["sparsity"]["meta"] == {"epochs": 2, "reference": "truth"}
     assert out.metrics["global_vs_truth"] is not None
-    assert all("issue" not in s.text for s in out.sections)
+    assert all("issue" not in s.text.lower() for s in out.sections)
+    numbers = out.metrics["headline_numbers"]
+    assert list(numbers.columns) == ["quantity", "site_only", "dual", HELDOUT, "meaning"]
 
 
 def test_summarise_run_without_truth_or_studies():

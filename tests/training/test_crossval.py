@@ -14,7 +14,7 @@ def test_cross_validation_uses_identical_folds(world, configure, monkeypatch):
     real_network, real_baseline = ensemble.train_network, crossval.train_baseline
 
     def spy_network(samples, cfg, *, train_sites, val_sites=None, name="nn", **kw):
-        fold = int(name.removeprefix("nn_fold"))
+        fold = int(name.split(" fold ")[1].split("/")[0]) - 1  # "site_only fold 2/3"
         seen[("nn", fold)] = set(train_sites) | set(val_sites or [])
         return real_network(samples, cfg, train_sites=train_sites, val_sites=val_sites,
                             name=name, **kw)

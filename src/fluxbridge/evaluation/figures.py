@@ -12,13 +12,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import xarray as xr
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from fluxbridge.errors import InputError
+from fluxbridge.evaluation.headline import label
 from fluxbridge.evaluation.metrics import scale_tables, site_metrics
 
-_STYLE = {
+STYLE = {
     "truth": {"color": "black", "lw": 2.0},
     "site_only": {"color": "tab:blue"},
     "dual": {"color": "tab:red"},
@@ -26,6 +28,7 @@ _STYLE = {
     "xgboost": {"color": "tab:purple", "ls": "--"},
     "nn": {"color": "tab:orange"},
     "inversions": {"color": "0.45", "ls": "-.", "lw": 1.5},
+    "dual_without_region": {"color": "tab:orange"},
 }
 _MONTHS = np.arange(1, 13)
 
@@ -45,44 +48,6 @@ def _monthly(df: pd.DataFrame, value: str = "nee_tgc") -> pd.DataFrame:
     out["region"] = out["region"].astype(str)
     out["moy"] = pd.to_datetime(out["time"].astype(str)).dt.month
     return out
-
-
-def nee_map(da: xr.DataArray, title: str, *, difference: bool = False,
-            robust: float = 98.0) -> Figure:
-    """Map of NEE (its time mean when ``da`` has a time dimension).
-
-    Parameters
-    ----------
-    da
-        NEE (lat, lon) or (time, lat, lon) [g m-2 d-1], positive to the atmosphere.
-    title
-        Figure title.
-    difference
-        The field is a difference of two models (e.g. dual minus site-only): another diverging
-        colormap. Both are centred at zero with symmetric limits.
-    robust
-        Percentile of |NEE| that sets the colour limits.
-    """
-    for dim in ("lat", "lon"):
-        if dim not in da.dims:
-            raise InputError("map field lacks a dimension", variable=dim,
-                             expected="a (lat, lon) or (time, lat, lon) field")
-    field = da.mean("time") if "time" in da.dims else da
-    field = field.transpose("lat", "lon")
-    values = np.asarray(field.values, dtype=float)
-    finite = np.abs(values[np.isfinite(values)])
-    vmax = float(np.percentile(finite, robust)) if finite.size else 1.0
-    vmax = vmax if vmax > 0 else 1.0
-    fig = Figure(figsize=(8, 4), layout="constrained")
-    ax = fig.subplots()
-    mesh = ax.pcolormesh(field["lon"].values, field["lat"].values, values,
-                         cmap="PuOr_r" if difference else "RdBu_r", vmin=-vmax, vmax=vmax,
-                         shading="nearest")
-    units = da.attrs.get("units", "g m-2 d-1")
-    fig.colorbar(mesh, ax=ax, label=f"NEE [{units}] (+ = source)", shrink=0.85)
-    ax.set(title=title, xlabel="longitude [°]", ylabel="latitude [°]", xlim=(-180, 180),
-           ylim=(-60, 90))
-    return fig
 
 
 def regional_cycles(
@@ -126,11 +91,11 @@ def regional_cycles(
                                 label="inversion spread")
         for name, f in frames.items():
             m = f[f["region"] == region].groupby("moy")["nee_tgc"].mean()
-            ax.plot(m.index, m.values, label=name, **_STYLE.get(name, {}))
+            ax.plot(m.index, m.values, label=label(name), **STYLE.get(name, {}))
         ax.axhline(0, color="0.8", lw=0.8)
         ax.set_title(region, fontsize=9)
         ax.set_xticks([1, 4, 7, 10])
-    axes[0].set_ylabel("NEE [Tg month-1]")
+    axes[0].set_ylabel("NEE [TgC/month]")
     axes[0].legend(fontsize=7)
     fig.suptitle("Mean seasonal cycle of regional NEE (+ = source)")
     return fig
@@ -158,12 +123,12 @@ def site_scatter(predictions: pd.DataFrame, models: Sequence[str],
             ax = axes[i, j]
             t = tables[scale]
             ax.scatter(t["observed"], t[model], s=4 if len(t) > 500 else 10, alpha=0.4,
-                       color=_STYLE.get(model, {}).get("color", "tab:blue"), linewidths=0)
+                       color=STYLE.get(model, {}).get("color", "tab:blue"), linewidths=0)
             lim = [np.nanmin([t["observed"].min(), t[model].min()]),
                    np.nanmax([t["observed"].max(), t[model].max()])]
             ax.plot(lim, lim, color="0.3", lw=0.8)
             s = skill.loc[(model, scale)]
-            ax.set_title(f"{model} · {scale}\nR²={s.r2:.2f} RMSE={s.rmse:.2f} n={int(s.n)}",
+            ax.set_title(f"{label(model)} · {scale}\nR²={s.r2:.2f} RMSE={s.rmse:.2f} n={int(s.n)}",
                          fontsize=8)
             if i == len(models) - 1:
                 ax.set_xlabel("observed [g m-2 d-1]")
@@ -172,17 +137,15 @@ def site_scatter(predictions: pd.DataFrame, models: Sequence[str],
     return fig
 
 
-def global_series(annual: pd.DataFrame, *, reference: pd.DataFrame | None = None,
-                  members: pd.DataFrame | None = None) -> Figure:
-    """Global annual NEE of each model.
+def global_series(annual: pd.DataFrame, *, members: pd.DataFrame | None = None) -> Figure:
+    """Global annual NEE of each model (and of the truth and the inversion mean, when
+    ``annual`` holds them).
 
     Parameters
     ----------
     annual
         ``model, year, nee_pgc`` [Pg yr-1] (from :func:`fluxbridge.evaluation.regional.
         global_annual`).
-    reference
-        Optional reference in the same layout (e.g. inversion mean or truth), drawn in black.
     members
         Optional global totals of the inversion members in the same layout
         (:func:`fluxbridge.evaluation.regional.member_global_annual`): their mean ± one standard
@@ -195,15 +158,12 @@ def global_series(annual: pd.DataFrame, *, reference: pd.DataFrame | None = None
         mean, sd = by_year.mean(axis=1), by_year.std(axis=1, ddof=1)
         ax.fill_between(by_year.index, mean - sd, mean + sd, color="0.85",
                         label="inversions ±1 sd")
-    for is_reference, frame in ((True, reference), (False, annual)):
-        if frame is None:
-            continue
-        for model, part in frame.groupby("model", sort=False):
-            style = {"color": "black", "lw": 2.0} if is_reference else _STYLE.get(model, {})
-            ax.plot(part["year"], part["nee_pgc"], marker="o", label=model, **style)
+    for model, part in annual.groupby("model", sort=False):
+        ax.plot(part["year"], part["nee_pgc"], marker="o", label=label(model),
+                **STYLE.get(model, {}))
     ax.axhline(0, color="0.8", lw=0.8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="year", ylabel="NEE [Pg yr-1]", title="Global land NEE (+ = source)")
+    ax.set(xlabel="year", ylabel="NEE [PgC/yr]", title="Global land NEE (+ = source)")
     ax.legend(fontsize=8, ncols=2)
     return fig
 
@@ -268,7 +228,7 @@ def against_k(table: pd.DataFrame, panels: Sequence[tuple[str, str, str]], *,
     swept, flat = table[k.notna()].assign(K=k[k.notna()]), table[k.isna()]
     fig = Figure(figsize=(5 * len(panels), 4), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (col, label, title) in zip(axes, panels):
+    for ax, (col, ylabel, title) in zip(axes, panels):
         for name, part in swept.groupby("estimator", sort=True):
             part = part.sort_values("K")
             ax.plot(part["K"], part[col], marker="o", label=str(name))
@@ -287,7 +247,7 @@ def against_k(table: pd.DataFrame, panels: Sequence[tuple[str, str, str]], *,
                 ax.yaxis.set_minor_formatter(plain)
             else:
                 ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.set(xlabel="cell-days sampled per region-month K", ylabel=label)
+        ax.set(xlabel="cell-days sampled per region-month K", ylabel=ylabel)
         ax.set_title(title, fontsize=10)
     axes[0].legend(fontsize=8)
     return fig
@@ -334,17 +294,18 @@ def leave_region_out(table: pd.DataFrame, value: str = "monthly_rmse") -> Figure
     axes = fig.subplots(len(refs), 1, squeeze=False)[:, 0]
     width = 0.8 / max(1, len(models))
     x = np.arange(len(regions))
-    colors = {"dual_without_region": {"color": "tab:orange"}}
     for ax, ref in zip(axes, refs):
         part = table[table["against"] == ref].set_index(["model", "region"])[value]
         for i, model in enumerate(models):
             y = [part.get((model, r), np.nan) for r in regions]
-            style = {k: v for k, v in {**_STYLE.get(model, {}), **colors.get(model, {})}.items()
-                     if k == "color"}
-            ax.bar(x + (i - (len(models) - 1) / 2) * width, y, width, label=model, **style)
+            style = {k: v for k, v in STYLE.get(model, {}).items() if k == "color"}
+            ax.bar(x + (i - (len(models) - 1) / 2) * width, y, width, label=label(model),
+                   **style)
         ax.set_xticks(x, regions, rotation=30, ha="right", fontsize=8)
-        ax.set(ylabel=f"{value} [Tg month-1]", title=f"against the {ref}")
+        ax.set(ylabel=f"{value.replace('_', ' ')} [TgC/month]", title=f"against the {ref}")
     axes[0].legend(fontsize=8)
+    fig.suptitle("Error of regional NEE with each region's inversion withheld "
+                 "(NEE > 0: source)", fontsize=10)
     return fig
 
 
@@ -378,6 +339,9 @@ def inversion_bands(targets: xr.Dataset, *, ncols: int = 3) -> Figure:
         ax.plot(time, mean, color="tab:blue", lw=1.5, label="ensemble mean")
         ax.axhline(0, color="0.8", lw=0.8)
         ax.set_title(str(names[i]), fontsize=9)
+        locator = AutoDateLocator(minticks=3, maxticks=7)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     units = targets["nee_mean"].attrs.get("units", "Tg month-1")
     axes[0].set_ylabel(f"NEE [{units}]")
     axes[0].legend(fontsize=7)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from fluxbridge.errors import InputError
-from fluxbridge.evaluation.regional import OVERALL, regional_metrics
+from fluxbridge.evaluation.regional import regional_metrics
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,8 @@ def leave_region_out_scores(heldout_series: pd.DataFrame, reference: pd.DataFram
     df = heldout_series
     if "heldout" in df.columns:
         keep = df["region"].astype(str) == df["heldout"].astype(str)
-        log.info("leave-region-out: keeping %d of %d rows (each region from its held-out run)",
-                 int(keep.sum()), len(df))
+        log.debug("leave-region-out: keeping %d of %d rows (each region from its held-out run)",
+                  int(keep.sum()), len(df))
         df = df.loc[keep]
         if df.empty:
             raise InputError("no row's region equals its held-out region", variable="heldout",
@@ -99,12 +99,3 @@ def leave_region_out_table(
     out = pd.concat(parts, ignore_index=True)
     cols = ["against", "model", "region"]
     return out[cols + [c for c in out.columns if c not in cols]]
-
-
-def leave_region_out_wide(table: pd.DataFrame, value: str = "monthly_rmse") -> pd.DataFrame:
-    """One row per region (``"all"`` last), one column per (reference, model) of ``value``."""
-    wide = table.pivot_table(index="region", columns=["against", "model"], values=value,
-                             sort=False)
-    wide.columns = [f"{value}_vs_{a}_{m}" for a, m in wide.columns]
-    order = [*sorted(r for r in wide.index if r != OVERALL), OVERALL]
-    return wide.reindex([r for r in order if r in wide.index]).reset_index()

@@ -157,8 +157,8 @@ def scale_tables(
     value_cols = ["observed", *models]
     ok = np.isfinite(df[value_cols].to_numpy(dtype=float)).all(axis=1)
     if not ok.all():
-        log.info("scoring %d of %d records (others lack an observation or a prediction)",
-                 int(ok.sum()), len(df))
+        log.debug("scoring %d of %d records (others lack an observation or a prediction)",
+                  int(ok.sum()), len(df))
     df = df.loc[ok]
     if df.empty:
         raise InputError("no record has an observation and every model's prediction",

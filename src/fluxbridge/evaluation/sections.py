@@ -6,29 +6,28 @@ run's metrics keep them, its tables); none reads a file.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
 from fluxbridge.evaluation.figures import (
     estimator_error,
-    global_series,
     inversion_bands,
     leave_region_out,
-    nee_map,
     regional_cycles,
     site_scatter,
     sparsity,
 )
 from fluxbridge.evaluation.leave_region_out import (
-    HELDOUT,
     leave_region_out_table,
-    leave_region_out_wide,
 )
+from fluxbridge.evaluation.maps import nee_maps
 from fluxbridge.evaluation.metrics import site_metrics
-from fluxbridge.evaluation.regional import global_annual, regional_metrics
+from fluxbridge.evaluation.regional import OVERALL, global_annual, regional_metrics
 from fluxbridge.evaluation.report import Captioned, ReportSection
 
 FLUXCOM_NEE_SKILL = pd.DataFrame({
@@ -37,6 +36,12 @@ FLUXCOM_NEE_SKILL = pd.DataFrame({
 })
 """Published FLUXCOM site-level NEE skill (Tramontana et al. 2016, Biogeosciences 13:4291),
 qualitative."""
+
+
+def _by(table: pd.DataFrame, index: str, value: str, models: Sequence[str]) -> pd.DataFrame:
+    """``value`` of a long table with ``index`` as rows and the models as columns."""
+    wide = table.pivot_table(index=index, columns="model", values=value, sort=False)
+    return wide.reindex(columns=[m for m in models if m in wide.columns]).reset_index()
 
 
 def site_skill_section(predictions: pd.DataFrame, models: Sequence[str], *,
@@ -62,24 +67,47 @@ def site_skill_section(predictions: pd.DataFrame, models: Sequence[str], *,
         ``metrics.json``.
     """
     by_scale = site_metrics(predictions, models)
-    wide = by_scale.pivot(index="scale", columns="model", values="r2").reset_index()
-    wide = wide.merge(FLUXCOM_NEE_SKILL, on="scale", how="left")
     tables: dict[str, pd.DataFrame] = {"by_scale": by_scale}
-    shown: list[pd.DataFrame | Captioned] = [
-        ("R² (modelling efficiency) by time scale, next to the published FLUXCOM NEE skill", wide),
-        ("All scores by model and time scale (RMSE and bias in g m-2 d-1)", by_scale),
-    ]
+    r2 = _by(by_scale, "scale", "r2", models).merge(FLUXCOM_NEE_SKILL, on="scale", how="left")
+    details: list[Captioned] = [
+        ("RMSE by time scale [gC m-2 d-1]", _by(by_scale, "scale", "rmse", models)),
+        ("Bias by time scale [gC m-2 d-1] (+: too much release)",
+         _by(by_scale, "scale", "bias", models))]
     if by_igbp and "igbp" in predictions.columns:
         by_class = site_metrics(predictions, models, by="igbp", scales=("all", "seasonal"))
         tables["by_igbp"] = by_class
-        shown.append(("Scores by IGBP vegetation class", by_class))
+        daily = by_class[by_class["scale"] == "all"]
+        details.append(("R² of daily NEE by IGBP vegetation class", _by(daily, "igbp", "r2",
+                                                                         models)))
     n_sites = predictions["site"].nunique()
-    text = (f"Out-of-fold predictions of {n_sites} sites, grouped by site (no site is in the "
-            "training and test data of one fold). Time scales as FLUXCOM: all records; "
-            "across-site (site means); mean seasonal cycle; anomalies from it; interannual "
-            "(annual anomalies). R² is 1 - SSE/SST.")
-    figure = ("Predicted against observed NEE by time scale", site_scatter(predictions, models))
-    return ReportSection(title, text=text, tables=shown, figures=[figure]), tables
+    text = (f"Out-of-fold predictions at {n_sites} towers, grouped by site (no tower is in the "
+            "training and the test data of one fold). Time scales as FLUXCOM: all days; "
+            "across-site (site means); mean seasonal cycle; anomalies from it; interannual. "
+            "R² is 1 - SSE/SST.")
+    figure = ("Predicted against observed NEE by time scale [gC m-2 d-1], > 0: source",
+              site_scatter(predictions, models))
+    section = ReportSection(title, text=text, figures=[figure], details=details, tables=[
+        ("R² by time scale, next to the published FLUXCOM NEE skill", r2)])
+    return section, tables
+
+
+def _overall(tables: Mapping[str, pd.DataFrame], models: Sequence[str]) -> pd.DataFrame:
+    """The scores over all regions, one row per score and reference, models as columns."""
+    rows = []
+    for against, scores in tables.items():
+        overall = scores[scores["region"] == OVERALL].set_index("model")
+        for column, name in _SCORES.items():
+            if column == "frac_in_spread" and against == "truth":
+                continue
+            rows.append({"score": f"{name} vs {against}",
+                         **overall[column].reindex(models).to_dict()})
+    return pd.DataFrame(rows)
+
+
+_SCORES = {"monthly_rmse": "monthly error [TgC/month]",
+           "annual_bias": "annual bias of the regions' sum [TgC/yr]",
+           "msc_corr": "seasonal-cycle correlation [1]",
+           "frac_in_spread": "months within the spread [1]"}
 
 
 def regional_section(series: Mapping[str, pd.DataFrame], *, reference: pd.DataFrame,
@@ -101,23 +129,39 @@ def regional_section(series: Mapping[str, pd.DataFrame], *, reference: pd.DataFr
     section, tables
         The section and its tables (``"vs_inversions"``, ``"vs_truth"``, ``"global_annual"``).
     """
+    models = list(series)
     tables = {"vs_inversions": regional_metrics(series, reference, spread)}
-    shown: list[pd.DataFrame | Captioned] = [
-        ("Against the corrected inversion ensemble (Tg month-1, Tg yr-1)",
-         tables["vs_inversions"])]
     if truth is not None:
         tables["vs_truth"] = regional_metrics(series, truth)
-        shown.append(("Against the true regional totals", tables["vs_truth"]))
-    annual = global_annual(series)
-    tables["global_annual"] = annual
-    named = {"inversion mean": reference, **({"truth": truth} if truth is not None else {})}
-    ref_annual = global_annual(named)
-    figs = [("Mean seasonal cycles by region",
-             regional_cycles(series, reference=reference, spread=spread, truth=truth)),
-            ("Annual totals summed over the regions", global_series(annual, reference=ref_annual))]
-    text = ("Regional monthly totals of each model against the inversion ensemble corrected to "
-            "NEE. frac_in_spread is the fraction of region-months within one ensemble spread.")
-    return ReportSection(title, text=text, tables=shown, figures=figs), tables
+    named = {"truth" if k == "vs_truth" else "inversions": v for k, v in tables.items()}
+    details: list[Captioned] = []
+    for against, scores in sorted(named.items(), key=lambda kv: kv[0] != "truth"):
+        per_region = scores[scores["region"] != OVERALL]
+        details += [(f"Monthly error of each region vs {against} [TgC/month]",
+                     _by(per_region, "region", "monthly_rmse", models)),
+                    (f"Annual bias of each region vs {against} [TgC/yr]",
+                     _by(per_region, "region", "annual_bias", models))]
+    tables["global_annual"] = global_annual(series)
+    text = ("Monthly totals of each region, against the inversion ensemble corrected to NEE"
+            + (" and the truth of the twin world." if truth is not None else "."))
+    figure = ("Mean seasonal cycle of each region [TgC/month], NEE > 0: source",
+              regional_cycles(series, reference=reference, spread=spread, truth=truth))
+    section = ReportSection(title, text=text, figures=[figure], details=details, tables=[
+        ("Scores over all regions", _overall(named, models))])
+    return section, tables
+
+
+def correction_terms(record: str) -> str:
+    """The correction terms of the targets' ``corrections`` record, in words: each term and
+    its global total [PgC/yr]."""
+    try:
+        terms = json.loads(record)
+    except (TypeError, ValueError):
+        return record or "none recorded"
+    if not isinstance(terms, list) or not terms:
+        return "none"
+    return ", ".join(f"{t.get('term', '?')} ({float(t.get('global_pgc_yr', np.nan)):+.2f} "
+                     "PgC/yr)" for t in terms if isinstance(t, dict))
 
 
 def inversion_section(targets: Any, *, title: str = "Top-down reference: inversion ensemble"
@@ -140,12 +184,13 @@ def inversion_section(targets: Any, *, title: str = "Top-down reference: inversi
         "mean_tgc_per_month": mean.mean("time").values,
         "mean_spread_tgc_per_month": spread.mean("time").values,
     })
-    corrections = targets.attrs.get("corrections", "none recorded")
+    corrections = correction_terms(targets.attrs.get("corrections", ""))
     text = (f"{members} inversion members read as regional monthly totals; the ensemble mean is "
             "the top-down reference and the spread (standard deviation across members) its "
             f"uncertainty. Corrections applied: {corrections}.")
-    return ReportSection(title, text=text, tables=[("Time means by region", summary)],
-                         figures=[("Inversion members, mean and ± spread",
+    return ReportSection(title, text=text,
+                         details=[("Time means by region [TgC/month]", summary)],
+                         figures=[("Inversion members, mean and ± spread [TgC/month]",
                                    inversion_bands(targets))])
 
 
@@ -178,24 +223,32 @@ def leave_region_out_section(
     """
     table = leave_region_out_table(heldout, series, reference=reference, spread=spread,
                                    truth=truth)
-    wide = leave_region_out_wide(table)
-    bias = leave_region_out_wide(table, "annual_bias")
-    text = (f"Each region's constraint withheld in turn: the dual model is trained again "
+    text = (f"Each region's inversion withheld in turn: the dual model is trained again "
             f"({heldout['heldout'].nunique()} runs, the final dual model's settings, seeds "
-            f"and sites) without that region's inversion targets, and the region is scored "
-            f"from the run that did not see it ({HELDOUT}), next to the dual model that saw "
+            f"and towers) without that region's inversion, and the region is scored "
+            "from the run that did not see it, next to the dual model that saw "
             "every region and the site-only model. Against the inversions this is how the "
             "constraint can be judged on real data, where no truth exists; in the twin "
-            "world the truth tells whether that judgement is right. A withheld region can "
-            "only gain from the other regions' constraint through the shared network (the "
-            "per-region grid offsets of the withheld region are never fitted).")
+            "world the truth tells whether that judgement is right. A withheld region gains "
+            "from the other regions' constraint only through the shared network.")
     return ReportSection(
         "Leave-region-out: judging the constraint without truth", text=text,
-        tables=[("Monthly RMSE of each withheld region [TgC/month]", wide),
-                ("Mean annual bias of each withheld region [TgC/yr]", bias),
-                ("All scores", table)],
-        figures=[("Monthly RMSE of each region when its constraint is withheld",
+        tables=[("Monthly error of each withheld region [TgC/month]",
+                 _heldout_wide(table, "monthly_rmse"))],
+        details=[("Annual bias of each withheld region [TgC/yr]",
+                  _heldout_wide(table, "annual_bias"))],
+        figures=[("Monthly error of each region when its inversion is withheld [TgC/month]",
                   leave_region_out(table))]), table
+
+
+def _heldout_wide(table: pd.DataFrame, value: str) -> pd.DataFrame:
+    """``value`` by withheld region (rows, ``all`` last), columns (reference, model)."""
+    wide = table.pivot_table(index="region", columns=["against", "model"], values=value,
+                             sort=False)
+    order = [*sorted(r for r in wide.index if r != OVERALL), OVERALL]
+    wide = wide.reindex([r for r in order if r in wide.index])
+    wide.columns = pd.MultiIndex.from_tuples([(f"vs {a}", m) for a, m in wide.columns])
+    return wide.rename_axis(None).reset_index(names=[("", "region")])
 
 
 def estimator_section(table: pd.DataFrame) -> ReportSection:
@@ -212,8 +265,17 @@ def estimator_section(table: pd.DataFrame) -> ReportSection:
         text="Error of each estimator of the regional monthly totals of the dual model's "
              "field, in units of the inversion spread σ, over repeated draws; the "
              "control variate uses the site-only field as its cache.",
-        figures=[("Estimator error against K", estimator_error(table, value="rmse_sigma"))],
-        tables=[("Estimator error", table)])
+        figures=[("Estimator error against K [σ]",
+                  estimator_error(_with_units(table, "σ"), value="rmse_sigma"))],
+        details=[("RMS error of each estimator [σ], cell-days K per region-month as rows",
+                  table.pivot_table(index="K", columns="estimator", values="rmse_sigma",
+                                    sort=False).reset_index())])
+
+
+def _with_units(table: pd.DataFrame, units: str) -> pd.DataFrame:
+    out = table.copy()
+    out.attrs["units"] = units
+    return out
 
 
 def sparsity_section(table: pd.DataFrame, settings: Mapping[str, Any]) -> ReportSection:
@@ -243,13 +305,10 @@ def sparsity_section(table: pd.DataFrame, settings: Mapping[str, Any]) -> Report
                                    "K", sparsity(shown))])
 
 
-def _time_mean(field: xr.DataArray) -> xr.DataArray:
-    return field.mean("time") if "time" in field.dims else field
-
-
 def maps_section(dual: xr.DataArray, site_only: xr.DataArray,
                  truth: xr.DataArray | None = None) -> ReportSection:
-    """Report section of maps: the dual model's mean NEE and what the constraint changed.
+    """Report section of maps: mean NEE of the models (and the truth) on one colour scale,
+    and what the constraint changed beside what it should have.
 
     Parameters
     ----------
@@ -259,14 +318,17 @@ def maps_section(dual: xr.DataArray, site_only: xr.DataArray,
     truth
         True NEE (twin world) on the same grid [gC m-2 d-1], or ``None``.
     """
-    dual, site_only = _time_mean(dual), _time_mean(site_only)
-    maps: list[Captioned] = [
-        ("Mean NEE of the dual model [gC m-2 d-1]", nee_map(dual, "dual")),
-        ("Dual minus site-only [gC m-2 d-1]",
-         nee_map(dual - site_only, "dual − site-only", difference=True)),
-    ]
+    mean = {**({} if truth is None else {"truth": truth}), "site-only": site_only,
+            "dual": dual}
+    change = {"dual − site-only": _mean(dual) - _mean(site_only)}
     if truth is not None:
-        maps.append(("Truth minus site-only [gC m-2 d-1]: what the constraint should add",
-                     nee_map(_time_mean(truth) - site_only, "truth − site-only",
-                             difference=True)))
-    return ReportSection("Maps", figures=maps)
+        change["truth − site-only: what the constraint should add"] = (
+            _mean(truth) - _mean(site_only))
+    return ReportSection("Maps", figures=[
+        ("Mean NEE over the period [gC m-2 d-1], one colour scale", nee_maps(mean)),
+        ("What the constraint changed [gC m-2 d-1], one colour scale",
+         nee_maps(change, difference=True, ncols=2))])
+
+
+def _mean(field: xr.DataArray) -> xr.DataArray:
+    return field.mean("time") if "time" in field.dims else field

@@ -14,14 +14,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from matplotlib.figure import Figure
 
 from fluxbridge.evaluation.figures import global_series
-from fluxbridge.evaluation.leave_region_out import HELDOUT
+from fluxbridge.evaluation.headline import headline_numbers, regional_annual_means
+from fluxbridge.evaluation.headline_figure import headline_figure
 from fluxbridge.evaluation.regional import (
     global_annual,
     global_spread_check,
     member_global_annual,
-    regional_metrics,
     regional_summary,
     targets_frames,
 )
@@ -39,12 +40,11 @@ from fluxbridge.evaluation.sections import (
 SITE_ONLY, DUAL = "site_only", "dual"
 """Names of the site-only model (λ = 0) and the dual model (λ > 0) in the series."""
 
-QUESTION = (
-    "Against the site-only model (λ = 0), does the inversion constraint (dual model, λ > 0) "
-    "improve regional NEE while keeping site-level skill and seasonality? Site skill comes from "
-    "leave-site-out cross-validation on identical folds for every model; regional skill from "
-    "the upscaled products against the truth (twin world) and the corrected inversion ensemble."
-)
+QUESTION = "Does adding atmospheric inversions to a tower-trained model improve regional NEE?"
+
+LEAD = ("Site-only: a network trained on eddy-covariance towers alone; dual: the same network "
+        "also fitted to the inversion ensemble's regional monthly totals; random forest and "
+        "XGBoost: tower-only baselines. {against}")
 
 GLOBAL_TEXT = (
     "Is a model's global annual NEE within the inversion ensemble's spread of the truth? The "
@@ -68,11 +68,15 @@ class RunSummary:
         The run's numbers for ``metrics.json`` (DataFrames, or None for what was not run).
     headline
         One row per model (:func:`headline_table`).
+    headline_figure
+        The figure of the report's first section (:func:`~fluxbridge.evaluation.
+        headline_figure.headline_figure`), also written as a PNG.
     """
 
     sections: list[ReportSection]
     metrics: dict[str, Any]
     headline: pd.DataFrame
+    headline_figure: Figure
 
 
 def headline_table(site_scales: pd.DataFrame, vs_truth: pd.DataFrame | None,
@@ -103,63 +107,8 @@ def headline_table(site_scales: pd.DataFrame, vs_truth: pd.DataFrame | None,
     return out.reindex([n for n in names if n in out.index]).rename_axis("model").reset_index()
 
 
-def headline_text(headline: pd.DataFrame, leave_region_out: pd.DataFrame | None = None) -> str:
-    """The headline in words: the dual model against the site-only model.
-
-    Parameters
-    ----------
-    headline
-        From :func:`headline_table`, with rows ``site_only`` and ``dual``.
-    leave_region_out
-        Scores of :func:`~fluxbridge.evaluation.leave_region_out.leave_region_out_table`, or
-        None.
-
-    Returns
-    -------
-    str
-        Paragraphs separated by blank lines; empty without both models.
-    """
-    h = headline.set_index("model")
-    if SITE_ONLY not in h.index or DUAL not in h.index:
-        return ""
-    so, du = h.loc[SITE_ONLY], h.loc[DUAL]
-
-    def change(col: str) -> str:
-        if col not in h:
-            return "n/a"
-        a, b = so[col], du[col]
-        return f"{a:.1f} → {b:.1f} ({100 * (b - a) / abs(a):+.0f} %)" if a else "n/a"
-
-    text = (
-        "Dual against site-only: regional monthly RMSE "
-        f"{change('regional_monthly_rmse_tgc')} TgC/month; mean absolute regional annual bias "
-        f"{change('regional_mean_abs_annual_bias_tgc')} TgC/yr; global NEE "
-        f"{so['global_nee_pgc']:.2f} → {du['global_nee_pgc']:.2f} PgC/yr against the truth's "
-        f"{so['truth_global_nee_pgc']:.2f}; site R² (all data) {so.get('r2_all', np.nan):.3f} → "
-        f"{du.get('r2_all', np.nan):.3f}."
-    )
-    if "global_within_spread" in h and pd.notna(du.get("inversion_global_spread_pgc")):
-        verdict = "within" if bool(du["global_within_spread"]) else "outside"
-        text += (f"\n\nThe dual model's global NEE is {verdict} the inversion ensemble's spread "
-                 f"of the truth (± {du['inversion_global_spread_pgc']:.2f} PgC/yr; z = "
-                 f"{du['global_z']:+.2f}; site-only z = {so['global_z']:+.2f}).")
-    if leave_region_out is not None:
-        t = leave_region_out[leave_region_out["region"] == "all"].set_index(
-            ["against", "model"])["monthly_rmse"]
-        for against in dict.fromkeys(leave_region_out["against"]):
-            try:
-                so_, du_, lro = (t[(against, m)] for m in (SITE_ONLY, DUAL, HELDOUT))
-            except KeyError:
-                continue
-            text += (f"\n\nLeave-region-out against the {against}: regional monthly RMSE "
-                     f"{lro:.1f} TgC/month when a region's constraint is withheld, against "
-                     f"{du_:.1f} with it and {so_:.1f} for the site-only model.")
-    return text
-
-
 def global_section(annual: pd.DataFrame, members: pd.DataFrame,
-                   global_check: pd.DataFrame | None = None,
-                   global_years: pd.DataFrame | None = None) -> ReportSection:
+                   global_check: pd.DataFrame | None = None) -> ReportSection:
     """Report section of global annual NEE, judged by the inversion members' spread.
 
     Parameters
@@ -169,20 +118,21 @@ def global_section(annual: pd.DataFrame, members: pd.DataFrame,
         global_annual`) of the models, the truth and the inversion mean.
     members
         Each inversion member's global annual totals [Pg yr-1].
-    global_check, global_years
+    global_check
         :func:`~fluxbridge.evaluation.regional.global_spread_check` (the truth is known), or
         None.
     """
-    tables: list[Captioned] = [("Global annual totals", annual)]
+    by_year = annual.pivot_table(index="year", columns="model", values="nee_pgc", sort=False)
+    details: list[Captioned] = []
     text = ""
     if global_check is not None:
-        tables = [("Global annual NEE against the truth, judged by the inversion ensemble's "
-                   "spread of the global total (mean over years) [PgC/yr]", global_check),
-                  ("The same, year by year [PgC/yr]", global_years), *tables]
+        check = global_check.set_index("model").drop(columns="n_years", errors="ignore")
+        details = [("Mean global NEE against the truth, judged by the spread of the members' "
+                    "global totals [PgC/yr]", check.T.rename_axis("score").reset_index())]
         text = GLOBAL_TEXT
     return ReportSection("Global annual NEE", text=text, figures=[
-        ("Global annual NEE of each model, the truth and the inversion mean [PgC/yr]",
-         global_series(annual, members=members))], tables=tables)
+        ("Global annual NEE [PgC/yr], > 0: source", global_series(annual, members=members))],
+        tables=[("Global annual NEE [PgC/yr]", by_year.reset_index())], details=details)
 
 
 def _study_sections(series: Mapping[str, pd.DataFrame], reference: pd.DataFrame,
@@ -203,6 +153,28 @@ def _study_sections(series: Mapping[str, pd.DataFrame], reference: pd.DataFrame,
     if sparsity is not None and len(sparsity):
         sections.append(sparsity_section(sparsity, sparsity_settings))
     return sections, lro_table
+
+
+def _answer(series: Mapping[str, pd.DataFrame], targets: xr.Dataset,
+            truth: pd.DataFrame | None, headline: pd.DataFrame,
+            reg_tables: Mapping[str, pd.DataFrame], annual: pd.DataFrame,
+            members: pd.DataFrame, lro_table: pd.DataFrame | None
+            ) -> tuple[ReportSection, pd.DataFrame, Figure]:
+    """The report's first section: the headline figure and the headline numbers."""
+    truth_known = truth is not None
+    against = ("Scored against the truth of this twin world and the inversion ensemble."
+               if truth_known else "Scored against the inversion ensemble.")
+    numbers = headline_numbers(headline, reg_tables["vs_truth" if truth_known
+                                                   else "vs_inversions"],
+                               truth_known=truth_known, leave_region_out=lro_table)
+    named = {**({"truth": truth} if truth_known else {}), **series}
+    figure = headline_figure(regional_annual_means(named, targets), annual,
+                             models=list(series), members=members,
+                             leave_region_out=lro_table,
+                             against="truth" if truth_known else "inversions")
+    section = ReportSection(QUESTION, text=LEAD.format(against=against), figures=[figure],
+                            tables=[numbers], headline=True)
+    return section, numbers, figure
 
 
 def summarise_run(
@@ -254,7 +226,7 @@ def summarise_run(
     site_sec, site_tables = site_skill_section(predictions, names)
     reg_sec, reg_tables = regional_section(series, reference=reference, spread=spread,
                                            truth=truth)
-    vs_truth = regional_metrics(series, truth, spread) if truth is not None else None
+    vs_truth = reg_tables.get("vs_truth")
     annual = global_annual({**series, **({"truth": truth} if truth is not None else {}),
                             "inversions": reference})
     members = member_global_annual(targets)
@@ -263,19 +235,17 @@ def summarise_run(
     studies, lro_table = _study_sections(series, reference, spread, truth, heldout,
                                          estimator_error, sparsity, sparsity_settings or {})
     headline = headline_table(site_tables["by_scale"], vs_truth, annual, names, global_check)
+    answer, numbers, figure = _answer(series, targets, truth, headline, reg_tables, annual,
+                                      members, lro_table)
     sections = [
-        ReportSection("The question", text=QUESTION),
-        ReportSection("Headline", text=headline_text(headline, lro_table), tables=[(
-            "Site R² by time scale (cross-validation), regional error against the truth, global "
-            "NEE [PgC/yr] and whether it is within the inversion ensemble's spread of the truth",
-            headline)]),
-        site_sec, reg_sec, global_section(annual, members, global_check, global_years),
+        answer, reg_sec, global_section(annual, members, global_check),
+        *studies[:1], site_sec,
         *([] if maps is None else [maps_section(maps[DUAL], maps[SITE_ONLY], maps.get("truth"))]),
-        inversion_section(targets),
-        *studies,
+        inversion_section(targets), *studies[1:],
     ]
     metrics = {
         "headline": headline,
+        "headline_numbers": numbers,
         "site": site_tables,
         "regional_vs_truth": vs_truth,
         "regional_vs_inversions": reg_tables["vs_inversions"],
@@ -289,4 +259,4 @@ def summarise_run(
         "sparsity": None if sparsity is None else {
             "table": sparsity if len(sparsity) else None, "meta": dict(sparsity_settings or {})},
     }
-    return RunSummary(sections, metrics, headline)
+    return RunSummary(sections, metrics, headline, figure)

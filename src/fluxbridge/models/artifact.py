@@ -202,7 +202,7 @@ class FittedModel:
             payload["baseline"] = _baseline_state(self.estimator)
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
-        logger.info("saved %s model %r to %s", self.kind, self.name, path)
+        logger.debug("saved %s model %r to %s", self.kind, self.name, path)
         return Path(path)
 
 

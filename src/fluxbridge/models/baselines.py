@@ -100,7 +100,7 @@ def fit_random_forest(X: np.ndarray, y: np.ndarray, weight: np.ndarray | None,
                                   min_samples_leaf=min_samples_leaf, max_features=max_features,
                                   max_samples=max_samples, n_jobs=n_jobs, random_state=seed)
     model.fit(design_matrix(X, igbp, impute_mean=mean), y, sample_weight=w)
-    logger.info("random forest: %d trees on %d samples", n_estimators, X.shape[0])
+    logger.debug("random forest: %d trees on %d samples", n_estimators, X.shape[0])
     return Baseline("rf", model, X.shape[1], impute_mean=mean)
 
 
@@ -126,7 +126,7 @@ def fit_xgboost(X: np.ndarray, y: np.ndarray, weight: np.ndarray | None, igbp: n
                                  colsample_bytree=colsample_bytree, tree_method="hist",
                                  random_state=seed, n_jobs=n_jobs)
     model.fit(design_matrix(X, igbp), y, sample_weight=w)
-    logger.info("xgboost: %d rounds on %d samples", n_estimators, X.shape[0])
+    logger.debug("xgboost: %d rounds on %d samples", n_estimators, X.shape[0])
     return Baseline("xgboost", model, X.shape[1])
 
 

@@ -13,7 +13,7 @@ partition of the standardised predictors into groups of at most ``group_size`` p
 entry's members lie close to its centre and a first-order cache around the centre stays close to
 the network. In the twin world, whose fluxes respond nonlinearly to the day's weather, entries of
 similar cell-days (daily, 64) leave a fresh cache 0.067 σ of spread at K = 64 where the days of
-one month of one cell (monthly, 1) leave 0.14 σ (benchmarks/operator.py, the demo world). Blocks
+one month of one cell (monthly, 1) leave 0.14 σ (benchmarks/operator.py, the standard world). Blocks
 of neighbouring cells did worse than either.
 """
 

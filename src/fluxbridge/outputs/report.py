@@ -1,4 +1,5 @@
-"""Writing the report: ``report.html`` and ``metrics.json`` of a run, atomically."""
+"""Writing the report: ``report.html``, ``metrics.json`` and the headline PNG of a run,
+atomically."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from matplotlib.figure import Figure
 
 from fluxbridge.evaluation.report import ReportSection, render_html, to_jsonable
 from fluxbridge.outputs.files import atomic_path, code_version, write_json
@@ -17,7 +20,9 @@ def write_report(
     title: str,
     sections: Sequence[ReportSection],
     metrics: Mapping[str, Any],
-    dpi: int = 110,
+    pngs: Mapping[str, Figure] | None = None,
+    dpi: int = 100,
+    png_dpi: int = 150,
 ) -> Path:
     """Write ``report.html`` (self-contained) and ``metrics.json`` into ``out_dir``, atomically.
 
@@ -31,8 +36,13 @@ def write_report(
         The report's sections in order.
     metrics
         Numbers of the run; DataFrames are stored as lists of records, NaN as null.
+    pngs
+        File name → figure, each also written as a PNG beside the report (the headline
+        figure, for slides).
     dpi
         Resolution of the embedded figures [dots per inch].
+    png_dpi
+        Resolution of the PNG files [dots per inch].
 
     Returns
     -------
@@ -46,4 +56,7 @@ def write_report(
     document = render_html(title, sections, dpi=dpi, version=code_version())
     with atomic_path(path) as tmp:
         tmp.write_text(document, encoding="utf-8")
+    for name, fig in (pngs or {}).items():
+        with atomic_path(out / name) as tmp:
+            fig.savefig(tmp, format="png", dpi=png_dpi)
     return path

@@ -28,7 +28,8 @@ DEFAULT_SITE_DENSITY: dict[str, float] = {
 
 
 class WorldConfig(BaseModel):
-    """Everything that shapes a twin world; the demo world is the default.
+    """Everything that shapes a twin world; the standard world (the full experiment's) is the
+    default.
 
     Units: fluxes in PgC yr-1 (global), noise in gC m-2 d-1.
     """

@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from tqdm.auto import tqdm
 
 from fluxbridge.constants import G_PER_PG
 from fluxbridge.errors import InputError
 from fluxbridge.operators import totals_frame
 from fluxbridge.operators.operator import regional_totals
 from fluxbridge.outputs.files import atomic_path, write_csv
+from fluxbridge.progress import Progress
 from fluxbridge.synthetic import inversions as inv
 from fluxbridge.synthetic import properties as props
 from fluxbridge.synthetic import sites as st
@@ -58,13 +58,13 @@ def synthesize(out: str | Path, config: WorldConfig | str | Path | dict | None =
     out
         Output directory; an existing non-empty one is refused unless ``overwrite``.
     config
-        None (the demo world), a YAML path, a mapping or a :class:`WorldConfig`.
+        None (the standard world), a YAML path, a mapping or a :class:`WorldConfig`.
     seed
         Random seed; overrides the configuration's.
     overwrite
         Replace an existing world.
     progress
-        Show a progress bar (tqdm); logging only otherwise.
+        Show the progress (a bar on a terminal, log lines otherwise).
 
     Returns
     -------
@@ -80,7 +80,7 @@ def synthesize(out: str | Path, config: WorldConfig | str | Path | dict | None =
     with atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
         _build(tmp, cfg, progress)
-    logger.info("twin world written to %s in %.1f s", out, time.perf_counter() - start)
+    logger.debug("twin world written to %s in %.1f s", out, time.perf_counter() - start)
     return out / "manifest.json"
 
 
@@ -120,7 +120,7 @@ def _build(root: Path, cfg: WorldConfig, progress: bool) -> None:
                     strict=True))
     for sub in ("sites", "meteorology", "remote_sensing", "inversions", "regions", "truth"):
         (root / sub).mkdir()
-    bar = tqdm(total=cfg.n_years + 4, disable=not progress, desc="twin world", unit="step")
+    bar = Progress(cfg.n_years + 4, "twin world", unit="step", enabled=progress)
     earth = _earth(cfg, rngs)
     bar.update(1)
     files: dict[str, Any] = {"meteorology": [], "remote_sensing": []}
@@ -129,7 +129,7 @@ def _build(root: Path, cfg: WorldConfig, progress: bool) -> None:
     try:
         for year in earth.years:
             _simulate_year(root, year, earth, record, truth, files, rngs["modis"])
-            logger.info("year %d simulated", year)
+            logger.debug("year %d simulated", year)
             bar.update(1)
     finally:
         truth.close()
@@ -172,7 +172,7 @@ def _earth(cfg: WorldConfig, rngs: dict[str, np.random.Generator]) -> _Earth:
     productivity.ravel()[land_idx] = gpp_spin / ref
     legacy = legacy_field(geo, codes, productivity, rngs["legacy"], cfg.legacy_strength)
     sites = st.select_sites(geo, codes, legacy, productivity, cfg, rngs["sites"])
-    logger.info("geography, vegetation and %d sites ready", len(sites))
+    logger.debug("geography, vegetation and %d sites ready", len(sites))
     return _Earth(geo, codes, land_idx, years, all_dates, enso, climate, veg, productivity,
                   legacy, sites)
 

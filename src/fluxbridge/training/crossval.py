@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from tqdm.auto import tqdm
 
 from fluxbridge.config import ExperimentConfig
 from fluxbridge.errors import InputError
@@ -60,7 +60,7 @@ def cross_validate(samples: pd.DataFrame, cfg: ExperimentConfig, *,
     checkpoint_dir
         Network checkpoints go to ``checkpoint_dir/fold{f}/member{i}``.
     progress
-        Show progress bars.
+        Show each network's progress over epochs.
 
     Returns
     -------
@@ -79,16 +79,20 @@ def cross_validate(samples: pd.DataFrame, cfg: ExperimentConfig, *,
                          expected="a fold for every site (see make_folds)")
     fold_of = site.map(folds.rename(index=str)).to_numpy(dtype=np.int64)
     out = _predictions_frame(data, fold_of, kinds)
-    for f in tqdm(np.unique(folds.to_numpy()), desc="cross-validation", disable=not progress):
+    fold_ids = np.unique(folds.to_numpy())
+    model = "dual" if cfg.constrained else "site_only"
+    for i, f in enumerate(fold_ids, start=1):
         train_sites = sorted(folds.index[folds.to_numpy() != f].astype(str))
         test = fold_of == f
         if not test.any():
             continue
+        label = f"fold {i}/{len(fold_ids)}"
         for kind in kinds:
+            t0 = time.perf_counter()
             if kind == "nn":
                 members = train_ensemble(
                     samples, cfg, train_sites=train_sites, grid=grid, targets=targets,
-                    regions=regions, progress=progress, name=f"nn_fold{f}",
+                    regions=regions, progress=progress, name=f"{model} {label}",
                     checkpoint_dir=None if checkpoint_dir is None
                     else Path(checkpoint_dir) / f"fold{f}")
                 pred = np.mean([m.predict_frame(data[test]) for m in members], axis=0)
@@ -96,6 +100,7 @@ def cross_validate(samples: pd.DataFrame, cfg: ExperimentConfig, *,
                 pred = train_baseline(kind, samples, cfg,
                                       train_sites=train_sites).predict_frame(data[test])
             out.loc[test, kind] = pred
-        log.info("fold %s: %d test sites, %d samples", f, int(site[test].nunique()),
-                 int(test.sum()))
+            log.info("%s %s: %d test sites, %d samples, %.1f s",
+                     model if kind == "nn" else kind, label, int(site[test].nunique()),
+                     int(test.sum()), time.perf_counter() - t0)
     return out

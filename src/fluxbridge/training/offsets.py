@@ -166,8 +166,8 @@ class GridOffsets:
         after = current + D @ delta
         out = {"regional_before": float(np.mean(((current - mu) / sigma) ** 2)),
                "regional_after": float(np.mean(((after - mu) / sigma) ** 2))}
-        log.info("grid offsets fitted by least squares: regional error %.3g -> %.3g sigma^2",
-                 out["regional_before"], out["regional_after"])
+        log.debug("grid offsets fitted by least squares: regional error %.3g -> %.3g sigma^2",
+                  out["regional_before"], out["regional_after"])
         return out
 
     def share(self, sigma: np.ndarray, obs_region: np.ndarray, hemisphere: np.ndarray

@@ -104,8 +104,8 @@ class RegionalTerm:
                         if net.model.offset is not None else None)
         self.hemisphere = (region_hemispheres(regions, self.offsets.n_regions)
                            if self.offsets is not None else None)
-        log.info("regional constraint: %d region-months, estimator %s, K = %d, smallest sigma "
-                 "%.3g Tg", self.obs_ids.size, con.estimator, con.K, float(self.sigma.min()))
+        log.debug("regional constraint: %d region-months, estimator %s, K = %d, smallest sigma "
+                  "%.3g Tg", self.obs_ids.size, con.estimator, con.K, float(self.sigma.min()))
 
     # -- draws ----------------------------------------------------------------------------
     def start_epoch(self) -> None:

@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
 from fluxbridge.config import ExperimentConfig
 from fluxbridge.errors import FluxbridgeError, InputError
@@ -31,12 +30,17 @@ from fluxbridge.grid_features import GridFeatures
 from fluxbridge.models.artifact import FittedModel
 from fluxbridge.models.network import NEENet
 from fluxbridge.outputs.files import code_version
+from fluxbridge.progress import Progress, format_numbers
 from fluxbridge.training.checkpoint import Checkpoint, LoopState, cpu_state, fingerprint
 from fluxbridge.training.gridnet import GridNetwork
 from fluxbridge.training.regional import RegionalTerm
 from fluxbridge.training.sites import SiteTensors, check_samples, feature_columns, usable_rows
 
 log = logging.getLogger(__name__)
+
+SHOWN_LOSSES = ("site", "regional", "val")
+"""Losses shown in the progress of each epoch [s_y², σ²]; the estimator's diagnostics go to the
+debug log."""
 
 
 class TrainingInterrupted(FluxbridgeError):
@@ -252,7 +256,7 @@ def train_network(samples: pd.DataFrame, cfg: ExperimentConfig, *,
         Folder of the per-epoch checkpoint; a rerun with the same folder, configuration and
         sites resumes where the last run stopped and ends with the same weights.
     progress
-        Show a progress bar over epochs.
+        Show the progress over epochs (site, regional and validation loss, ETA).
     name
         Label of the returned model.
     stop_after_epochs
@@ -274,16 +278,15 @@ def train_network(samples: pd.DataFrame, cfg: ExperimentConfig, *,
     if loop.epoch:
         log.info("resuming %s from epoch %d (%s)", name, loop.epoch, checkpoint.path)
     epochs, this_call = cfg.network.epochs, 0
-    with tqdm(total=epochs, initial=loop.epoch, desc=f"train {name}", disable=not progress,
-              leave=False) as bar:
+    with Progress(epochs, name, unit="epoch", initial=loop.epoch, enabled=progress) as bar:
         while not loop.done and loop.epoch < epochs:
             losses: dict[str, Any] = trainer.epoch(loop.epoch)
             losses["val"] = trainer.val_loss()
             loop.record(losses, trainer.model, cfg.network.patience, epochs)
             checkpoint.save(trainer, loop)
-            bar.update(1)
-            bar.set_postfix({k: f"{losses[k]:.3g}" for k in ("site", "regional", "val")
-                             if losses.get(k) is not None})
+            bar.update(1, {k: losses.get(k) for k in SHOWN_LOSSES})
+            log.debug("%s epoch %d: %s", name, loop.epoch, format_numbers(
+                {k: v for k, v in losses.items() if k not in SHOWN_LOSSES}))
             this_call += 1
             if stop_after_epochs is not None and this_call >= stop_after_epochs \
                     and not loop.done:

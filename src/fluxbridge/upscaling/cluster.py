@@ -125,7 +125,7 @@ def execute(jobs: list[tuple[Chunk, dict[str, Any]]], members: Sequence[Model],
     with contextlib.ExitStack() as stack:
         if client is None:
             client = stack.enter_context(open_client(scheduler, n_workers))
-        log.info("upscaling on dask.distributed at %s", client.scheduler.address)
+        log.debug("upscaling on dask.distributed at %s", client.scheduler.address)
         # our LocalCluster's tasks share this machine's cores; a remote cluster's are its own
         threads = 1 if scheduler is None else None
         shipped = client.scatter(list(members), broadcast=True)

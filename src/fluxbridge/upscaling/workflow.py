@@ -30,13 +30,13 @@ import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
-from tqdm.auto import tqdm
 
 from fluxbridge.errors import InputError
 from fluxbridge.io.predictors import open_predictors
 from fluxbridge.operators.operator import region_weights
 from fluxbridge.outputs.files import provenance_attrs, write_json
 from fluxbridge.outputs.products import write_global, write_grid, write_regional
+from fluxbridge.progress import Progress
 from fluxbridge.schema import check_predictors, check_regions
 from fluxbridge.timesteps import step_days
 from fluxbridge.upscaling.chunks import (
@@ -183,7 +183,7 @@ def upscale(
     fmt
         ``"netcdf"`` or ``"zarr"`` for the gridded products.
     progress
-        Show a progress bar over chunks.
+        Show the progress over chunks (a bar on a terminal, log lines otherwise).
     overwrite
         Replace complete products; without it (or ``resume``) they raise :class:`InputError`.
     resume
@@ -262,9 +262,9 @@ def _upscale_one(name: str, members: list[Model], predictors: xr.Dataset, region
             "step_days": days[c.time],
             "path": str(path),
         }))
-    log.info("%s: %d members, %d chunks (%d to do)", name, len(members), len(chunks), len(jobs))
-    with tqdm(total=len(chunks), initial=len(chunks) - len(jobs), disable=not progress,
-              desc=f"upscale {name}", unit="chunk") as bar:
+    log.debug("%s: %d members, %d chunks (%d to do)", name, len(members), len(chunks), len(jobs))
+    with Progress(len(chunks), f"upscale {name}", unit="chunk",
+                  initial=len(chunks) - len(jobs), enabled=progress) as bar:
         execute(jobs, members, scheduler, n_workers, bar, client)
 
     result = _assemble(name, members, chunks, chunk_dir, predictors, regions, out, attrs,
