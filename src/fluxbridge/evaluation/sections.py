@@ -230,7 +230,9 @@ def leave_region_out_section(
             "every region and the site-only model. Against the inversions this is how the "
             "constraint can be judged on real data, where no truth exists; in the twin "
             "world the truth tells whether that judgement is right. A withheld region gains "
-            "from the other regions' constraint only through the shared network.")
+            "from the other regions' constraint through the shared network and, with the "
+            "hierarchical correction, through the mean of the other regions' grid "
+            "corrections.")
     return ReportSection(
         "Leave-region-out: judging the constraint without truth", text=text,
         tables=[("Monthly error of each withheld region [TgC/month]",
