@@ -28,7 +28,7 @@ from fluxbridge.io.inputs import World, open_inputs
 from fluxbridge.models.artifact import FittedModel, load_model
 from fluxbridge.outputs.files import write_csv
 from fluxbridge.progress import format_seconds
-from fluxbridge.readback import estimator_error, mean_maps
+from fluxbridge.readback import estimator_error, mean_maps, transfer_oracle
 from fluxbridge.rundir import (
     RunResult,
     RunState,
@@ -285,6 +285,9 @@ class Experiment:
                 predictions, {n: pd.read_csv(products[n].regional_csv) for n in self.model_names},
                 self.inputs.targets, truth=self._truth_regional(), maps=self._maps(products),
                 heldout=heldout, estimator_error=self._estimator_error(products),
+                heldout_oracle=None if heldout is None else transfer_oracle(
+                    products[SITE_ONLY].regional_csv, self._truth_regional(), self.inputs,
+                    self.grid, self.cfg),
                 sparsity=sparsity, sparsity_settings={
                     "epochs": self.cfg.network.epochs,
                     "reference": "inversions" if self._truth_regional() is None else "truth"})

@@ -1,5 +1,6 @@
-"""What the evaluation step reads back from a run's upscaled products: time-mean maps, and the
-observation operator's estimator error on the products' fields."""
+"""What the evaluation step reads back from a run's upscaled products: time-mean maps, the
+observation operator's estimator error on the products' fields, and the oracle of the shared
+correction for leave-region-out."""
 
 from __future__ import annotations
 
@@ -66,3 +67,30 @@ def estimator_error(dual_grid: Path, cache_grid: Path, grid: GridFeatures, input
     sigma = floored_sigma(np.nan_to_num(spread, nan=np.nanmedian(spread)), cfg)
     return estimator_error_table(op, field(dual_grid), field(cache_grid), sigma,
                                  seed=cfg.seed, strata=grid.igbp_code)
+
+
+def transfer_oracle(site_only_csv: Path, truth: pd.DataFrame | None, inputs: World,
+                    grid: GridFeatures, cfg: ExperimentConfig) -> pd.DataFrame | None:
+    """Each region's totals from the site-only model corrected by the shared correction
+    fitted to the *truth* of the other regions (:func:`fluxbridge.studies.transfer.
+    transfer_bounds`): what that form of correction could carry to a withheld region at best.
+    ``region, time, nee_tgc`` [Tg month-1]; None without a truth (real data).
+
+    Parameters
+    ----------
+    site_only_csv
+        The site-only model's regional totals.
+    truth
+        True regional totals [Tg month-1], or None.
+    inputs, grid, cfg
+        The experiment's inputs, gridded features and configuration (σ floor, harmonics).
+    """
+    if truth is None:
+        return None
+    from fluxbridge.evaluation.regional import targets_frames
+    from fluxbridge.studies.transfer import transfer_bounds
+
+    reference, spread = targets_frames(inputs.targets)
+    return transfer_bounds(pd.read_csv(site_only_csv), truth, reference, spread, grid,
+                           inputs.regions, sigma_floor=cfg.constraint.sigma_floor,
+                           harmonics=cfg.tuning.offset.harmonics)["oracle"]

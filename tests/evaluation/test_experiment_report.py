@@ -51,7 +51,9 @@ def test_leave_region_out_runs_once_per_region_and_is_reported(run):
         series["heldout"].nunique()
     table = pd.DataFrame(metrics["leave_region_out"])
     assert set(table["against"]) == {"inversions", "truth"}
-    assert set(table["model"]) == {"site_only", "dual", "dual_without_region"}
+    # with a truth, the oracle of the shared correction beside them
+    assert set(table["model"]) == {"site_only", "dual", "dual_without_region",
+                                   "oracle_without_region"}
     assert set(table["region"]) == {*truth["region"], "all"}
     html = (result.out_dir / "report.html").read_text()
     assert "Leave-region-out" in html

@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 HELDOUT = "dual_without_region"
 """Model name of the leave-region-out result."""
 
+ORACLE = "oracle_without_region"
+"""Model name of the site-only model with the shared correction fitted to the other regions'
+truth (twin world): what that correction could carry to a withheld region at best."""
+
 
 def leave_region_out_scores(heldout_series: pd.DataFrame, reference: pd.DataFrame,
                             spread: pd.DataFrame | None = None, *,

@@ -232,7 +232,9 @@ def leave_region_out_section(
             "world the truth tells whether that judgement is right. A withheld region gains "
             "from the other regions' constraint through the shared network and, with the "
             "hierarchical correction, through the mean of the other regions' grid "
-            "corrections.")
+            "corrections. In a twin world, oracle_without_region is the site-only model with "
+            "that mean fitted to the other regions' truth instead of their inversions: what "
+            "the shared correction could carry at best.")
     return ReportSection(
         "Leave-region-out: judging the constraint without truth", text=text,
         tables=[("Monthly error of each withheld region [TgC/month]",

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from fluxbridge.evaluation.figures import global_series
 from fluxbridge.evaluation.headline import headline_numbers, regional_annual_means
 from fluxbridge.evaluation.headline_figure import headline_figure
+from fluxbridge.evaluation.leave_region_out import ORACLE
 from fluxbridge.evaluation.regional import (
     global_annual,
     global_spread_check,
@@ -137,16 +138,19 @@ def global_section(annual: pd.DataFrame, members: pd.DataFrame,
 
 def _study_sections(series: Mapping[str, pd.DataFrame], reference: pd.DataFrame,
                     spread: pd.DataFrame, truth: pd.DataFrame | None,
-                    heldout: pd.DataFrame | None, estimator_error: pd.DataFrame | None,
+                    heldout: pd.DataFrame | None, heldout_oracle: pd.DataFrame | None,
+                    estimator_error: pd.DataFrame | None,
                     sparsity: pd.DataFrame | None, sparsity_settings: Mapping[str, Any]
                     ) -> tuple[list[ReportSection], pd.DataFrame | None]:
     """Sections of what the run studied besides its models (each only when it was run), and
     the leave-region-out scores."""
     sections, lro_table = [], None
     if heldout is not None and len(heldout):
+        others = {SITE_ONLY: series[SITE_ONLY], DUAL: series[DUAL]}
+        if heldout_oracle is not None:
+            others[ORACLE] = heldout_oracle
         section, lro_table = leave_region_out_section(
-            heldout, {SITE_ONLY: series[SITE_ONLY], DUAL: series[DUAL]}, reference=reference,
-            spread=spread, truth=truth)
+            heldout, others, reference=reference, spread=spread, truth=truth)
         sections.append(section)
     if estimator_error is not None:
         sections.append(estimator_section(estimator_error))
@@ -185,6 +189,7 @@ def summarise_run(
     truth: pd.DataFrame | None = None,
     maps: Mapping[str, xr.DataArray] | None = None,
     heldout: pd.DataFrame | None = None,
+    heldout_oracle: pd.DataFrame | None = None,
     estimator_error: pd.DataFrame | None = None,
     sparsity: pd.DataFrame | None = None,
     sparsity_settings: Mapping[str, Any] | None = None,
@@ -209,6 +214,9 @@ def summarise_run(
     heldout
         Leave-region-out series (:func:`fluxbridge.studies.leave_region_out.leave_region_out`),
         or None.
+    heldout_oracle
+        Each region's totals from the site-only model and the shared correction fitted to the
+        other regions' truth (:func:`fluxbridge.readback.transfer_oracle`), or None.
     estimator_error
         :func:`~fluxbridge.evaluation.estimators.estimator_error_table` on the dual model's
         field, or None.
@@ -233,6 +241,7 @@ def summarise_run(
     global_check, global_years = (global_spread_check(annual, members) if truth is not None
                                   else (None, None))
     studies, lro_table = _study_sections(series, reference, spread, truth, heldout,
+                                         heldout_oracle,
                                          estimator_error, sparsity, sparsity_settings or {})
     headline = headline_table(site_tables["by_scale"], vs_truth, annual, names, global_check)
     answer, numbers, figure = _answer(series, targets, truth, headline, reg_tables, annual,
