@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from fluxbridge.config import ExperimentConfig, load_config
-from fluxbridge.errors import ConfigError, InputError
+from fluxbridge.errors import InputError
 from fluxbridge.features import site_samples
 from fluxbridge.grid_features import GridFeatures
 from fluxbridge.io.inputs import World, open_inputs
@@ -226,27 +226,11 @@ class Experiment:
 
             out = leave_region_out(self.samples, cfg, **self._constraint(),
                                    train_sites=np.unique(self.samples["site"]),
-                                   withhold=self._withheld_regions(), cache_dir=self.lro_dir,
-                                   progress=self.progress)
+                                   cache_dir=self.lro_dir, progress=self.progress)
             write_csv(out, path)
             return out
 
         return self._step("leave_region_out", run)
-
-    def _withheld_regions(self) -> list[int] | None:
-        """Ids of ``validation.leave_region_out_regions`` (None: every region)."""
-        from fluxbridge.studies.leave_region_out import target_regions
-
-        wanted = self.cfg.validation.leave_region_out_regions
-        if wanted is None:
-            return None
-        ids = {name: rid for rid, name in target_regions(self.inputs.targets).items()}
-        unknown = [w for w in wanted if w not in ids]
-        if unknown:
-            raise ConfigError(f"no inversion targets for region(s) {unknown}",
-                              variable="validation.leave_region_out_regions",
-                              expected=f"names among {sorted(ids)}")
-        return [ids[w] for w in wanted]
 
     def sparsity(self) -> pd.DataFrame | None:
         """The dual model trained with every estimator and K, scored against the truth (or
@@ -281,16 +265,18 @@ class Experiment:
         from fluxbridge.outputs.report import write_report
 
         def run() -> RunResult:
+            truth = self._truth_regional()
+            series = {n: pd.read_csv(products[n].regional_csv) for n in self.model_names}
+            oracle = None if heldout is None else transfer_oracle(
+                series[SITE_ONLY], truth, self.inputs, self.grid, self.cfg)
             summary = summarise_run(
-                predictions, {n: pd.read_csv(products[n].regional_csv) for n in self.model_names},
-                self.inputs.targets, truth=self._truth_regional(), maps=self._maps(products),
-                heldout=heldout, estimator_error=self._estimator_error(products),
-                heldout_oracle=None if heldout is None else transfer_oracle(
-                    products[SITE_ONLY].regional_csv, self._truth_regional(), self.inputs,
-                    self.grid, self.cfg),
+                predictions, series, self.inputs.targets, truth=truth,
+                maps=self._maps(products), heldout=heldout, heldout_oracle=oracle,
+                estimator_error=estimator_error(products[DUAL].grid, products[SITE_ONLY].grid,
+                                                self.grid, self.inputs, self.cfg),
                 sparsity=sparsity, sparsity_settings={
                     "epochs": self.cfg.network.epochs,
-                    "reference": "inversions" if self._truth_regional() is None else "truth"})
+                    "reference": "inversions" if truth is None else "truth"})
             report = write_report(self.out, title=f"fluxbridge — {self.cfg.name}",
                                   sections=summary.sections,
                                   metrics={**summary.metrics, "timings_s": self.timings},
@@ -316,11 +302,6 @@ class Experiment:
         except InputError:
             log.info("no true NEE grid: the maps leave the truth out")
         return mean_maps(products, SITE_ONLY, DUAL, truth)
-
-    def _estimator_error(self, products: dict[str, Any]) -> pd.DataFrame:
-        """Estimator error against K on the dual model's field (:func:`estimator_error`)."""
-        return estimator_error(products[DUAL].grid, products[SITE_ONLY].grid, self.grid,
-                               self.inputs, self.cfg)
 
     def _write_manifest(self, products: dict[str, Any], report: Path) -> Path:
         models = {n: {"grid": products[n].grid, "grid_monthly": products[n].grid_monthly,

@@ -69,7 +69,7 @@ def estimator_error(dual_grid: Path, cache_grid: Path, grid: GridFeatures, input
                                  seed=cfg.seed, strata=grid.igbp_code)
 
 
-def transfer_oracle(site_only_csv: Path, truth: pd.DataFrame | None, inputs: World,
+def transfer_oracle(site_only: pd.DataFrame, truth: pd.DataFrame | None, inputs: World,
                     grid: GridFeatures, cfg: ExperimentConfig) -> pd.DataFrame | None:
     """Each region's totals from the site-only model corrected by the shared correction
     fitted to the *truth* of the other regions (:func:`fluxbridge.studies.transfer.
@@ -78,8 +78,8 @@ def transfer_oracle(site_only_csv: Path, truth: pd.DataFrame | None, inputs: Wor
 
     Parameters
     ----------
-    site_only_csv
-        The site-only model's regional totals.
+    site_only
+        The site-only model's regional totals ``region, time, nee_tgc`` [Tg month-1].
     truth
         True regional totals [Tg month-1], or None.
     inputs, grid, cfg
@@ -91,6 +91,6 @@ def transfer_oracle(site_only_csv: Path, truth: pd.DataFrame | None, inputs: Wor
     from fluxbridge.studies.transfer import transfer_bounds
 
     reference, spread = targets_frames(inputs.targets)
-    return transfer_bounds(pd.read_csv(site_only_csv), truth, reference, spread, grid,
+    return transfer_bounds(site_only, truth, reference, spread, grid,
                            inputs.regions, sigma_floor=cfg.constraint.sigma_floor,
                            harmonics=cfg.tuning.offset.harmonics)["oracle"]

@@ -137,10 +137,15 @@ class NEENet(nn.Module):
         return self.offset(r) * (r > 0).unsqueeze(-1)
 
     def offset_basis(self, dayofyear: Tensor) -> Tensor:
-        """(n, 1 + 2 h) seasonal basis of the grid offset: 1, cos(k ω d), sin(k ω d) for
-        k = 1..h harmonics, ω = 2π / 365.25."""
-        w = 2 * torch.pi * dayofyear.to(self.y_scale.dtype) / 365.25
-        terms = [torch.ones_like(w)]
-        for k in range(1, self.offset_harmonics + 1):
-            terms += [torch.cos(k * w), torch.sin(k * w)]
-        return torch.stack(terms, dim=-1)
+        """(n, 1 + 2 h) :func:`seasonal_basis` of the grid offset, in the network's dtype."""
+        return seasonal_basis(dayofyear.to(self.y_scale.dtype), self.offset_harmonics)
+
+
+def seasonal_basis(dayofyear: Tensor, harmonics: int) -> Tensor:
+    """(n, 1 + 2 h) seasonal basis of the grid offset: 1, cos(k ω d), sin(k ω d) for
+    k = 1..h harmonics, ω = 2π / 365.25, in the dtype of the floating-point ``dayofyear``."""
+    w = 2 * torch.pi * dayofyear / 365.25
+    terms = [torch.ones_like(w)]
+    for k in range(1, harmonics + 1):
+        terms += [torch.cos(k * w), torch.sin(k * w)]
+    return torch.stack(terms, dim=-1)

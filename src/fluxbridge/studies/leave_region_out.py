@@ -21,7 +21,7 @@ import xarray as xr
 
 from fluxbridge import training
 from fluxbridge.config import ExperimentConfig
-from fluxbridge.errors import InputError
+from fluxbridge.errors import ConfigError, InputError
 from fluxbridge.grid_features import GridFeatures
 from fluxbridge.outputs.files import write_csv
 from fluxbridge.studies.grid_totals import regional_series
@@ -38,6 +38,18 @@ def target_regions(targets: xr.Dataset) -> dict[int, str]:
     names = (targets["region_name"].values if "region_name" in targets.coords
              else ids.astype(str))
     return {int(i): str(n) for i, n, f in zip(ids, names, finite) if f}
+
+
+def region_ids(regions: dict[int, str], wanted: Sequence[str]) -> list[int]:
+    """Ids of the regions named ``wanted`` among ``regions`` (id → name of the regions with
+    targets); a name without targets is refused."""
+    ids = {name: rid for rid, name in regions.items()}
+    unknown = [w for w in wanted if w not in ids]
+    if unknown:
+        raise ConfigError(f"no inversion targets for region(s) {unknown}",
+                          variable="validation.leave_region_out_regions",
+                          expected=f"names among {sorted(ids)}")
+    return [ids[w] for w in wanted]
 
 
 def withhold_region(targets: xr.Dataset, region: int) -> xr.Dataset:
@@ -75,7 +87,8 @@ def leave_region_out(
     train_sites
         Sites of the final model (split into fit and validation sites as it is).
     withhold
-        Region ids to withhold one at a time (default: every region with targets).
+        Region ids to withhold one at a time (default: those named in
+        ``validation.leave_region_out_regions``, or every region with targets).
     cache_dir
         Each region's result is kept in ``cache_dir/region{id}.csv`` and its training
         checkpoints under ``cache_dir/checkpoints/region{id}``; a rerun reuses them.
@@ -92,6 +105,9 @@ def leave_region_out(
         raise InputError("leave-region-out needs the dual model", variable="lambda_regional",
                          expected="lambda_regional > 0")
     names = target_regions(targets)
+    chosen = cfg.validation.leave_region_out_regions
+    if withhold is None and chosen is not None:
+        withhold = region_ids(names, chosen)
     ids = list(names) if withhold is None else [int(r) for r in withhold]
     cache = None if cache_dir is None else Path(cache_dir)
     frames = []

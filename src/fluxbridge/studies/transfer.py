@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 import xarray as xr
 
 from fluxbridge.grid_features import GridFeatures
+from fluxbridge.models.network import seasonal_basis
 from fluxbridge.operators import RegionalOperator
-from fluxbridge.training.offsets import basis_totals, region_hemispheres, share_offsets
-
-
-def seasonal_basis(dayofyear: np.ndarray, harmonics: int) -> np.ndarray:
-    """(n, 1 + 2 h): 1, cos(k ω d), sin(k ω d), ω = 2π / 365.25 (the grid offset's basis)."""
-    w = 2 * np.pi * np.asarray(dayofyear, dtype=np.float64) / 365.25
-    terms = [np.ones_like(w)]
-    for k in range(1, harmonics + 1):
-        terms += [np.cos(k * w), np.sin(k * w)]
-    return np.stack(terms, axis=-1)
+from fluxbridge.training.offsets import (
+    basis_totals,
+    region_hemispheres,
+    region_variances,
+    share_offsets,
+)
 
 
 def region_design(grid: GridFeatures, regions: xr.Dataset, harmonics: int = 1
@@ -33,7 +31,8 @@ def region_design(grid: GridFeatures, regions: xr.Dataset, harmonics: int = 1
     """The operator and the exact totals of each region's offset basis at every region-month:
     (n_obs, n_regions × n_basis) [Tg month-1 per g m-2 d-1], column ``(r - 1) n_basis + k``."""
     op = RegionalOperator(regions, grid.times, grid.lat_index, grid.lon_index)
-    basis = seasonal_basis(pd.DatetimeIndex(grid.times).day_of_year.to_numpy(), harmonics)
+    doy = torch.as_tensor(pd.DatetimeIndex(grid.times).day_of_year.to_numpy(), dtype=torch.float64)
+    basis = seasonal_basis(doy, harmonics).numpy()
     n_regions = int(np.max(regions["region"].values))
     valid = grid.valid().ravel()
 
@@ -71,17 +70,14 @@ def withheld_corrections(residual: np.ndarray, sigma: np.ndarray, obs_region: np
     """
     n_regions = hemisphere.size - 1
     n_basis = design.shape[1] // n_regions
+    usable = np.where(np.isfinite(residual), sigma, np.nan)
+    variance = region_variances(design, usable, obs_region, n_regions)
+    fitted = np.isfinite(variance).all(axis=1)
     coef = np.zeros((n_regions, n_basis))
-    variance = np.full((n_regions, n_basis), np.inf)
-    fitted = np.zeros(n_regions, dtype=bool)
-    for r in range(1, n_regions + 1):
-        rows = (obs_region == r) & np.isfinite(residual) & np.isfinite(sigma)
-        A = design[rows, (r - 1) * n_basis:r * n_basis] / sigma[rows, None]
-        if not rows.any() or not np.abs(A).sum():
-            continue
-        coef[r - 1] = np.linalg.lstsq(A, residual[rows] / sigma[rows], rcond=None)[0]
-        variance[r - 1] = np.diag(np.linalg.pinv(A.T @ A))
-        fitted[r - 1] = True
+    for r in np.flatnonzero(fitted) + 1:
+        rows = (obs_region == r) & np.isfinite(usable)
+        A = design[rows, (r - 1) * n_basis:r * n_basis] / usable[rows, None]
+        coef[r - 1] = np.linalg.lstsq(A, residual[rows] / usable[rows], rcond=None)[0]
     out = np.zeros(residual.size)
     for r in range(1, n_regions + 1):
         others = fitted & (np.arange(1, n_regions + 1) != r)

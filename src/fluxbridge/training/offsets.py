@@ -185,18 +185,9 @@ class GridOffsets:
         hemisphere
             (n_regions + 1,) ±1 by region id (:func:`region_hemispheres`).
         """
-        n_basis = self.offset.weight.shape[1]
-        D = self.design * float(self._y_scale)
-        variance = np.full((self.n_regions, n_basis), np.inf)
-        constrained = np.zeros(self.n_regions, dtype=bool)
-        for r in np.unique(obs_region):
-            cols = slice((r - 1) * n_basis, r * n_basis)
-            A = D[obs_region == r, cols] / sigma[obs_region == r, None]
-            if np.abs(A).sum() == 0:
-                continue
-            constrained[r - 1] = True
-            variance[r - 1] = np.diag(np.linalg.pinv(A.T @ A))
         scale = float(self._y_scale)
+        variance = region_variances(self.design * scale, sigma, obs_region, self.n_regions)
+        constrained = np.isfinite(variance).all(axis=1)
         coef = self.offset.weight[1:].detach().double().cpu().numpy() * scale
         shared, info = share_offsets(coef, variance, constrained, hemisphere[1:])
         with torch.no_grad():
@@ -204,6 +195,38 @@ class GridOffsets:
         log.info("grid offsets shared: mean %s g m-2 d-1, between-region sd %s",
                  np.round(info["mean"], 4).tolist(), np.round(np.sqrt(info["tau2"]), 4).tolist())
         return info
+
+
+def region_variances(design: np.ndarray, sigma: np.ndarray, obs_region: np.ndarray,
+                     n_regions: int) -> np.ndarray:
+    """Variances of each region's offset coefficients given its own targets,
+    diag((AᵀA)⁺) with A the region's columns of ``design`` / σ at its targets.
+
+    Parameters
+    ----------
+    design
+        (n_targets, n_regions × n_basis) exact totals per unit coefficient, column
+        ``(r - 1) n_basis + k`` [Tg month-1 per g m-2 d-1].
+    sigma
+        (n_targets,) the targets' σ [Tg month-1]; NaN leaves a target out.
+    obs_region
+        (n_targets,) region id of every target.
+    n_regions
+        Number of regions (ids 1..n_regions).
+
+    Returns
+    -------
+    np.ndarray
+        (n_regions, n_basis) [(g m-2 d-1)²], infinite for regions without targets.
+    """
+    n_basis = design.shape[1] // n_regions
+    variance = np.full((n_regions, n_basis), np.inf)
+    for r in range(1, n_regions + 1):
+        rows = (obs_region == r) & np.isfinite(sigma)
+        A = design[rows, (r - 1) * n_basis:r * n_basis] / sigma[rows, None]
+        if np.abs(A).sum() > 0:
+            variance[r - 1] = np.diag(np.linalg.pinv(A.T @ A))
+    return variance
 
 
 def region_hemispheres(regions: xr.Dataset, n_regions: int) -> np.ndarray:
