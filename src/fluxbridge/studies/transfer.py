@@ -31,7 +31,7 @@ def region_design(grid: GridFeatures, regions: xr.Dataset, harmonics: int = 1
     """The operator and the exact totals of each region's offset basis at every region-month:
     (n_obs, n_regions × n_basis) [Tg month-1 per g m-2 d-1], column ``(r - 1) n_basis + k``."""
     op = RegionalOperator(regions, grid.times, grid.lat_index, grid.lon_index)
-    doy = torch.as_tensor(pd.DatetimeIndex(grid.times).day_of_year.to_numpy(), dtype=torch.float64)
+    doy = torch.from_numpy(pd.DatetimeIndex(grid.times).day_of_year.to_numpy(np.float64))
     basis = seasonal_basis(doy, harmonics).numpy()
     n_regions = int(np.max(regions["region"].values))
     valid = grid.valid().ravel()
