@@ -17,10 +17,15 @@ class _Strict(BaseModel):
 
 
 class TrainingTuning(_Strict):
-    """Early stopping."""
+    """Early stopping and the learning-rate schedule."""
 
     val_fraction: float = Field(0.15, ge=0.0, lt=1.0, description="share of the training "
                                 "sites held out for early stopping (each ensemble member its own)")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="learning rate over the epochs: constant, or cosine from "
+        "network.lr down to lr_floor times it at network.epochs")
+    lr_floor: float = Field(0.01, ge=0.0, le=1.0, description="the cosine schedule's last "
+                            "learning rate relative to network.lr")
 
 
 class RegionalTuning(_Strict):

@@ -34,6 +34,7 @@ from fluxbridge.progress import Progress, format_numbers
 from fluxbridge.training.checkpoint import Checkpoint, LoopState, cpu_state, fingerprint
 from fluxbridge.training.gridnet import GridNetwork
 from fluxbridge.training.regional import RegionalTerm
+from fluxbridge.training.schedule import lr_factor
 from fluxbridge.training.sites import SiteTensors, check_samples, feature_columns, usable_rows
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class Trainer:
         self.model.set_target_scaling(y_mean, self.s_y)
         self.model.to(self.device)
         self.optimizer = self._optimizer()
+        self.base_lrs = [float(g["lr"]) for g in self.optimizer.param_groups]
         self.rng = np.random.default_rng(cfg.seed)
         self.net = None if grid is None else GridNetwork(self.model, grid, self.normaliser,
                                                          self.device)
@@ -174,6 +176,7 @@ class Trainer:
         if cache is not None and cache.due(number):
             cache.refresh()
         self.model.train()
+        self._set_lr(number)
         if self.regional is not None:
             self.regional.start_epoch()
         order = self.rng.permutation(len(self.data))
@@ -190,6 +193,14 @@ class Trainer:
         if cache is not None:
             out["refreshes"] = float(cache.refreshes - before)
         return out
+
+    def _set_lr(self, number: int) -> None:
+        """Every group's learning rate at epoch ``number`` (``tuning.training.lr_schedule``)."""
+        tuning = self.cfg.tuning.training
+        factor = lr_factor(number, self.cfg.network.epochs, tuning.lr_schedule,
+                           tuning.lr_floor)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * factor
 
     def val_loss(self) -> float | None:
         """Site loss [s_y²] on the validation sites (None without validation sites)."""

@@ -1,0 +1,223 @@
+"""Is the network as good as the trees at site level? Leave-site-out skill on identical folds.
+
+The network (an ensemble, averaged) is cross-validated with one training setting changed at a
+time, beside a random forest and XGBoost on the very same site folds, and scored by time scale
+(all records, across-site means, mean seasonal cycle, anomalies) and by IGBP class; the training
+cost (seconds per fold, one thread) stands beside the skill.
+
+Data sets:
+
+* ``real_mm`` / ``real_dd``: the FLUXNET2015 monthly or daily files of the shared real data with
+  the features of ``fluxbridge sitecv`` (tower meteorology, water availability, site climate and
+  mean seasonal cycles of the meteorology);
+* ``demo``: the demo's twin world (``--world``, written by ``fluxbridge synth --config
+  demo_world.yaml``), with the experiment's gridded features and its 3 site folds.
+
+Writes ``benchmarks/results/site_skill.json`` (merged with earlier runs, keyed by data set and
+variant) and prints a table. Run from the repository root, e.g.
+``python -P benchmarks/site_skill.py real_mm --variants sitecv cosine --folds 10``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "site_skill.json"
+REAL = Path("/work/shared/data/real")
+SCALES = ("all", "across_site", "seasonal", "anomaly")
+
+def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``extra``, nested mappings merged."""
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = merged(out.get(k, {}), v) if isinstance(v, dict) else v
+    return out
+
+
+COSINE = {"tuning": {"training": {"lr_schedule": "cosine"}}}
+VARIANTS: dict[str, dict[str, Any]] = {
+    "base": {},
+    "cosine": COSINE,
+    "no_dropout": {"network": {"dropout": 0.0, "weight_decay": 1e-4}},
+    "wide": {"network": {"width": 128, "depth": 3}},
+    "ens10": {"network": {"n_ensemble": 10}},
+    "long_cosine": merged(COSINE, {"network": {"epochs": 150, "patience": 30}}),
+    "log_precip": {"transform": "log_precip"},
+    "strong_reg": {"network": {"dropout": 0.3, "weight_decay": 0.05}},
+    "narrow": {"network": {"width": 32}},
+    "val25": {"tuning": {"training": {"val_fraction": 0.25}}},
+    "no_embed": {"network": {"embed_dim": 0}},
+    "wider": {"network": {"width": 256, "depth": 3}},
+    "deep": {"network": {"width": 128, "depth": 4}},
+    "wide_log": {"network": {"width": 128, "depth": 3}, "transform": "log_precip"},
+    "demo_ens5": {"network": {"n_ensemble": 5}},
+    "demo_wide": {"network": {"width": 128}},
+    "demo_reg": {"network": {"dropout": 0.1, "weight_decay": 0.01}},
+    "quantile": {"transform": "quantile"},
+}
+"""Training settings tried, each a mapping merged into the data set's network configuration."""
+
+
+def log_precip(samples: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """Precipitation features as log(1 + P)."""
+    out = samples.copy()
+    for name in features:
+        if name.startswith("precip"):
+            out[name] = np.log1p(out[name].clip(lower=0))
+    return out
+
+
+def quantile(samples: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """Every feature as the normal quantile of its rank (over all rows; a diagnosis only)."""
+    from scipy.stats import norm
+
+    out = samples.copy()
+    for name in features:
+        rank = out[name].rank(pct=True)
+        out[name] = norm.ppf(rank.clip(0.001, 0.999))
+    return out
+
+
+TRANSFORMS = {"log_precip": log_precip, "quantile": quantile}
+
+
+def real_samples(step: str) -> pd.DataFrame:
+    """Site samples of the real FLUXNET2015 ``step`` files, as ``fluxbridge sitecv`` builds them."""
+    from fluxbridge.features import site_samples
+    from fluxbridge.io.fluxnet import find_site_files_at_step, read_sites
+    from fluxbridge.io.fluxnet_meteo import read_extra_meteo
+    from fluxbridge.io.sitemeta import read_site_metadata
+    from fluxbridge.studies.site_features import (
+        SITECV_FEATURES,
+        add_site_features,
+        site_meteo_features,
+    )
+
+    paths, step = find_site_files_at_step(REAL / "fluxnet2015" / step, step)
+    meta = read_site_metadata(REAL / "sites" / "FLX_AA-Flx_BIF_LATEST.csv")
+    sites = read_sites(paths, meta, time_step=step, on_missing_metadata="skip")
+    sites = read_extra_meteo(paths, sites)
+    samples = site_samples(sites, None, features=SITECV_FEATURES, meteo_from="site")
+    return add_site_features(samples, site_meteo_features(sites))
+
+
+def real_setup(step: str) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
+    """Samples, the network settings of ``fluxbridge sitecv`` and its features."""
+    from fluxbridge.studies.sitecv import resolve_config
+
+    samples = real_samples(step)
+    cfg = resolve_config(samples, None, 0)
+    return samples, cfg.model_dump(mode="json", include={"network", "tuning", "constraint"}), \
+        list(cfg.features)
+
+
+def demo_setup(world: Path) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
+    """Samples of the demo's twin world and the demo's settings (site-only)."""
+    from fluxbridge.config import parse_config
+    from fluxbridge.demo import demo_settings
+    from fluxbridge.features import site_samples
+    from fluxbridge.io.inputs import open_inputs
+
+    settings = demo_settings(world.parent)
+    settings["world"]["dir"] = str(world)
+    cfg = parse_config(settings)
+    inputs = open_inputs(*cfg.input_spec())
+    samples = site_samples(inputs.sites, inputs.predictors, features=cfg.features,
+                           meteo_from=cfg.meteo_from)
+    base = cfg.with_lambda(0.0).model_dump(mode="json",
+                                           include={"network", "tuning", "constraint"})
+    return samples, base, list(cfg.features)
+
+
+def run_cv(samples: pd.DataFrame, settings: dict[str, Any], features: list[str], kinds: tuple,
+           folds: pd.Series, use: list[int]) -> tuple[pd.DataFrame, float]:
+    """Out-of-fold predictions on the folds ``use`` and the mean seconds per fold."""
+    from fluxbridge.config import parse_config
+    from fluxbridge.training import cross_validate
+
+    cfg = parse_config(merged(settings, {"tuning": {"baselines": {"n_jobs": 1}}}))
+    cfg = cfg.model_copy(update={"features": tuple(features)})
+    keep = folds[folds.isin(use)]
+    rows = samples["site"].astype(str).isin(keep.index.astype(str))
+    t0 = time.perf_counter()
+    out = cross_validate(samples[rows].reset_index(drop=True), cfg, kinds=kinds, folds=keep,
+                         progress=False)
+    return out, (time.perf_counter() - t0) / len(use)
+
+
+def skill(pred: pd.DataFrame, model: str) -> dict[str, Any]:
+    """R² by time scale and by IGBP class (all records) of one model's column."""
+    from fluxbridge.evaluation.metrics import site_metrics
+
+    m = site_metrics(pred, [model]).set_index("scale")["r2"]
+    g = site_metrics(pred, [model], by="igbp", scales=("all",)).set_index("igbp")["r2"]
+    return {"r2": {s: round(float(m[s]), 4) for s in SCALES if s in m.index},
+            "r2_igbp": {str(k): round(float(v), 4) for k, v in g.items()}}
+
+
+def jobs_settings(name: str) -> dict[str, Any]:
+    """The settings of a variant (empty for the trees)."""
+    return VARIANTS.get(name, {})
+
+
+def save(key: str, n_sites: int, name: str, run: dict[str, Any]) -> None:
+    """Add one run to the results file, read afresh (runs of other data sets kept)."""
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    entry = results.setdefault(key, {"n_sites": n_sites, "runs": {}})
+    entry["runs"][name] = run
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("data", choices=("real_mm", "real_dd", "demo"))
+    p.add_argument("--variants", nargs="*", default=["base"])
+    p.add_argument("--baselines", action="store_true", help="also fit RF and XGBoost")
+    p.add_argument("--folds", type=int, default=10, help="folds the sites are dealt into")
+    p.add_argument("--use", type=int, default=None, help="score only the first USE folds")
+    p.add_argument("--world", type=Path, default=ROOT / "benchmarks" / ".worlds" / "demo_small")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    import torch
+
+    from fluxbridge.training import make_folds
+
+    torch.set_num_threads(1)
+    setup: Callable[[], tuple] = (lambda: demo_setup(args.world)) if args.data == "demo" \
+        else (lambda: real_setup(args.data[-2:].upper()))
+    samples, base, features = setup()
+    folds = make_folds(samples, args.folds, "site", 0)
+    use = list(range(args.use if args.use else args.folds))
+    key = f"{args.data}/{args.folds}folds/{len(use)}used"
+    jobs = [(v, ("nn",), VARIANTS[v]) for v in args.variants]
+    if args.baselines:
+        jobs += [(k, (k,), {}) for k in ("rf", "xgboost")]
+    for name, kinds, extra in jobs:
+        extra = dict(extra)
+        data = TRANSFORMS[extra.pop("transform")](samples, features) \
+            if "transform" in extra else samples
+        pred, seconds = run_cv(data, merged(base, extra), features, kinds, folds, use)
+        run = {"seconds_per_fold": round(seconds, 1), "settings": jobs_settings(name),
+               "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+               **skill(pred, kinds[0])}
+        save(key, int(folds.isin(use).sum()), name, run)
+        r2 = run["r2"]
+        print(f"{key:28s} {name:14s} " + " ".join(f"{s}={r2.get(s, np.nan):.3f}"
+                                                  for s in SCALES)
+              + f"  {seconds:6.1f} s/fold", flush=True)
+
+
+if __name__ == "__main__":
+    main()
