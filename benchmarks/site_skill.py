@@ -64,21 +64,30 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "demo_ens5": {"network": {"n_ensemble": 5}},
     "demo_wide": {"network": {"width": 128}},
     "demo_reg": {"network": {"dropout": 0.1, "weight_decay": 0.01}},
+    "demo_site_means": {"transform": "site_means"},
+    "demo_site_means_ens5": {"transform": "site_means", "network": {"n_ensemble": 5}},
+    "demo_site_means_ens5_wide": {"transform": "site_means",
+                                  "network": {"n_ensemble": 5, "width": 128}},
+    "rf_site_means": {"transform": "site_means", "kind": "rf"},
+    "xgboost_site_means": {"transform": "site_means", "kind": "xgboost"},
     "quantile": {"transform": "quantile"},
 }
 """Training settings tried, each a mapping merged into the data set's network configuration."""
 
 
-def log_precip(samples: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+Transform = Callable[[pd.DataFrame, list[str]], tuple[pd.DataFrame, list[str]]]
+
+
+def log_precip(samples: pd.DataFrame, features: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """Precipitation features as log(1 + P)."""
     out = samples.copy()
     for name in features:
         if name.startswith("precip"):
             out[name] = np.log1p(out[name].clip(lower=0))
-    return out
+    return out, features
 
 
-def quantile(samples: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+def quantile(samples: pd.DataFrame, features: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """Every feature as the normal quantile of its rank (over all rows; a diagnosis only)."""
     from scipy.stats import norm
 
@@ -86,10 +95,24 @@ def quantile(samples: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     for name in features:
         rank = out[name].rank(pct=True)
         out[name] = norm.ppf(rank.clip(0.001, 0.999))
-    return out
+    return out, features
 
 
-TRANSFORMS = {"log_precip": log_precip, "quantile": quantile}
+def site_means(samples: pd.DataFrame, features: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Each time-varying feature's per-site mean and mean seasonal cycle added (the site's own
+    predictors only, as ``fluxbridge sitecv`` adds them to FLUXNET files)."""
+    out = samples.copy()
+    month = pd.DatetimeIndex(out["time"]).month
+    added = []
+    for name in features:
+        out[f"{name}_site_mean"] = out.groupby("site")[name].transform("mean")
+        out[f"{name}_msc"] = out.groupby([out["site"], month])[name].transform("mean")
+        added += [f"{name}_site_mean", f"{name}_msc"]
+    return out, [*features, *added]
+
+
+TRANSFORMS: dict[str, Transform] = {"log_precip": log_precip, "quantile": quantile,
+                                    "site_means": site_means}
 
 
 def real_samples(step: str) -> pd.DataFrame:
@@ -141,8 +164,9 @@ def demo_setup(world: Path) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
 
 
 def run_cv(samples: pd.DataFrame, settings: dict[str, Any], features: list[str], kinds: tuple,
-           folds: pd.Series, use: list[int]) -> tuple[pd.DataFrame, float]:
-    """Out-of-fold predictions on the folds ``use`` and the mean seconds per fold."""
+           folds: pd.Series, use: list[int]) -> tuple[pd.DataFrame, float, dict[str, Any]]:
+    """Out-of-fold predictions on the folds ``use``, the mean seconds per fold and the network
+    settings used."""
     from fluxbridge.config import parse_config
     from fluxbridge.training import cross_validate
 
@@ -153,7 +177,7 @@ def run_cv(samples: pd.DataFrame, settings: dict[str, Any], features: list[str],
     t0 = time.perf_counter()
     out = cross_validate(samples[rows].reset_index(drop=True), cfg, kinds=kinds, folds=keep,
                          progress=False)
-    return out, (time.perf_counter() - t0) / len(use)
+    return out, (time.perf_counter() - t0) / len(use), cfg.network.model_dump(mode="json")
 
 
 def skill(pred: pd.DataFrame, model: str) -> dict[str, Any]:
@@ -186,6 +210,7 @@ def main() -> None:
     p.add_argument("--variants", nargs="*", default=["base"])
     p.add_argument("--baselines", action="store_true", help="also fit RF and XGBoost")
     p.add_argument("--folds", type=int, default=10, help="folds the sites are dealt into")
+    p.add_argument("--fold-seed", type=int, default=0, help="seed of the fold assignment")
     p.add_argument("--use", type=int, default=None, help="score only the first USE folds")
     p.add_argument("--world", type=Path, default=ROOT / "benchmarks" / ".worlds" / "demo_small")
     args = p.parse_args()
@@ -198,18 +223,20 @@ def main() -> None:
     setup: Callable[[], tuple] = (lambda: demo_setup(args.world)) if args.data == "demo" \
         else (lambda: real_setup(args.data[-2:].upper()))
     samples, base, features = setup()
-    folds = make_folds(samples, args.folds, "site", 0)
+    folds = make_folds(samples, args.folds, "site", args.fold_seed)
     use = list(range(args.use if args.use else args.folds))
-    key = f"{args.data}/{args.folds}folds/{len(use)}used"
-    jobs = [(v, ("nn",), VARIANTS[v]) for v in args.variants]
+    key = f"{args.data}/{args.folds}folds/{len(use)}used/foldseed{args.fold_seed}"
+    jobs = [(v, (VARIANTS[v].get("kind", "nn"),),
+             {k: x for k, x in VARIANTS[v].items() if k != "kind"}) for v in args.variants]
     if args.baselines:
         jobs += [(k, (k,), {}) for k in ("rf", "xgboost")]
     for name, kinds, extra in jobs:
         extra = dict(extra)
-        data = TRANSFORMS[extra.pop("transform")](samples, features) \
-            if "transform" in extra else samples
-        pred, seconds = run_cv(data, merged(base, extra), features, kinds, folds, use)
+        data, names = TRANSFORMS[extra.pop("transform")](samples, features) \
+            if "transform" in extra else (samples, features)
+        pred, seconds, network = run_cv(data, merged(base, extra), names, kinds, folds, use)
         run = {"seconds_per_fold": round(seconds, 1), "settings": jobs_settings(name),
+               "network": network if kinds == ("nn",) else None,
                "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                **skill(pred, kinds[0])}
         save(key, int(folds.isin(use).sum()), name, run)

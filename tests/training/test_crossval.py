@@ -60,3 +60,26 @@ def test_baseline_predicts_site_nee(world, sites, small, configure):
     assert r > 0.8
     with pytest.raises(InputError, match="baseline"):
         train_baseline("svm", world.samples, small, train_sites=sites)
+
+
+def test_network_column_is_the_mean_of_the_ensemble_members(world, configure, monkeypatch):
+    """Each fold's network prediction is the average of its members' own predictions."""
+    members: dict[int, list] = {}
+    real_network = ensemble.train_network
+
+    def spy_network(samples, cfg, *, name="nn", **kw):
+        model = real_network(samples, cfg, name=name, **kw)
+        members.setdefault(int(name.split(" fold ")[1].split("/")[0]) - 1, []).append(model)
+        return model
+
+    monkeypatch.setattr(ensemble, "train_network", spy_network)
+    folds = make_folds(world.samples, 2, "site", seed=0)
+    cfg = configure(network={"epochs": 1, "n_ensemble": 3})
+    out = cross_validate(world.samples, cfg, kinds=("nn",), folds=folds, progress=False)
+    data = world.samples[np.isfinite(world.samples["nee"])].reset_index(drop=True)
+    for f, fitted in members.items():
+        assert len(fitted) == 3
+        test = (out["fold"] == f).to_numpy()
+        each = np.array([m.predict_frame(data[test]) for m in fitted])
+        assert np.ptp(each, axis=0).max() > 0  # members differ, so the mean is a real test
+        np.testing.assert_allclose(out.loc[test, "nn"], each.mean(axis=0), rtol=1e-6)
