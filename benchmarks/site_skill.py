@@ -58,6 +58,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "narrow": {"network": {"width": 32}},
     "val25": {"tuning": {"training": {"val_fraction": 0.25}}},
     "no_embed": {"network": {"embed_dim": 0}},
+    "wide_ens10": {"network": {"width": 128, "depth": 3, "n_ensemble": 10}},
     "wider": {"network": {"width": 256, "depth": 3}},
     "deep": {"network": {"width": 128, "depth": 4}},
     "wide_log": {"network": {"width": 128, "depth": 3}, "transform": "log_precip"},
@@ -68,12 +69,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "demo_site_means_ens5": {"transform": "site_means", "network": {"n_ensemble": 5}},
     "demo_site_means_ens5_wide": {"transform": "site_means",
                                   "network": {"n_ensemble": 5, "width": 128}},
+    "green": {"transform": "greenness"},
+    "rf_green": {"transform": "greenness", "kind": "rf"},
+    "xgboost_green": {"transform": "greenness", "kind": "xgboost"},
     "rf_site_means": {"transform": "site_means", "kind": "rf"},
     "xgboost_site_means": {"transform": "site_means", "kind": "xgboost"},
     "quantile": {"transform": "quantile"},
 }
 """Training settings tried, each a mapping merged into the data set's network configuration."""
 
+
+GREENNESS = ("ndvi", "evi", "nirv")
+"""MODIS greenness bands of the remote-sensing subset."""
 
 Transform = Callable[[pd.DataFrame, list[str]], tuple[pd.DataFrame, list[str]]]
 
@@ -111,8 +118,15 @@ def site_means(samples: pd.DataFrame, features: list[str]) -> tuple[pd.DataFrame
     return out, [*features, *added]
 
 
-TRANSFORMS: dict[str, Transform] = {"log_precip": log_precip, "quantile": quantile,
-                                    "site_means": site_means}
+def greenness(samples: pd.DataFrame, features: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The monthly MODIS greenness added to the features, with each band's site mean and mean
+    seasonal cycle (months without a clear composite are masked)."""
+    out, added = site_means(samples, list(GREENNESS))
+    return out, [*features, *added]
+
+
+TRANSFORMS: dict[str, Transform] = {"greenness": greenness, "log_precip": log_precip,
+                                    "quantile": quantile, "site_means": site_means}
 
 
 def real_samples(step: str) -> pd.DataFrame:
@@ -143,6 +157,25 @@ def real_setup(step: str) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
     cfg = resolve_config(samples, None, 0)
     return samples, cfg.model_dump(mode="json", include={"network", "tuning", "constraint"}), \
         list(cfg.features)
+
+
+def modis_setup() -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
+    """The FLUXNET2015 MM sites that have MOD13A1 extractions, with monthly NDVI, EVI and NIRv
+    (composites of SummaryQA 0-1 averaged by month) beside the meteorological features; the
+    greenness enters the features only through the ``greenness`` transform."""
+    from fluxbridge.io.modis import read_modis_points
+
+    samples, base, features = real_setup("MM")
+    points = read_modis_points(REAL / "modis" / "MOD13A1_phenofit_10sites.csv")
+    points = points[points["qa"] <= 1]
+    month = pd.DatetimeIndex(points["date"]).to_period("M").to_timestamp()
+    monthly = points.groupby([points["site"], month])[list(GREENNESS)].mean().reset_index()
+    monthly = monthly.rename(columns={"date": "time"})
+    keep = samples[samples["site"].isin(set(monthly["site"]))]
+    time = pd.DatetimeIndex(keep["time"]).to_period("M").to_timestamp()
+    merged_rows = keep.assign(_t=time).merge(monthly.rename(columns={"time": "_t"}),
+                                             on=["site", "_t"], how="left")
+    return merged_rows.drop(columns="_t"), base, features
 
 
 def demo_setup(world: Path) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
@@ -206,7 +239,7 @@ def save(key: str, n_sites: int, name: str, run: dict[str, Any]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("data", choices=("real_mm", "real_dd", "demo"))
+    p.add_argument("data", choices=("real_mm", "real_dd", "real_mm_modis", "demo"))
     p.add_argument("--variants", nargs="*", default=["base"])
     p.add_argument("--baselines", action="store_true", help="also fit RF and XGBoost")
     p.add_argument("--folds", type=int, default=10, help="folds the sites are dealt into")
@@ -220,9 +253,10 @@ def main() -> None:
     from fluxbridge.training import make_folds
 
     torch.set_num_threads(1)
-    setup: Callable[[], tuple] = (lambda: demo_setup(args.world)) if args.data == "demo" \
-        else (lambda: real_setup(args.data[-2:].upper()))
-    samples, base, features = setup()
+    setups: dict[str, Callable[[], tuple]] = {
+        "demo": lambda: demo_setup(args.world), "real_mm_modis": modis_setup,
+        "real_mm": lambda: real_setup("MM"), "real_dd": lambda: real_setup("DD")}
+    samples, base, features = setups[args.data]()
     folds = make_folds(samples, args.folds, "site", args.fold_seed)
     use = list(range(args.use if args.use else args.folds))
     key = f"{args.data}/{args.folds}folds/{len(use)}used/foldseed{args.fold_seed}"
