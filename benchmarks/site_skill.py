@@ -48,6 +48,7 @@ def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 COSINE = {"tuning": {"training": {"lr_schedule": "cosine"}}}
 VARIANTS: dict[str, dict[str, Any]] = {
     "base": {},
+    "small": {"network": {"width": 64, "depth": 2, "n_ensemble": 5}},
     "cosine": COSINE,
     "no_dropout": {"network": {"dropout": 0.0, "weight_decay": 1e-4}},
     "wide": {"network": {"width": 128, "depth": 3}},
@@ -59,6 +60,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "val25": {"tuning": {"training": {"val_fraction": 0.25}}},
     "no_embed": {"network": {"embed_dim": 0}},
     "wide_ens10": {"network": {"width": 128, "depth": 3, "n_ensemble": 10}},
+    "wide_b256": {"network": {"width": 128, "depth": 3, "batch_size": 256}},
     "wider": {"network": {"width": 256, "depth": 3}},
     "deep": {"network": {"width": 128, "depth": 4}},
     "wide_log": {"network": {"width": 128, "depth": 3}, "transform": "log_precip"},
@@ -197,20 +199,33 @@ def demo_setup(world: Path) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
 
 
 def run_cv(samples: pd.DataFrame, settings: dict[str, Any], features: list[str], kinds: tuple,
-           folds: pd.Series, use: list[int]) -> tuple[pd.DataFrame, float, dict[str, Any]]:
-    """Out-of-fold predictions on the folds ``use``, the mean seconds per fold and the network
-    settings used."""
+           folds: pd.Series) -> tuple[pd.DataFrame, float, dict[str, Any]]:
+    """Out-of-fold predictions, the mean seconds per fold and the network settings used."""
     from fluxbridge.config import parse_config
     from fluxbridge.training import cross_validate
 
     cfg = parse_config(merged(settings, {"tuning": {"baselines": {"n_jobs": 1}}}))
     cfg = cfg.model_copy(update={"features": tuple(features)})
-    keep = folds[folds.isin(use)]
-    rows = samples["site"].astype(str).isin(keep.index.astype(str))
     t0 = time.perf_counter()
-    out = cross_validate(samples[rows].reset_index(drop=True), cfg, kinds=kinds, folds=keep,
-                         progress=False)
-    return out, (time.perf_counter() - t0) / len(use), cfg.network.model_dump(mode="json")
+    out = cross_validate(samples, cfg, kinds=kinds, folds=folds, progress=False)
+    return out, (time.perf_counter() - t0) / folds.nunique(), cfg.network.model_dump(mode="json")
+
+
+def fold_cost(samples: pd.DataFrame, settings: dict[str, Any], features: list[str],
+              kind: str, folds: pd.Series) -> float:
+    """Seconds to train one model on the training sites of fold 0, nothing else running."""
+    from fluxbridge.config import parse_config
+    from fluxbridge.training import train_baseline, train_ensemble
+
+    cfg = parse_config(merged(settings, {"tuning": {"baselines": {"n_jobs": 1}}}))
+    cfg = cfg.model_copy(update={"features": tuple(features)})
+    train = sorted(folds.index[folds.to_numpy() != 0].astype(str))
+    t0 = time.perf_counter()
+    if kind == "nn":
+        train_ensemble(samples, cfg, train_sites=train, progress=False)
+    else:
+        train_baseline(kind, samples, cfg, train_sites=train)
+    return time.perf_counter() - t0
 
 
 def skill(pred: pd.DataFrame, model: str) -> dict[str, Any]:
@@ -244,7 +259,8 @@ def main() -> None:
     p.add_argument("--baselines", action="store_true", help="also fit RF and XGBoost")
     p.add_argument("--folds", type=int, default=10, help="folds the sites are dealt into")
     p.add_argument("--fold-seed", type=int, default=0, help="seed of the fold assignment")
-    p.add_argument("--use", type=int, default=None, help="score only the first USE folds")
+    p.add_argument("--cost", action="store_true",
+                   help="only time the training of fold 0 (run on an otherwise idle machine)")
     p.add_argument("--world", type=Path, default=ROOT / "benchmarks" / ".worlds" / "demo_small")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -258,8 +274,7 @@ def main() -> None:
         "real_mm": lambda: real_setup("MM"), "real_dd": lambda: real_setup("DD")}
     samples, base, features = setups[args.data]()
     folds = make_folds(samples, args.folds, "site", args.fold_seed)
-    use = list(range(args.use if args.use else args.folds))
-    key = f"{args.data}/{args.folds}folds/{len(use)}used/foldseed{args.fold_seed}"
+    key = f"{args.data}/{args.folds}folds/foldseed{args.fold_seed}"
     jobs = [(v, (VARIANTS[v].get("kind", "nn"),),
              {k: x for k, x in VARIANTS[v].items() if k != "kind"}) for v in args.variants]
     if args.baselines:
@@ -268,12 +283,17 @@ def main() -> None:
         extra = dict(extra)
         data, names = TRANSFORMS[extra.pop("transform")](samples, features) \
             if "transform" in extra else (samples, features)
-        pred, seconds, network = run_cv(data, merged(base, extra), names, kinds, folds, use)
+        if args.cost:
+            seconds = fold_cost(data, merged(base, extra), names, kinds[0], folds)
+            save(f"{key}/cost", int(folds.size), name, {"seconds_fold0": round(seconds, 1)})
+            print(f"{key:28s} {name:14s} one fold {seconds:6.1f} s", flush=True)
+            continue
+        pred, seconds, network = run_cv(data, merged(base, extra), names, kinds, folds)
         run = {"seconds_per_fold": round(seconds, 1), "settings": jobs_settings(name),
                "network": network if kinds == ("nn",) else None,
                "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                **skill(pred, kinds[0])}
-        save(key, int(folds.isin(use).sum()), name, run)
+        save(key, int(folds.size), name, run)
         r2 = run["r2"]
         print(f"{key:28s} {name:14s} " + " ".join(f"{s}={r2.get(s, np.nan):.3f}"
                                                   for s in SCALES)
