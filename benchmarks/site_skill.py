@@ -10,12 +10,20 @@ Data sets:
 * ``real_mm`` / ``real_dd``: the FLUXNET2015 monthly or daily files of the shared real data with
   the features of ``fluxbridge sitecv`` (tower meteorology, water availability, site climate and
   mean seasonal cycles of the meteorology);
+* ``real_mm_modis``: the MM sites with MOD13A1 extractions (nine), greenness available to the
+  ``green`` variants;
 * ``demo``: the demo's twin world (``--world``, written by ``fluxbridge synth --config
   demo_world.yaml``), with the experiment's gridded features and its 3 site folds.
 
-Writes ``benchmarks/results/site_skill.json`` (merged with earlier runs, keyed by data set and
-variant) and prints a table. Run from the repository root, e.g.
-``python -P benchmarks/site_skill.py real_mm --variants sitecv cosine --folds 10``.
+``base`` is the data set's own setting (``sitecv_config``; the demo's site-only network); the
+``*_site_means`` and ``*_green`` variants add features, to every model alike. The settings were
+compared on the scores of the same folds (no nested search); ``--fold-seed`` deals the sites
+anew to check a choice. ``--cost`` only times the training on fold 0, for a machine with
+nothing else running (the seconds per fold of a full run depend on the machine's load).
+
+Writes ``benchmarks/results/site_skill.json`` (merged with earlier runs, keyed by data set,
+folds and fold seed, then variant) and prints a table. Run from the repository root, e.g.
+``python -P benchmarks/site_skill.py real_mm --variants base small --baselines --folds 10``.
 """
 
 from __future__ import annotations
