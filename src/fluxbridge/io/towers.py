@@ -16,7 +16,7 @@ receptor time and whose position is within 0.01° of it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +107,25 @@ def open_towers(footprints: Sequence[str | os.PathLike[str]],
     merged["enhancement_ppm"] = merged["co2"] - merged[list(PRIOR_COLUMNS)].sum(axis=1)
     keep = ["site", "time", "lat", "lon", "co2", "co2_unc", *PRIOR_COLUMNS, "enhancement_ppm"]
     return TowerObservations(paths, merged[keep])
+
+
+TOWER_ROLES = ("footprints", "tower_co2", "tower_priors")
+"""The input roles of the footprint constraint (:data:`fluxbridge.io.inputs.ROLES`)."""
+
+
+def towers_of(files: Mapping[str, Path | list[Path]]) -> TowerObservations | None:
+    """The tower observations of resolved inputs (``World.files``): None when none of the
+    tower roles is given; all three are needed otherwise."""
+    given = [r for r in TOWER_ROLES if r in files]
+    if not given:
+        return None
+    missing = [r for r in TOWER_ROLES if r not in files]
+    if missing:
+        raise InputError(f"tower inputs {given} without {missing}", variable=f"inputs.{missing[0]}",
+                         expected="footprints, tower_co2 and tower_priors together")
+    feet, co2, priors = (files[r] for r in TOWER_ROLES)
+    assert isinstance(feet, list) and isinstance(co2, list) and isinstance(priors, Path)
+    return open_towers(feet, co2, priors)
 
 
 def _read_priors(path: Path) -> pd.DataFrame:

@@ -18,7 +18,6 @@ import logging
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 import xarray as xr
 
 from fluxbridge.config import ExperimentConfig
@@ -87,15 +86,15 @@ class FootprintTerm(ObservationTerm):
                   self.obs_ids.size, tun.K, float(np.median(self.sigma)))
 
     def fit_offsets(self) -> dict[str, float]:
-        """Set the grid offsets to their σ-weighted least-squares fit to the receptors with
-        the network held fixed (minimum norm: the offsets of regions no footprint sees are
-        kept); skipped with ``tuning.offset.fit_K`` 0 or without offsets."""
+        """Without the regional term: set the grid offsets to the posterior mode of their fit
+        to the receptors with the network held fixed, under a Gaussian prior on each
+        coefficient's change of ``tuning.footprint.offset_prior_sd`` (a region the footprints
+        barely reach keeps its offset); skipped with ``tuning.offset.fit_K`` 0 or without
+        offsets. With the regional term the fit is joint
+        (:meth:`fluxbridge.training.regional.RegionalTerm.fit_offsets`)."""
         fit_K = self.cfg.tuning.offset.fit_K
         if self.offsets is None or fit_K == 0:
             return {}
-        with self.net.evaluating():
-            current = self.network_totals(fit_K)
-            with torch.no_grad():
-                current += self.offsets.totals(self.obs_ids).cpu().numpy()
-        return self.offsets.fit(current, self.mu, self.sigma, np.zeros(self.obs_ids.size, int),
-                                match_totals=False)
+        return self.offsets.fit(self.current_totals(fit_K), self.mu, self.sigma,
+                                np.zeros(self.obs_ids.size, int), match_totals=False,
+                                prior_sd=self.cfg.tuning.footprint.offset_prior_sd)

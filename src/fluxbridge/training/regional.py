@@ -12,7 +12,6 @@ import logging
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 import xarray as xr
 
 from fluxbridge.config import ExperimentConfig
@@ -84,22 +83,24 @@ class RegionalTerm(ObservationTerm):
         log.debug("regional constraint: %d region-months, estimator %s, K = %d, smallest sigma "
                   "%.3g Tg", self.obs_ids.size, con.estimator, con.K, float(self.sigma.min()))
 
-    def fit_offsets(self) -> dict[str, float]:
+    def fit_offsets(self, also: ObservationTerm | None = None) -> dict[str, float]:
         """Set the grid offsets to their σ-weighted least-squares fit with the network held
-        fixed (:meth:`GridOffsets.fit`; skipped with ``fit_K`` 0), then, with the hierarchical
-        correction, to their shared version (:meth:`GridOffsets.share`); nothing without
-        offsets."""
+        fixed (:meth:`GridOffsets.fit`, with ``also``'s rows, e.g. the footprint term's,
+        weighted by its λ relative to this term's; skipped with ``fit_K`` 0), then, with the
+        hierarchical correction, to their shared version (:meth:`GridOffsets.share`); nothing
+        without offsets."""
         tun = self.cfg.tuning.offset
         if self.offsets is None:
             return {}
         obs_region = self.operator.obs_index["region"].to_numpy()[self.obs_ids].astype(int)
         out: dict[str, float] = {}
         if tun.fit_K > 0:
-            with self.net.evaluating():
-                current = self.network_totals(tun.fit_K)
-                with torch.no_grad():
-                    current += self.offsets.totals(np.arange(self.obs_ids.size)).cpu().numpy()
-            out = self.offsets.fit(current, self.mu, self.sigma, obs_region, tun.match_totals)
+            extra = None
+            if also is not None and also.offsets is not None:
+                extra = also.offsets.rows(also.current_totals(tun.fit_K), also.mu, also.sigma,
+                                          also.weight / self.weight)
+            out = self.offsets.fit(self.current_totals(tun.fit_K), self.mu, self.sigma,
+                                   obs_region, tun.match_totals, extra=extra)
         if self.cfg.constraint.correction == "hierarchical":
             assert self.hemisphere is not None
             self.offsets.share(self.sigma, obs_region, self.hemisphere)

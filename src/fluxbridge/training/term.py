@@ -202,6 +202,17 @@ class ObservationTerm:
                         est.estimate(pred.double(), sample, xs).mean(0).cpu().numpy() / draws
         return current
 
+    def current_totals(self, K: int) -> np.ndarray:
+        """The model's values at every row, the network by :meth:`network_totals` with about
+        ``K`` cell-days per row and the grid offset exact, with the network in evaluation
+        mode."""
+        with self.net.evaluating():
+            current = self.network_totals(K)
+        if self.offsets is not None:
+            with torch.no_grad():
+                current += self.offsets.totals(np.arange(self.obs_ids.size)).cpu().numpy()
+        return current
+
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The draws' generator and the cache's state."""

@@ -325,10 +325,12 @@ def train_network(samples: pd.DataFrame, cfg: ExperimentConfig, *,
                     and not loop.done:
                 raise TrainingInterrupted(f"stopped after {this_call} epochs as asked")
     offsets: dict[str, float] = {}
-    fit = trainer.regional or trainer.footprint
-    if fit is not None and fit.offsets is not None:
+    if trainer.model.offset is not None and trainer.terms:
         trainer.model.load_state_dict(loop.best_state)
-        offsets = fit.fit_offsets()
+        offsets = (trainer.regional.fit_offsets(also=trainer.footprint)
+                   if trainer.regional is not None
+                   else trainer.footprint.fit_offsets() if trainer.footprint is not None
+                   else {})
         loop.best_state = cpu_state(trainer.model)
     return trainer.fitted(loop.best_state, name, {
         "seed": cfg.seed, "n_train_sites": len(train_sites), "epochs_run": loop.epoch,
