@@ -156,7 +156,7 @@ def background_ppm(times: pd.DatetimeIndex, lat: np.ndarray) -> np.ndarray:
     """The world's background [ppm]: 389 ppm in 2010, +2 ppm yr-1, a 4 ppm seasonal cycle
     (drawdown in the hemisphere's summer)."""
     years = (times - pd.Timestamp("2010-01-01")) / pd.Timedelta(days=365.25)
-    doy = times.dayofyear.to_numpy(float)
+    doy = times.day_of_year.to_numpy(float)
     return 389.0 + 2.0 * years.to_numpy(float) \
         + 4.0 * np.sign(lat) * np.cos(2 * np.pi * (doy - 110.0) / 365.25)
 
