@@ -18,6 +18,7 @@ import logging
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 import xarray as xr
 
 from fluxbridge.config import ExperimentConfig
@@ -87,14 +88,18 @@ class FootprintTerm(ObservationTerm):
 
     def fit_offsets(self) -> dict[str, float]:
         """Without the regional term: set the grid offsets to the posterior mode of their fit
-        to the receptors with the network held fixed, under a Gaussian prior on each
-        coefficient's change of ``tuning.footprint.offset_prior_sd`` (a region the footprints
-        barely reach keeps its offset); skipped with ``tuning.offset.fit_K`` 0 or without
-        offsets. With the regional term the fit is joint
+        to the receptors with the network held fixed, under a Gaussian prior of
+        ``tuning.footprint.offset_prior_sd`` on each coefficient, centred on no correction;
+        skipped with ``tuning.offset.fit_K`` 0 or without offsets. The optimiser's offsets are
+        dropped first: Adam moves every coefficient at about its learning rate however small
+        its gradient, so the offsets of regions the footprints barely reach drift during
+        training. With the regional term the fit is joint
         (:meth:`fluxbridge.training.regional.RegionalTerm.fit_offsets`)."""
         fit_K = self.cfg.tuning.offset.fit_K
         if self.offsets is None or fit_K == 0:
             return {}
+        with torch.no_grad():
+            self.offsets.offset.weight.zero_()
         return self.offsets.fit(self.current_totals(fit_K), self.mu, self.sigma,
                                 np.zeros(self.obs_ids.size, int), match_totals=False,
                                 prior_sd=self.cfg.tuning.footprint.offset_prior_sd)
