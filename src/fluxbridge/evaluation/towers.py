@@ -6,6 +6,10 @@ columns of the footprint rows of H, by the region of each column's cell). Each m
 monthly totals are scored against a reference (the truth, in a twin world) pooled over the
 region-months of the footprint region and of every region: RMSE [Tg month-1] and the mean
 absolute regional annual bias [Tg yr-1].
+
+The **footprint cells** are the fewest cells holding :data:`FOOTPRINT_CELL_SHARE` of that
+weight: what the towers see, whatever region it lies in. Their summed monthly total is scored
+as one more "region" (:func:`cell_set_series`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from fluxbridge.regions import region_names
 
 FOOTPRINT_SHARE = 0.10
 """Share of the towers' footprint weight on land that puts a region in the footprint region."""
+
+FOOTPRINT_CELL_SHARE = 0.8
+"""Share of the footprint weight held by the footprint cells."""
 
 TOWER_SCORE_COLUMNS = ["model", "domain", "monthly_rmse_tgc", "mean_abs_annual_bias_tgc",
                        "n_regions"]
@@ -52,6 +59,47 @@ def footprint_weight_by_region(operator: LinearOperator, cell_region: np.ndarray
 def footprint_region(shares: pd.Series, threshold: float = FOOTPRINT_SHARE) -> list[str]:
     """Names of the regions with at least ``threshold`` of the footprint weight."""
     return [str(r) for r, s in shares.items() if s >= threshold]
+
+
+def footprint_cells(operator: LinearOperator, share: float = FOOTPRINT_CELL_SHARE
+                    ) -> np.ndarray:
+    """The fewest field cells holding ``share`` of the footprint rows' weight (n_cell,) bool."""
+    coo = operator.matrix.tocoo()
+    weight = np.bincount(coo.col % operator.n_cell, np.abs(coo.data),
+                         minlength=operator.n_cell)
+    order = np.argsort(weight)[::-1]
+    n = int(np.searchsorted(np.cumsum(weight[order]), share * weight.sum())) + 1
+    mask = np.zeros(operator.n_cell, dtype=bool)
+    mask[order[:n]] = True
+    return mask
+
+
+def cell_set_series(field: np.ndarray, times: pd.DatetimeIndex, land_area: np.ndarray,
+                    mask: np.ndarray, name: str = "footprint cells") -> pd.DataFrame:
+    """Monthly totals of a daily flux field over a set of cells.
+
+    Parameters
+    ----------
+    field
+        (n_time, n_cell) daily flux density [g m-2 d-1] (NaN counts as zero).
+    times
+        Its days.
+    land_area
+        (n_cell,) land area of each cell [m2].
+    mask
+        (n_cell,) bool, the cells summed.
+    name
+        The ``region`` label of the rows.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``region, time (YYYY-MM), nee_tgc`` [Tg month-1].
+    """
+    daily = np.nan_to_num(field[:, mask]) @ land_area[mask] / 1e12  # [Tg d-1]
+    month = pd.DatetimeIndex(times).strftime("%Y-%m")
+    totals = pd.Series(daily).groupby(month.to_numpy()).sum()
+    return pd.DataFrame({"region": name, "time": totals.index, "nee_tgc": totals.to_numpy()})
 
 
 def tower_scores(series: Mapping[str, pd.DataFrame], reference: pd.DataFrame,
