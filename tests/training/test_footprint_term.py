@@ -14,7 +14,7 @@ from fluxbridge.io.footprints import read_stilt_footprint
 from fluxbridge.io.towers import TowerObservations
 from fluxbridge.operators import FootprintOperator
 from fluxbridge.studies.grid_totals import grid_field
-from fluxbridge.training import Trainer, train_network
+from fluxbridge.training import Trainer, TrainingInterrupted, train_network
 from fluxbridge.training.footprint import receptor_sigma
 
 SEEN = (35.0, 65.0, -10.0, 40.0)  # lat and lon bounds [degree] the footprints cover
@@ -72,6 +72,7 @@ def test_footprint_term_corrects_the_regions_the_towers_see(world, sites, config
     footprint_only = _fit(world, sites, configure(constraint={"lambda_footprint": 1.0}),
                           towers)
     assert _rmse_in(world, footprint_only, seen) < 0.7 * _rmse_in(world, site_only, seen)
+    assert footprint_only.provenance["n_receptors"] == len(towers.table)
 
 
 def test_lambda_footprint_zero_changes_nothing(world, sites, configure, towers):
@@ -142,3 +143,24 @@ def test_joint_offset_fit_uses_the_receptors(world, sites, configure, towers):
         trainer.regional.fit_offsets(also=trainer.footprint if joint else None)
         misfit[joint] = _footprint_misfit(trainer)
     assert misfit[True] < 0.5 * misfit[False]
+
+
+def test_resume_with_both_terms_gives_same_weights(world, sites, configure, towers, tmp_path):
+    """The footprint term's draws are in the checkpoint: interrupted and resumed, the run ends
+    as an uninterrupted one."""
+    cfg = configure(network={"epochs": 3, "batch_size": 256},
+                    constraint={"lambda_regional": 1.0, "lambda_footprint": 1.0})
+    train, val = sites[:-5], sites[-5:]
+
+    def run(**kw):
+        return train_network(world.samples, cfg, train_sites=train, val_sites=val,
+                             grid=world.grid, targets=world.targets, regions=world.regions,
+                             towers=towers, progress=False, **kw)
+
+    reference = run()
+    with pytest.raises(TrainingInterrupted):
+        run(checkpoint_dir=tmp_path, stop_after_epochs=2)
+    resumed = run(checkpoint_dir=tmp_path)
+    assert resumed.provenance["history"] == reference.provenance["history"]
+    for key, value in reference.estimator.state_dict().items():
+        torch.testing.assert_close(value, resumed.estimator.state_dict()[key], rtol=0, atol=0)

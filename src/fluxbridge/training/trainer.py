@@ -298,7 +298,8 @@ def train_network(samples: pd.DataFrame, cfg: ExperimentConfig, *,
     -------
     FittedModel
         The weights of the best validation epoch (or the last), grid offsets fitted;
-        ``provenance`` holds the epochs run and the loss history.
+        ``provenance`` holds the epochs run, the loss history and the number of tower
+        receptors of the footprint term (0 without).
     """
     train_sites = list(np.asarray(train_sites).astype(str))
     val_list = None if val_sites is None else list(np.asarray(val_sites).astype(str))
@@ -336,4 +337,5 @@ def train_network(samples: pd.DataFrame, cfg: ExperimentConfig, *,
         "seed": cfg.seed, "n_train_sites": len(train_sites), "epochs_run": loop.epoch,
         "best_epoch": loop.best_epoch, "val_sites": val_list or [], "history": loop.history,
         "offset_fit": offsets,
+        "n_receptors": 0 if trainer.footprint is None else int(trainer.footprint.obs_ids.size),
     })
