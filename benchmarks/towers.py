@@ -53,8 +53,8 @@ def demo_world_config() -> dict[str, Any]:
 def score(manifest: Path, epochs: int | None) -> dict[str, Any]:
     """Train the four models in the world of ``manifest``; their scores against the truth."""
     from fluxbridge.config import parse_config
-    from fluxbridge.evaluation.regional import regional_metrics
     from fluxbridge.evaluation.towers import (
+        cell_scores,
         cell_set_series,
         footprint_cells,
         footprint_region,
@@ -79,8 +79,7 @@ def score(manifest: Path, epochs: int | None) -> dict[str, Any]:
     sites = np.unique(samples["site"])
     runs = {"site_only": (cfg.with_lambda(0.0), None),
             "footprint_only": (cfg.with_lambda(0.0), towers),
-            "regional_only": (cfg, None),
-            "both": (cfg, towers)}
+            "regional_only": (cfg, None), "both": (cfg, towers)}
     op = FootprintOperator(towers.footprints(), grid.times, world.regions["lat"].values,
                            world.regions["lon"].values, grid.lat_index, grid.lon_index,
                            grid.land_fraction)
@@ -103,14 +102,8 @@ def score(manifest: Path, epochs: int | None) -> dict[str, Any]:
     shares = footprint_weight_by_region(op, grid.region, world.regions)
     seen = footprint_region(shares)
     scores = tower_scores(series, world.truth_regional, seen)
-    on_cells = regional_metrics({k: v for k, v in seen_cells.items() if k != "truth"},
-                                seen_cells["truth"])
-    on_cells = on_cells[on_cells["region"] != "all"]
-    cell_rows = [{"model": r["model"], "domain": "footprint cells",
-                  "monthly_rmse_tgc": float(r["monthly_rmse"]),
-                  "mean_abs_annual_bias_tgc": abs(float(r["annual_bias"])), "n_regions": 1}
-                 for _, r in on_cells.iterrows()]
-    scores = pd.concat([scores, pd.DataFrame(cell_rows)], ignore_index=True)
+    truth_cells = seen_cells.pop("truth")
+    scores = pd.concat([scores, cell_scores(seen_cells, truth_cells)], ignore_index=True)
     return {"n_footprint_cells": int(cells.sum()), "n_cells": int(cells.size),
             "footprint_share": shares.round(4).to_dict(), "footprint_region": seen,
             "n_receptors": len(towers.table), "train_seconds": seconds,

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 import xarray as xr
 
 from fluxbridge.evaluation.towers import (
+    cell_scores,
     cell_set_series,
     footprint_cells,
     footprint_region,
@@ -63,3 +64,12 @@ def test_tower_scores_pool_the_seen_regions():
     assert scores.loc["footprint region", "monthly_rmse_tgc"] == pytest.approx(3.0)
     assert scores.loc["everywhere", "monthly_rmse_tgc"] == pytest.approx(np.sqrt(12.5))
     assert scores.loc["everywhere", "mean_abs_annual_bias_tgc"] == pytest.approx(42.0)
+
+
+def test_cell_scores_are_one_region_rows():
+    times = [f"2020-{m:02d}" for m in range(1, 13)]
+    truth = pd.DataFrame({"region": "footprint cells", "time": times, "nee_tgc": 1.0})
+    scores = cell_scores({"m": truth.assign(nee_tgc=-1.0)}, truth)
+    assert scores["domain"].tolist() == ["footprint cells"]
+    assert scores["monthly_rmse_tgc"].iloc[0] == pytest.approx(2.0)
+    assert scores["mean_abs_annual_bias_tgc"].iloc[0] == pytest.approx(24.0)

@@ -135,3 +135,16 @@ def tower_scores(series: Mapping[str, pd.DataFrame], reference: pd.DataFrame,
                          "mean_abs_annual_bias_tgc": float(part["annual_bias"].abs().mean()),
                          "n_regions": len(part)})
     return pd.DataFrame(rows, columns=TOWER_SCORE_COLUMNS)
+
+
+def cell_scores(series: Mapping[str, pd.DataFrame], reference: pd.DataFrame,
+                domain: str = "footprint cells") -> pd.DataFrame:
+    """RMSE and |annual bias| of each model's total over a set of cells
+    (:func:`cell_set_series`) against the reference's, as rows of :func:`tower_scores`."""
+    metrics = regional_metrics(series, reference)
+    metrics = metrics[metrics["region"] != "all"]
+    rows = [{"model": r["model"], "domain": domain,
+             "monthly_rmse_tgc": float(r["monthly_rmse"]),
+             "mean_abs_annual_bias_tgc": abs(float(r["annual_bias"])), "n_regions": 1}
+            for _, r in metrics.iterrows()]
+    return pd.DataFrame(rows, columns=TOWER_SCORE_COLUMNS)

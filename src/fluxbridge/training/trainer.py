@@ -111,23 +111,29 @@ class Trainer:
         self.rng = np.random.default_rng(cfg.seed)
         self.net = None if grid is None else GridNetwork(self.model, grid, self.normaliser,
                                                          self.device)
-        self.regional: RegionalTerm | None = None
-        self.footprint: FootprintTerm | None = None
+        self.regional, self.footprint = self._terms(targets, regions,
+                                                    towers if use_towers else None)
+        self.terms: list[ObservationTerm] = [t for t in (self.regional, self.footprint)
+                                             if t is not None]
+
+    def _terms(self, targets: xr.Dataset | None, regions: xr.Dataset | None,
+               towers: TowerObservations | None
+               ) -> tuple[RegionalTerm | None, FootprintTerm | None]:
+        """The regional term (λ > 0) and the footprint term (tower observations given)."""
+        cfg, regional, footprint = self.cfg, None, None
         if cfg.constrained:
             if self.net is None or targets is None or regions is None:
                 raise InputError(f"lambda_regional = {cfg.constraint.lambda_regional} needs "
                                  "grid features, targets and regions", variable="constraint",
                                  expected="inputs with a grid, targets and regions (or "
                                  "lambda_regional = 0 for a site-only model)")
-            self.regional = RegionalTerm(self.net, targets, regions, cfg, self.masked)
-        if use_towers:
+            regional = RegionalTerm(self.net, targets, regions, cfg, self.masked)
+        if towers is not None:
             if self.net is None or regions is None:
                 raise InputError("tower observations need grid features and regions",
                                  variable="towers", expected="inputs with a grid and regions")
-            assert towers is not None
-            self.footprint = FootprintTerm(self.net, towers, regions, cfg)
-        self.terms: list[ObservationTerm] = [t for t in (self.regional, self.footprint)
-                                             if t is not None]
+            footprint = FootprintTerm(self.net, towers, regions, cfg)
+        return regional, footprint
 
     def _optimizer(self) -> torch.optim.Optimizer:
         """AdamW; the grid offset's coefficients learn faster and without weight decay, so
