@@ -10,11 +10,13 @@ receptor, in a priors table (CSV: ``site``, ``time`` (UTC, ISO 8601), ``backgrou
 optional ``fossil_ppm`` and ``ocean_ppm``, 0 when absent; all recorded in
 :attr:`TowerObservations.table`). A footprint's receptor (from its STILT simulation id) is
 matched to the ObsPack value whose ``time`` (the beginning of the averaging hour) equals the
-receptor time and whose position is within 0.01° of it.
+receptor time and whose position is within 0.01° of it; a receptor whose value carries a NOAA
+rejection flag is skipped.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +29,8 @@ import xarray as xr
 from fluxbridge.errors import InputError
 from fluxbridge.io.footprints import read_stilt_footprint, receptor_from_name
 from fluxbridge.io.obspack import read_obspack
+
+log = logging.getLogger(__name__)
 
 PRIOR_COLUMNS = ("background_ppm", "fossil_ppm", "ocean_ppm")
 POSITION_TOLERANCE_DEG = 0.01
@@ -76,12 +80,12 @@ def open_towers(footprints: Sequence[str | os.PathLike[str]],
     ------
     InputError
         A footprint without an observation, or an observation without its priors, naming the
-        file and the receptor.
+        file and the receptor; no receptor left after the rejection flags.
     """
-    obs = pd.concat([read_obspack(p).assign(file=str(p)) for p in tower_co2],
+    obs = pd.concat([read_obspack(p, qc=False).assign(file=str(p)) for p in tower_co2],
                     ignore_index=True)
     table = _read_priors(Path(priors))
-    rows, paths = [], []
+    rows, paths, rejected = [], [], 0
     for path in sorted(Path(p) for p in footprints):
         receptor = receptor_from_name(path)
         if receptor is None:
@@ -94,8 +98,16 @@ def open_towers(footprints: Sequence[str | os.PathLike[str]],
             raise InputError(f"no ObsPack value at the receptor ({receptor.time}, "
                              f"{receptor.lat}, {receptor.lon})", path=path, variable="time",
                              expected="an ObsPack value at the receptor's time and position")
+        if hit["qc_flag"].iloc[0][:1] != ".":
+            rejected += 1
+            continue
         rows.append(hit.iloc[0])
         paths.append(path)
+    if rejected:
+        log.info("%d receptors skipped: their ObsPack value carries a rejection flag", rejected)
+    if not rows:
+        raise InputError("no receptor with an accepted ObsPack value", variable="qc_flag",
+                         expected="values whose NOAA rejection flag is '.'")
     matched = pd.DataFrame(rows).reset_index(drop=True)
     merged = matched.merge(table, on=["site", "time"], how="left", validate="one_to_one")
     missing = merged["background_ppm"].isna()

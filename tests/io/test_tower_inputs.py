@@ -15,10 +15,11 @@ LON = np.array([-90.5, -89.5])
 TIMES = pd.DatetimeIndex(["2020-07-01 18:00", "2020-07-02 18:00"])
 
 
-def _files(tmp_path, priors: pd.DataFrame | None = None, times=TIMES):
+def _files(tmp_path, priors: pd.DataFrame | None = None, times=TIMES, qc_flag=None):
     feet = [write_stilt_foot(tmp_path / f"{t:%Y%m%d%H%M}_-90.27_45.95_396_foot.nc",
                              np.full((3, 2, 2), 0.01), LAT, LON, str(t)) for t in times]
-    obs = write_obspack(tmp_path / "co2_tst.nc", TIMES, np.array([410e-6, 412e-6]))
+    obs = write_obspack(tmp_path / "co2_tst.nc", TIMES, np.array([410e-6, 412e-6]),
+                        qc_flag=qc_flag)
     if priors is None:
         priors = pd.DataFrame({"site": "TST", "time": TIMES.strftime("%Y-%m-%dT%H:%M:%S"),
                                "background_ppm": [400.0, 401.0], "fossil_ppm": [2.0, 3.0]})
@@ -64,3 +65,9 @@ def test_tower_roles_come_together(tmp_path):
         towers_of({"footprints": feet, "tower_co2": obs})
     assert len(towers_of({"footprints": feet, "tower_co2": obs,
                           "tower_priors": priors}).table) == 2
+
+
+def test_receptor_with_a_rejected_value_is_skipped(tmp_path):
+    towers = open_towers(*_files(tmp_path, qc_flag=["...", "A.."]))
+    assert len(towers.table) == len(towers.paths) == 1
+    assert towers.table["co2"].iloc[0] == pytest.approx(410.0)
