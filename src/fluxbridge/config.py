@@ -61,6 +61,10 @@ class ConstraintSection(_Strict):
     """The inversion constraint: the regional loss term and its observation-operator estimator."""
 
     lambda_regional: float = Field(1.0, ge=0.0, description="weight λ of the regional term")
+    lambda_footprint: float = Field(
+        1.0, ge=0.0, description="weight of the tower footprint term, used when tower "
+        "observations are given (0: off); 1 weighs a receptor's misfit in units of its own σ² "
+        "as a region-month's in its σ²")
     estimator: Literal["exact", "fixed", "resampled", "control_variate"] = "control_variate"
     K: int = Field(64, ge=1, description="cell-days sampled per region-month")
     sampling: Literal["uniform", "area", "stratified"] = "area"

@@ -25,6 +25,7 @@ from fluxbridge.errors import InputError
 from fluxbridge.features import site_samples
 from fluxbridge.grid_features import GridFeatures
 from fluxbridge.io.inputs import World, open_inputs
+from fluxbridge.io.towers import TowerObservations, towers_of
 from fluxbridge.models.artifact import FittedModel, load_model
 from fluxbridge.outputs.files import write_csv
 from fluxbridge.progress import format_seconds
@@ -81,7 +82,9 @@ class Experiment:
 
     def check(self) -> World:
         """Every input and the dask scheduler checked, all problems listed together."""
-        return check_experiment(self.inputs, self.cfg)
+        world = check_experiment(self.inputs, self.cfg)
+        _ = self.towers  # tower observations matched before any training
+        return world
 
     # -- the data ---------------------------------------------------------------------------
     @cached_property
@@ -113,6 +116,11 @@ class Experiment:
         """The land cells' predictors in memory, for the observation operator."""
         return GridFeatures.from_dataset(self.inputs.predictors, self.inputs.regions,
                                          features=self.cfg.features)
+
+    @cached_property
+    def towers(self) -> TowerObservations | None:
+        """Tower observations of the dual model's footprint term (None: no tower inputs)."""
+        return towers_of(self.inputs.files)
 
     @property
     def model_names(self) -> list[str]:
@@ -155,6 +163,7 @@ class Experiment:
                 checkpoint_dir=self.cv_dir / "checkpoints" / SITE_ONLY, progress=self.progress)
             dual = cross_validate(
                 self.samples, cfg, kinds=("nn",), folds=folds, **self._constraint(),
+                towers=self.towers,
                 checkpoint_dir=self.cv_dir / "checkpoints" / DUAL, progress=self.progress)
             out = out.rename(columns={"nn": SITE_ONLY})
             out[DUAL] = dual["nn"].to_numpy()
@@ -185,6 +194,7 @@ class Experiment:
             return train_baseline(name, self.samples, self.cfg, train_sites=sites)
         cfg = self.cfg.with_lambda(0.0) if name == SITE_ONLY else self.cfg
         members = train_ensemble(self.samples, cfg, train_sites=sites, **self._constraint(),
+                                 towers=None if name == SITE_ONLY else self.towers,
                                  checkpoint_dir=self.models_dir / "checkpoints" / name,
                                  progress=self.progress, name=name)
         return members[0] if len(members) == 1 else members
@@ -224,7 +234,7 @@ class Experiment:
         def run() -> pd.DataFrame:
             from fluxbridge.studies.leave_region_out import leave_region_out
 
-            out = leave_region_out(self.samples, cfg, **self._constraint(),
+            out = leave_region_out(self.samples, cfg, **self._constraint(), towers=self.towers,
                                    train_sites=np.unique(self.samples["site"]),
                                    cache_dir=self.lro_dir, progress=self.progress)
             write_csv(out, path)

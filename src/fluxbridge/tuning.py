@@ -34,6 +34,23 @@ class RegionalTuning(_Strict):
                                   "the larger of it and constraint.sigma_floor wins")
 
 
+class FootprintTuning(_Strict):
+    """The tower footprint term's steps and its uncertainty."""
+
+    obs_per_step: int = Field(32, ge=1, description="receptors per training step")
+    K: int = Field(64, ge=1, description="cell-days drawn per receptor, in proportion to "
+                   "footprint weight (importance sampling)")
+    transport_error_ppm: float = Field(
+        2.0, ge=0.0, description="model-data mismatch [ppm] added in quadrature to each "
+        "value's measurement uncertainty: transport, representation and prior errors "
+        "(afternoon continental towers: 2-3 ppm in CarbonTracker-type inversions)")
+    offset_prior_sd: float = Field(
+        0.5, gt=0.0, description="prior standard deviation [g m-2 d-1] of the grid offsets, "
+        "centred on no correction, in their fit to the receptors alone (no regional term): "
+        "about the size of the regional corrections, so that a region the footprints barely "
+        "reach gets none")
+
+
 class CacheTuning(_Strict):
     """The control-variate cache: its entries and how often it is rebuilt."""
 
@@ -82,6 +99,7 @@ class Tuning(_Strict):
 
     training: TrainingTuning = TrainingTuning()
     regional: RegionalTuning = RegionalTuning()
+    footprint: FootprintTuning = FootprintTuning()
     cache: CacheTuning = CacheTuning()
     offset: OffsetTuning = OffsetTuning()
     baselines: BaselineTuning = BaselineTuning()

@@ -37,7 +37,8 @@ def folder(tmp_path) -> Path:
 def test_roles_required_and_lists():
     assert {r for r, role in ROLES.items() if role.required} == set(REQUIRED)
     assert {r for r, role in ROLES.items() if role.many} == {
-        "sites", "site_table", "meteorology", "remote_sensing", "inversions"}
+        "sites", "site_table", "meteorology", "remote_sensing", "inversions", "footprints",
+        "tower_co2"}
 
 
 def test_globs_expand_sorted_relative_to_base(folder):

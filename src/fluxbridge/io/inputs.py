@@ -74,6 +74,10 @@ ROLES: dict[str, Role] = {
     "regions": Role(False, True, "a NetCDF integer region mask"),
     "truth_grid": Role(False, False, "the twin world's true NEE NetCDF"),
     "truth_regional": Role(False, False, "the twin world's true regional totals CSV"),
+    "footprints": Role(True, False, "STILT footprint NetCDF files, one per tower receptor"),
+    "tower_co2": Role(True, False, "NOAA ObsPack tower CO2 NetCDF files"),
+    "tower_priors": Role(False, False, "a CSV of tower backgrounds and fossil and ocean "
+                                       "enhancements (site, time, background_ppm, ...)"),
 }
 """Input roles: whether each takes a list, whether it is required, what it accepts."""
 

@@ -1,0 +1,105 @@
+"""The footprint term of the objective: λ_f mean over receptors of (Ĥf − Δc)² / σ².
+
+``Ĥf`` is the model's enhancement [ppm] at a tower receptor through its footprint
+(:class:`fluxbridge.operators.FootprintOperator`), estimated from cell-days drawn in proportion
+to footprint weight (importance sampling, unbiased; ``exact`` with ``constraint.estimator:
+exact``), ``Δc`` the observed enhancement (CO2 minus background, fossil and ocean priors,
+:mod:`fluxbridge.io.towers`), and ``σ² = value_unc² + tuning.footprint.transport_error_ppm²``.
+
+The grid offsets apply to grid cells, so they enter the footprint rows as they enter the
+regional ones: their part of ``Hf`` is exact (:class:`fluxbridge.training.offsets.GridOffsets`
+on the footprint rows), and the term's gradient reaches them; a region a tower sees is
+corrected by its footprints.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import xarray as xr
+
+from fluxbridge.config import ExperimentConfig
+from fluxbridge.errors import InputError
+from fluxbridge.io.towers import TowerObservations
+from fluxbridge.operators import FootprintOperator, make_estimator
+from fluxbridge.training.gridnet import GridNetwork
+from fluxbridge.training.term import ObservationTerm
+
+log = logging.getLogger(__name__)
+
+
+def receptor_sigma(table: np.ndarray, transport_error_ppm: float) -> np.ndarray:
+    """σ [ppm] of each receptor: its measurement uncertainty (NaN: none) and the model-data
+    mismatch in quadrature."""
+    unc = np.nan_to_num(np.asarray(table, dtype=float), nan=0.0)
+    return np.sqrt(unc**2 + transport_error_ppm**2)
+
+
+class FootprintTerm(ObservationTerm):
+    """The tower footprint term of one network's training.
+
+    Parameters
+    ----------
+    net
+        The network on the grid.
+    towers
+        Matched tower observations.
+    regions
+        The regions dataset (its ``lat`` and ``lon`` are the model grid's cell centres).
+    cfg
+        The experiment (``constraint.lambda_footprint``, ``tuning.footprint``).
+    """
+
+    name = "footprint"
+
+    def __init__(self, net: GridNetwork, towers: TowerObservations, regions: xr.Dataset,
+                 cfg: ExperimentConfig) -> None:
+        self.net, self.cfg = net, cfg
+        con, tun = cfg.constraint, cfg.tuning.footprint
+        self.weight, self.obs_per_step = con.lambda_footprint, tun.obs_per_step
+        grid = net.grid
+        op = FootprintOperator(towers.footprints(), grid.times, regions["lat"].values,
+                               regions["lon"].values, grid.lat_index, grid.lon_index,
+                               grid.land_fraction)
+        op.matrix = (op.matrix @ sp.diags(grid.valid().ravel().astype(np.float64))).tocsr()
+        op.matrix.eliminate_zeros()
+        self.operator = op
+        row = {str(p): k for k, p in enumerate(towers.paths)}
+        at = np.array([row[s] for s in op.obs_index["source"]], dtype=np.int64)
+        table = towers.table.iloc[at]
+        self.mu = table["enhancement_ppm"].to_numpy(dtype=np.float64)
+        self.sigma = receptor_sigma(table["co2_unc"].to_numpy(), tun.transport_error_ppm)
+        if not np.all(self.sigma > 0):
+            raise InputError("zero σ for a receptor", variable="transport_error_ppm",
+                             expected="a positive tuning.footprint.transport_error_ppm or "
+                                      "measurement uncertainties")
+        self.obs_ids = np.arange(len(at), dtype=np.int64)
+        self.sites = table["site"].to_numpy()
+        exact = con.estimator == "exact"
+        n_rep = 2 if cfg.tuning.regional.square == "unbiased" and not exact else 1
+        self.estimator = make_estimator("exact" if exact else "resampled", op, K=tun.K,
+                                        sampling="area", n_rep=n_rep, seed=cfg.seed)
+        self._start(stream=21)
+        log.debug("footprint constraint: %d receptors, K = %d, median sigma %.3g ppm",
+                  self.obs_ids.size, tun.K, float(np.median(self.sigma)))
+
+    def fit_offsets(self) -> dict[str, float]:
+        """Without the regional term: set the grid offsets to the posterior mode of their fit
+        to the receptors with the network held fixed, under a Gaussian prior of
+        ``tuning.footprint.offset_prior_sd`` on each coefficient, centred on no correction;
+        skipped with ``tuning.offset.fit_K`` 0 or without offsets. The optimiser's offsets are
+        dropped first: Adam moves every coefficient at about its learning rate however small
+        its gradient, so the offsets of regions the footprints barely reach drift during
+        training. With the regional term the fit is joint
+        (:meth:`fluxbridge.training.regional.RegionalTerm.fit_offsets`)."""
+        fit_K = self.cfg.tuning.offset.fit_K
+        if self.offsets is None or fit_K == 0:
+            return {}
+        with torch.no_grad():
+            self.offsets.offset.weight.zero_()
+        return self.offsets.fit(self.current_totals(fit_K), self.mu, self.sigma,
+                                np.zeros(self.obs_ids.size, int), match_totals=False,
+                                prior_sd=self.cfg.tuning.footprint.offset_prior_sd)
