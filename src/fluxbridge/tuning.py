@@ -44,11 +44,6 @@ class FootprintTuning(_Strict):
         2.0, ge=0.0, description="model-data mismatch [ppm] added in quadrature to each "
         "value's measurement uncertainty: transport, representation and prior errors "
         "(afternoon continental towers: 2-3 ppm in CarbonTracker-type inversions)")
-    offset_prior_sd: float = Field(
-        0.5, gt=0.0, description="prior standard deviation [g m-2 d-1] of the grid offsets, "
-        "centred on no correction, in their fit to the receptors alone (no regional term): "
-        "about the size of the regional corrections, so that a region the footprints barely "
-        "reach gets none")
 
 
 class CacheTuning(_Strict):

@@ -1,5 +1,5 @@
 """The footprint term in training: it corrects the regions its towers see, λ_f = 0 changes
-nothing, each receptor's σ, and the offsets' fits (prior; joint with the regional term)."""
+nothing, each receptor's σ, and the offsets' joint fit with the regional term."""
 
 from __future__ import annotations
 
@@ -98,26 +98,7 @@ def test_term_rows_follow_the_operator_and_the_table(world, sites, configure, to
     assert term.obs_ids.size == len(towers.table)  # every footprint inside the year
     np.testing.assert_allclose(term.mu, towers.table["enhancement_ppm"].to_numpy())
     np.testing.assert_allclose(term.sigma, np.hypot(0.2, 1.0))
-    assert trainer.model.offset is not None  # the towers' regions get offsets
-
-
-def test_footprint_fit_corrects_seen_regions_only(world, sites, configure, towers):
-    """Without the regional term the offsets are the posterior mode from no correction:
-    regions no footprint reaches end at zero whatever the optimiser left there."""
-    cfg = configure(constraint={"lambda_footprint": 1.0}, network={"epochs": 1})
-    trainer = Trainer(world.samples, cfg, train_sites=sites, grid=world.grid,
-                      targets=world.targets, regions=world.regions, towers=towers)
-    offsets = trainer.footprint.offsets
-    weight = trainer.model.offset.weight
-    with torch.no_grad():
-        weight.normal_(0.0, 0.3)  # what an optimiser might leave
-    trainer.footprint.fit_offsets()
-    reached = np.abs(offsets.design).reshape(offsets.design.shape[0], offsets.n_regions, -1)
-    untouched = [r for r in range(1, weight.shape[0]) if reached[:, r - 1].sum() == 0]
-    seen = _seen_regions(world)
-    assert untouched and seen.size
-    assert float(weight[untouched].detach().abs().max()) == 0.0
-    assert float(weight[seen].detach().abs().min()) > 0.0
+    assert trainer.model.offset is None  # towers alone: the network takes the gradient
 
 
 def _footprint_misfit(trainer) -> float:

@@ -6,10 +6,13 @@ to footprint weight (importance sampling, unbiased; ``exact`` with ``constraint.
 exact``), ``Δc`` the observed enhancement (CO2 minus background, fossil and ocean priors,
 :mod:`fluxbridge.io.towers`), and ``σ² = value_unc² + tuning.footprint.transport_error_ppm²``.
 
-The grid offsets apply to grid cells, so they enter the footprint rows as they enter the
-regional ones: their part of ``Hf`` is exact (:class:`fluxbridge.training.offsets.GridOffsets`
-on the footprint rows), and the term's gradient reaches them; a region a tower sees is
-corrected by its footprints.
+With the regional term, its grid offsets apply to grid cells, so they enter the footprint rows
+as they enter the regional ones: their part of ``Hf`` is exact
+(:class:`fluxbridge.training.offsets.GridOffsets` on the footprint rows), the term's gradient
+reaches them, and their final fit is joint. With towers alone there are no offsets: the network
+takes the footprint gradient, as in Upton et al. (2026). A tower sees a few hundred cells that
+are not typical of their region, and region-wide offsets fitted to them over-corrected the rest
+of the region (docs/footprints.md).
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import logging
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 import xarray as xr
 
 from fluxbridge.config import ExperimentConfig
@@ -85,21 +87,3 @@ class FootprintTerm(ObservationTerm):
         self._start(stream=21)
         log.debug("footprint constraint: %d receptors, K = %d, median sigma %.3g ppm",
                   self.obs_ids.size, tun.K, float(np.median(self.sigma)))
-
-    def fit_offsets(self) -> dict[str, float]:
-        """Without the regional term: set the grid offsets to the posterior mode of their fit
-        to the receptors with the network held fixed, under a Gaussian prior of
-        ``tuning.footprint.offset_prior_sd`` on each coefficient, centred on no correction;
-        skipped with ``tuning.offset.fit_K`` 0 or without offsets. The optimiser's offsets are
-        dropped first: Adam moves every coefficient at about its learning rate however small
-        its gradient, so the offsets of regions the footprints barely reach drift during
-        training. With the regional term the fit is joint
-        (:meth:`fluxbridge.training.regional.RegionalTerm.fit_offsets`)."""
-        fit_K = self.cfg.tuning.offset.fit_K
-        if self.offsets is None or fit_K == 0:
-            return {}
-        with torch.no_grad():
-            self.offsets.offset.weight.zero_()
-        return self.offsets.fit(self.current_totals(fit_K), self.mu, self.sigma,
-                                np.zeros(self.obs_ids.size, int), match_totals=False,
-                                prior_sd=self.cfg.tuning.footprint.offset_prior_sd)

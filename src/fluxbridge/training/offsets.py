@@ -120,8 +120,7 @@ class GridOffsets:
 
     def fit(self, current: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
             obs_region: np.ndarray, match_totals: bool = True,
-            extra: tuple[np.ndarray, np.ndarray] | None = None,
-            prior_sd: float | None = None) -> dict[str, float]:
+            extra: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
         """Set the offsets to their σ-weighted least-squares fit, the network held fixed.
 
         The offsets enter the totals linearly, so once the network is trained their best
@@ -147,10 +146,6 @@ class GridOffsets:
             Further least-squares rows ``(A, b)`` in the same unknowns (another term's
             :meth:`rows`, weighted relative to this term), appended after this term's rows are
             scaled by ``1 / √n`` (each term a mean over its rows, as in the loss).
-        prior_sd
-            With it (and no ``extra``), a Gaussian prior of this standard deviation on every
-            coefficient's change [g m-2 d-1]: the fit is the posterior mode, so that a region
-            the rows barely see keeps its offset.
 
         Returns
         -------
@@ -163,9 +158,6 @@ class GridOffsets:
         if extra is not None:
             A = np.vstack([A / np.sqrt(len(b)), extra[0]])
             b = np.concatenate([b / np.sqrt(len(b)), extra[1]])
-        if prior_sd is not None:
-            A = np.vstack([A, np.eye(D.shape[1]) * float(self._y_scale) / prior_sd])
-            b = np.concatenate([b, np.zeros(D.shape[1])])
         if match_totals:
             ids = np.unique(obs_region)
             C = np.stack([D[obs_region == r].sum(axis=0) for r in ids])

@@ -94,7 +94,9 @@ class Trainer:
                 self.val = SiteTensors.of(samples, val_rows, self.features, self.normaliser,
                                           self.device)
         use_towers = towers is not None and cfg.constraint.lambda_footprint > 0
-        with_offset = ((cfg.constrained or use_towers) and cfg.constraint.correction != "none"
+        # Offsets only with regional targets: with towers alone the network takes the
+        # footprint gradient (offsets fitted to footprints over-corrected the rest of a region).
+        with_offset = (cfg.constrained and cfg.constraint.correction != "none"
                        and regions is not None)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
@@ -335,9 +337,7 @@ def train_network(samples: pd.DataFrame, cfg: ExperimentConfig, *,
     if trainer.model.offset is not None and trainer.terms:
         trainer.model.load_state_dict(loop.best_state)
         offsets = (trainer.regional.fit_offsets(also=trainer.footprint)
-                   if trainer.regional is not None
-                   else trainer.footprint.fit_offsets() if trainer.footprint is not None
-                   else {})
+                   if trainer.regional is not None else {})
         loop.best_state = cpu_state(trainer.model)
     return trainer.fitted(loop.best_state, name, {
         "seed": cfg.seed, "n_train_sites": len(train_sites), "epochs_run": loop.epoch,
