@@ -96,7 +96,7 @@ class Experiment:
                                                    seed=world.seed, overwrite=True,
                                                    progress=self.progress))
         spec, base = self.cfg.input_spec()
-        return open_inputs(spec, base)
+        return open_inputs(spec, base, **self.cfg.input_options())
 
     @cached_property
     def samples(self) -> pd.DataFrame:
@@ -317,7 +317,7 @@ def _open(config: str | Path | ExperimentConfig, overwrite: bool, progress: bool
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
     inputs = None
     if cfg.world is None:  # every named file found before the run directory is touched
-        inputs = open_inputs(*cfg.input_spec())
+        inputs = open_inputs(*cfg.input_spec(), **cfg.input_options())
     exp = Experiment(cfg, prepare_run(cfg, overwrite=overwrite), progress and cfg.progress)
     if inputs is not None:
         exp.inputs = inputs
