@@ -135,3 +135,19 @@ def targets_seasonal_cycle(targets: xr.Dataset, years: tuple[int, int] | None = 
     out.attrs = {**targets.attrs, "climatology": "true", "climatology_period": period,
                  "comment": COMMENT}
     return out
+
+
+def time_axis_attrs(predictors: xr.Dataset, targets: xr.Dataset) -> dict[str, str]:
+    """Output attributes that say what the times of a product stand for.
+
+    Returns
+    -------
+    dict
+        ``climatology`` ("true" or "false") and, for a climatological year, the periods the
+        predictors, the towers and the inversions were averaged over, and a comment.
+    """
+    if not is_climatology(predictors):
+        return {"climatology": "false"}
+    return {"climatology": "true", "comment": COMMENT,
+            "climatology_period": str(predictors.attrs.get("climatology_period", "unknown")),
+            "inversions_period": str(targets.attrs.get("climatology_period", "unknown"))}

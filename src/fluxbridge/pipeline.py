@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from fluxbridge.climatology import time_axis_attrs
 from fluxbridge.config import ExperimentConfig, load_config
 from fluxbridge.errors import InputError
 from fluxbridge.features import site_samples
@@ -205,7 +206,8 @@ class Experiment:
         up = self.cfg.upscaling
         provenance = {"config": self.cfg.to_dict(),
                       "inputs": [str(p) for p in self.inputs.files_list()],
-                      "corrections": self.inputs.targets.attrs.get("corrections", "none")}
+                      "corrections": self.inputs.targets.attrs.get("corrections", "none"),
+                      **time_axis_attrs(self.inputs.predictors, self.inputs.targets)}
         return self._step("upscale", lambda: upscale(
             models, self.inputs.predictors, self.inputs.regions, self.upscaled_dir,
             scheduler=up.scheduler, n_workers=up.n_workers, time_chunk=up.time_chunk,
@@ -276,7 +278,8 @@ class Experiment:
                                                 self.grid, self.inputs, self.cfg),
                 sparsity=sparsity, sparsity_settings={
                     "epochs": self.cfg.network.epochs,
-                    "reference": "inversions" if truth is None else "truth"})
+                    "reference": "inversions" if truth is None else "truth"},
+                predictors_period=self.inputs.predictors.attrs.get("climatology_period"))
             report = write_report(self.out, title=f"fluxbridge — {self.cfg.name}",
                                   sections=summary.sections,
                                   metrics={**summary.metrics, "timings_s": self.timings},
