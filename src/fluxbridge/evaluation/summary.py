@@ -257,7 +257,8 @@ def summarise_run(
     answer, numbers, figure = _answer(series, targets, truth, headline, reg_tables, annual,
                                       members, lro_table, budget)
     sections = [
-        answer, budget_sec, reg_sec, global_section(annual, members, global_check),
+        answer, *([budget_sec] if truth is None else []), reg_sec,
+        global_section(annual, members, global_check),
         *studies[:1], site_sec,
         *([] if maps is None else [maps_section(maps[DUAL], maps[SITE_ONLY], maps.get("truth"))]),
         inversion_section(targets), *studies[1:],
