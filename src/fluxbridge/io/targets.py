@@ -24,6 +24,19 @@ log = logging.getLogger(__name__)
 
 TARGET_UNITS = "Tg month-1"
 
+def _months(text: pd.Series, path: Path) -> tuple[str, pd.Series]:
+    """The months of a correction table: ``("time", month starts)`` from ``YYYY-MM``, or
+    ``("month", 1..12)`` when every row says ``--MM`` (a month of every year)."""
+    if text.str.fullmatch(r"--(0[1-9]|1[0-2])").all():
+        return "month", text.str[2:].astype(int)
+    time = pd.to_datetime(text, format="%Y-%m", errors="coerce")
+    if time.isna().any():
+        raise InputError(f"invalid month {text[time.isna()].iloc[0]!r}", path=path,
+                         variable="time", expected="YYYY-MM, or --MM on every row (a month "
+                         "of every year)")
+    return "time", time
+
+
 def read_corrections(path: str | os.PathLike[str],
                      regions: xr.Dataset | dict[int, str]) -> xr.Dataset:
     """Per-region monthly correction terms from a table.
@@ -63,15 +76,7 @@ def read_corrections(path: str | os.PathLike[str],
     if unknown:
         raise InputError(f"unknown region names {unknown[:5]}", path=path, variable="region",
                          expected=f"names of the region mask: {sorted(ids)}")
-    text = df["time"].astype(str)
-    of_year = text.str.fullmatch(r"--(0[1-9]|1[0-2])").all()
-    time = (text.str[2:].astype(int) if of_year else
-            pd.to_datetime(text, format="%Y-%m", errors="coerce"))
-    if time.isna().any():
-        raise InputError(f"invalid month {df['time'][time.isna()].iloc[0]!r}", path=path,
-                         variable="time", expected="YYYY-MM, or --MM on every row (a month "
-                         "of every year)")
-    dim = "month" if of_year else "time"
+    dim, time = _months(df["time"].astype(str), path)
     df = df.assign(region=df["region"].astype(str).map(ids), **{dim: time})
     if df.duplicated(["region", dim]).any():
         raise InputError("a (region, month) appears twice", path=path, variable="region/time",
