@@ -73,3 +73,6 @@ def test_layer_names_and_time_step_are_checked(real_data, tmp_path):
     cfg = load_config(EXAMPLE)
     with pytest.raises(InputError, match="time_step: MM"):
         open_inputs(*cfg.input_spec(), **{**cfg.input_options(), "time_step": "DD"})
+    spec = {**cfg.inputs, "remote_sensing": cfg.inputs["vegetation_layers"]}
+    with pytest.raises(InputError, match="remote_sensing given without meteorology"):
+        open_inputs(spec, **cfg.input_options())

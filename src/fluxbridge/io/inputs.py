@@ -86,13 +86,25 @@ def open_inputs(spec: Mapping[str, PathSpec | None] | str | os.PathLike[str],
         base = path.parent if base is None else base
     base = Path.cwd() if base is None else Path(base)
     files = resolve_inputs(spec, base)
-    if "climatology" in files and time_step != "MM":
-        raise InputError(f"time step {time_step!r} with monthly predictors",
-                         path=files["climatology"][0], variable="time_step",
-                         expected="time_step: MM with the climatology role")
+    _check_kinds(files, time_step)
     return World(files=files, base=base, time_step=time_step,
                  region_set=builtin_region_set(spec), resolution_deg=resolution_deg,
                  targets_years=targets_years)
+
+
+def _check_kinds(files: Mapping[str, Path | list[Path]], time_step: str) -> None:
+    """Refuse roles that the chosen meteorology cannot use: daily MODIS composites with
+    monthly climatologies, static layers with ERA5, a daily step with climatologies."""
+    monthly = "climatology" in files
+    for role, needs in (("remote_sensing", "meteorology"), ("vegetation_layers", "climatology")):
+        if files.get(role) and needs not in files:
+            raise InputError(f"{role} given without {needs}", path=files[role][0],
+                             variable=f"inputs.{role}",
+                             expected=f"{role} only beside the {needs} role")
+    if monthly and time_step != "MM":
+        raise InputError(f"time step {time_step!r} with monthly predictors",
+                         path=files["climatology"][0], variable="time_step",
+                         expected="time_step: MM with the climatology role")
 
 
 def open_world(manifest_path: str | os.PathLike[str], time_step: str = "DD") -> World:
