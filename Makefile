@@ -20,8 +20,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/fluxbridge demo --out runs/demo
 
+REAL_DATA ?= ../shared/data/real
+
 real: $(STAMP)
-	$(BIN)/fluxbridge run examples/real-monthly/experiment.yaml
+	$(BIN)/fluxbridge run examples/real-monthly/experiment.yaml --data-dir $(REAL_DATA)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

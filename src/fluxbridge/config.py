@@ -248,9 +248,23 @@ def parse_config(data: dict[str, Any] | None, path: Path | None = None) -> Exper
     return cfg.resolve(base)
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate an experiment YAML file (``yaml.safe_load``)."""
-    return load_yaml(path, "a YAML file (write one with `fluxbridge init FILE`)", parse_config)
+def load_config(path: str | Path, data_dir: str | Path | None = None) -> ExperimentConfig:
+    """Read and validate an experiment YAML file (``yaml.safe_load``).
+
+    Parameters
+    ----------
+    path
+        The experiment YAML.
+    data_dir
+        Replaces the file's ``data_dir`` (relative to the current directory), e.g. a copy of
+        the data elsewhere.
+    """
+    def parse(data: Any, where: Path) -> ExperimentConfig:
+        if data_dir is not None and isinstance(data, dict):
+            data = {**data, "data_dir": str(Path(data_dir).resolve())}
+        return parse_config(data, where)
+
+    return load_yaml(path, "a YAML file (write one with `fluxbridge init FILE`)", parse)
 
 
 def template_text() -> str:

@@ -24,12 +24,22 @@ def world():
     return open_inputs(*cfg.input_spec(), **cfg.input_options()).check()
 
 
-def test_example_config_names_the_real_data(real_data):
+def test_example_config_names_the_real_data(real_data, tmp_path):
     cfg = load_config(EXAMPLE)
     assert cfg.data_dir == real_data.resolve()
     assert cfg.inputs["regions"] == "builtin:latitude_bands"
     assert cfg.inputs["land_cover"].startswith(str(real_data.resolve()))
     assert cfg.time_step == "MM" and cfg.meteo_from == "grid"
+    elsewhere = load_config(EXAMPLE, data_dir=tmp_path)  # a copy of the data elsewhere
+    assert elsewhere.inputs["site_table"][0].startswith(str(tmp_path.resolve()) + "/sites/")
+    assert elsewhere.inputs["corrections"] == str(EXAMPLE.parent / "river_export.csv")
+
+
+def test_cli_data_dir_replaces_the_experiment_s(real_data, tmp_path, capsys):
+    from fluxbridge.cli import main
+
+    assert main(["validate", str(EXAMPLE), "--data-dir", str(tmp_path)]) == 2
+    assert f"{tmp_path}/fluxnet2015/MM" in capsys.readouterr().err
 
 
 def test_predictors_are_a_climatological_year(real_data, world):
