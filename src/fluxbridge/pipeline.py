@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from fluxbridge.climatology import time_axis_attrs
 from fluxbridge.config import ExperimentConfig, load_config
 from fluxbridge.errors import InputError
 from fluxbridge.features import site_samples
@@ -99,7 +100,7 @@ class Experiment:
                                                    seed=world.seed, overwrite=True,
                                                    progress=self.progress))
         spec, base = self.cfg.input_spec()
-        return open_inputs(spec, base)
+        return open_inputs(spec, base, **self.cfg.input_options())
 
     @cached_property
     def samples(self) -> pd.DataFrame:
@@ -215,7 +216,8 @@ class Experiment:
         up = self.cfg.upscaling
         provenance = {"config": self.cfg.to_dict(),
                       "inputs": [str(p) for p in self.inputs.files_list()],
-                      "corrections": self.inputs.targets.attrs.get("corrections", "none")}
+                      "corrections": self.inputs.targets.attrs.get("corrections", "none"),
+                      **time_axis_attrs(self.inputs.predictors, self.inputs.targets)}
         return self._step("upscale", lambda: upscale(
             models, self.inputs.predictors, self.inputs.regions, self.upscaled_dir,
             scheduler=up.scheduler, n_workers=up.n_workers, time_chunk=up.time_chunk,
@@ -286,7 +288,8 @@ class Experiment:
                                                 self.grid, self.inputs, self.cfg),
                 sparsity=sparsity, sparsity_settings={
                     "epochs": self.cfg.network.epochs,
-                    "reference": "inversions" if truth is None else "truth"})
+                    "reference": "inversions" if truth is None else "truth"},
+                predictors_period=self.inputs.predictors.attrs.get("climatology_period"))
             report = write_report(self.out, title=f"fluxbridge — {self.cfg.name}",
                                   sections=summary.sections,
                                   metrics={**summary.metrics, "timings_s": self.timings},
@@ -327,7 +330,7 @@ def _open(config: str | Path | ExperimentConfig, overwrite: bool, progress: bool
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
     inputs = None
     if cfg.world is None:  # every named file found before the run directory is touched
-        inputs = open_inputs(*cfg.input_spec())
+        inputs = open_inputs(*cfg.input_spec(), **cfg.input_options())
     exp = Experiment(cfg, prepare_run(cfg, overwrite=overwrite), progress and cfg.progress)
     if inputs is not None:
         exp.inputs = inputs
