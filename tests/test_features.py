@@ -68,7 +68,7 @@ def test_site_samples_meteo_from_site(world):
 
 def test_site_samples_meteo_from_predictors(world):
     pred, _, sites = world
-    df = site_samples(sites, pred, meteo_from="predictors")
+    df = site_samples(sites, pred, meteo_from="grid")
     ilat, ilon = nearest_land_cell(sites["lat"].values, sites["lon"].values, pred)
     sid = list(sites["site"].values)
     for _, row in df.iterrows():

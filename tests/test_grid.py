@@ -106,3 +106,16 @@ def test_majority_to_grid_counts_the_finer_cells():
     np.testing.assert_array_equal(out["lat"].values, target["lat"].values)
     shifted = da.assign_coords(lon=da["lon"].values % 360)  # 0..360 longitudes, same cells
     np.testing.assert_array_equal(majority_to_grid(shifted, target, 17).values, expected)
+
+
+def test_majority_with_a_background_class_keeps_coastal_land():
+    fine = make_grid(1.0).sel(lat=slice(10, 0), lon=slice(0, 10))  # 10 x 10 cells
+    codes = np.zeros((10, 10), dtype=np.int64)  # water (0) everywhere...
+    codes[:2, :2] = 4  # ...but 4 cells of class 4 in the target cell (7.5, 2.5)
+    codes[:1, 2:5] = 2  # and 3 of class 2 in the same cell
+    da = xr.DataArray(codes, dims=("lat", "lon"),
+                      coords={"lat": fine["lat"].values, "lon": fine["lon"].values})
+    target = make_grid(5.0).sel(lat=slice(10, 0), lon=slice(0, 10))
+    np.testing.assert_array_equal(majority_to_grid(da, target, 17).values, [[0, 0], [0, 0]])
+    np.testing.assert_array_equal(majority_to_grid(da, target, 17, background=0).values,
+                                  [[4, 0], [0, 0]])

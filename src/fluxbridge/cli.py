@@ -11,12 +11,18 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fluxbridge import __version__
 from fluxbridge.errors import FluxbridgeError
 from fluxbridge.progress import configure_logging
 
+if TYPE_CHECKING:
+    from fluxbridge.config import ExperimentConfig
+
 EXIT_BAD_INPUT = 2
+DATA_DIR_HELP = ("data folder in place of the experiment's data_dir (the inputs it names as "
+                 "{data_dir})")
 
 DESCRIPTION = """\
 fluxbridge estimates the land's net ecosystem exchange of CO2 (NEE, gC m-2 d-1, positive = source
@@ -64,10 +70,19 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiment(args: argparse.Namespace) -> Path | ExperimentConfig:
+    """The experiment file, or its configuration with ``--data-dir`` in place of its own."""
+    if getattr(args, "data_dir", None) is None:
+        return args.config
+    from fluxbridge.config import load_config
+
+    return load_config(args.config, data_dir=args.data_dir)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from fluxbridge.validate import validate_experiment
 
-    problems = validate_experiment(args.config)
+    problems = validate_experiment(_experiment(args))
     for line in problems:
         print(f"fluxbridge: {line}", file=sys.stderr)
     if problems:
@@ -79,7 +94,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from fluxbridge.pipeline import run_experiment
 
-    result = run_experiment(args.config, overwrite=args.overwrite, progress=not args.quiet)
+    result = run_experiment(_experiment(args), overwrite=args.overwrite,
+                            progress=not args.quiet)
     print(result.summary())
     return 0
 
@@ -95,7 +111,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from fluxbridge.pipeline import train_step
 
-    path = train_step(args.config, overwrite=args.overwrite, progress=not args.quiet)
+    path = train_step(_experiment(args), overwrite=args.overwrite, progress=not args.quiet)
     print(f"models written: {path}")
     return 0
 
@@ -112,7 +128,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from fluxbridge.pipeline import evaluate_step
 
-    path = evaluate_step(args.config, overwrite=args.overwrite)
+    path = evaluate_step(_experiment(args), overwrite=args.overwrite)
     print(f"report written: {path}")
     return 0
 
@@ -203,6 +219,7 @@ def _experiment_commands(add: Adder) -> None:
         p.add_argument("config", type=Path, help="YAML experiment file (see `fluxbridge init`)")
         p.add_argument("--overwrite", action="store_true",
                        help="replace existing outputs instead of refusing")
+        p.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
 
     p = add("validate", _cmd_validate, "check every input of an experiment, before any work",
             "Open and check every input of an experiment (formats, units, plausible values, "
@@ -210,6 +227,7 @@ def _experiment_commands(add: Adder) -> None:
             "every problem found, one per line. Exit 0 if none, 2 otherwise. `run`, `train` "
             "and `upscale` make the same checks first.")
     p.add_argument("config", type=Path, help="YAML experiment file")
+    p.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
 
     p = add("upscale", _cmd_upscale, "apply trained models to the global grid on dask",
             "Predict gridded NEE chunk by chunk on a dask cluster (a LocalCluster unless "

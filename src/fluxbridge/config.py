@@ -20,10 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fluxbridge.errors import ConfigError
 from fluxbridge.features import FEATURES
+from fluxbridge.io.roles import BUILTIN
 from fluxbridge.tuning import Tuning
 from fluxbridge.yamlconfig import load_yaml, packaged_template, validate
 
 TEMPLATE_NAME = "experiment.yaml"
+DATA_DIR = "{data_dir}"
+"""Placeholder of input paths for the experiment's ``data_dir``."""
 Paths = str | list[str]
 
 
@@ -61,6 +64,10 @@ class ConstraintSection(_Strict):
     """The inversion constraint: the regional loss term and its observation-operator estimator."""
 
     lambda_regional: float = Field(1.0, ge=0.0, description="weight λ of the regional term")
+    lambda_footprint: float = Field(
+        1.0, ge=0.0, description="weight of the tower footprint term, used when tower "
+        "observations are given (0: off); 1 weighs a receptor's misfit in units of its own σ² "
+        "as a region-month's in its σ²")
     estimator: Literal["exact", "fixed", "resampled", "control_variate"] = "control_variate"
     K: int = Field(64, ge=1, description="cell-days sampled per region-month")
     sampling: Literal["uniform", "area", "stratified"] = "area"
@@ -113,11 +120,25 @@ class ExperimentConfig(_Strict):
                                  "None = runs/<name> beside it")
     seed: int = 0
     world: WorldSection | None = Field(None, description="synthesise this twin world first")
+    data_dir: Path | None = Field(
+        None, description="a data folder (relative to the YAML file) that input paths name "
+        "as {data_dir}, so that one experiment runs on copies of the data anywhere")
     inputs: dict[str, Paths] | Path | None = Field(
         None, description="every input by role (paths or globs), or a YAML file holding that "
         "mapping; None with a world: the world's inputs.yaml")
+    time_step: Literal["DD", "MM"] = Field(
+        "DD", description="model time step: daily, or monthly (needed by climatologies)")
+    resolution_deg: float = Field(
+        2.0, gt=0, le=10, description="model grid spacing [degree] where no ERA5 meteorology "
+        "fixes the grid (PSL climatologies, built-in regions); must divide 180")
+    targets_years: tuple[int, int] | None = Field(
+        None, description="first and last year of the inversions averaged into a mean "
+        "seasonal cycle when the predictors are a climatology; None: every year all members "
+        "cover")
     features: tuple[str, ...] = FEATURES
-    meteo_from: Literal["site", "grid"] = "site"
+    meteo_from: Literal["site", "grid"] = Field(
+        "site", description="site meteorology from the tower files (site), or the gridded "
+        "predictors at the towers (grid), so that training and upscaling see the same inputs")
     network: NetworkSection = NetworkSection()
     constraint: ConstraintSection = ConstraintSection()
     baselines: BaselineSection = BaselineSection()
@@ -161,6 +182,11 @@ class ExperimentConfig(_Strict):
             "seed", "features", "meteo_from", "network", "constraint", "tuning"}),
             sort_keys=True)
 
+    def input_options(self) -> dict[str, Any]:
+        """The settings :func:`fluxbridge.io.inputs.open_inputs` reads the inputs with."""
+        return {"time_step": self.time_step, "resolution_deg": self.resolution_deg,
+                "targets_years": self.targets_years}
+
     def input_spec(self) -> tuple[dict[str, Paths] | Path, Path]:
         """The inputs mapping (or the YAML file holding it) and the folder its relative
         paths resolve against."""
@@ -183,9 +209,11 @@ class ExperimentConfig(_Strict):
         if self.world is not None:
             update["world"] = self.world.model_copy(update={
                 "dir": absolute(self.world.dir), "config": absolute(self.world.config)})
+        data_dir = absolute(self.data_dir)
         if isinstance(self.inputs, dict):
-            update["inputs"] = {role: _absolute_patterns(v, base)
+            update["inputs"] = {role: _absolute_patterns(v, base, data_dir)
                                 for role, v in self.inputs.items()}
+            update["data_dir"] = data_dir
         elif self.inputs is not None:
             update["inputs"] = absolute(self.inputs)
         return self.model_copy(update=update)
@@ -195,11 +223,18 @@ class ExperimentConfig(_Strict):
         return self.model_dump(mode="json")
 
 
-def _absolute_patterns(value: Paths, base: Path) -> Paths:
-    """Path or glob pattern(s) made absolute against ``base``."""
+def _absolute_patterns(value: Paths, base: Path, data_dir: Path | None) -> Paths:
+    """Path or glob pattern(s) made absolute against ``base``, ``{data_dir}`` replaced."""
     if isinstance(value, list):
-        return [str(p) if Path(p).is_absolute() else str(base / p) for p in value]
-    return value if Path(value).is_absolute() else str(base / value)
+        return [_absolute_patterns(p, base, data_dir) for p in value]
+    if DATA_DIR in value:
+        if data_dir is None:
+            raise ConfigError(f"{value!r} names {DATA_DIR} but no data_dir is set",
+                              variable="data_dir", expected="a data_dir: folder")
+        value = value.replace(DATA_DIR, str(data_dir))
+    if Path(value).is_absolute() or value.startswith(BUILTIN):
+        return value
+    return str(base / value)
 
 
 def parse_config(data: dict[str, Any] | None, path: Path | None = None) -> ExperimentConfig:
@@ -217,9 +252,23 @@ def parse_config(data: dict[str, Any] | None, path: Path | None = None) -> Exper
     return cfg.resolve(base)
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate an experiment YAML file (``yaml.safe_load``)."""
-    return load_yaml(path, "a YAML file (write one with `fluxbridge init FILE`)", parse_config)
+def load_config(path: str | Path, data_dir: str | Path | None = None) -> ExperimentConfig:
+    """Read and validate an experiment YAML file (``yaml.safe_load``).
+
+    Parameters
+    ----------
+    path
+        The experiment YAML.
+    data_dir
+        Replaces the file's ``data_dir`` (relative to the current directory), e.g. a copy of
+        the data elsewhere.
+    """
+    def parse(data: Any, where: Path) -> ExperimentConfig:
+        if data_dir is not None and isinstance(data, dict):
+            data = {**data, "data_dir": str(Path(data_dir).resolve())}
+        return parse_config(data, where)
+
+    return load_yaml(path, "a YAML file (write one with `fluxbridge init FILE`)", parse)
 
 
 def template_text() -> str:

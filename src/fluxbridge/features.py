@@ -151,8 +151,9 @@ def site_samples(
         Feature names (canonical).
     meteo_from
         ``"site"``: meteorological features (``ta``, ``vpd``, ``sw_in``, ``sw_in_pot``,
-        ``precip``) from the site dataset when present there; ``"predictors"``: always from the
-        gridded predictors. Remote-sensing features always come from ``predictors``.
+        ``precip``) from the site dataset when present there; ``"grid"``: always from the
+        gridded predictors (training then sees the inputs upscaling sees). Remote-sensing
+        features always come from ``predictors``.
         ``sw_in_pot`` missing from its source is computed from latitude and day of year.
 
     Returns
@@ -164,9 +165,9 @@ def site_samples(
         column to its units; ``df.attrs["dropped_sites"]`` maps each site without a usable
         sample (no finite NEE, or no day with every feature) to the reason.
     """
-    if meteo_from not in ("site", "predictors"):
+    if meteo_from not in ("site", "grid"):
         raise InputError(f"meteo_from={meteo_from!r}", variable="meteo_from",
-                         expected="'site' or 'predictors'")
+                         expected="'site' or 'grid'")
     for name in ("nee", "nee_weight", "lat", "lon", "igbp"):
         if name not in sites.variables:
             raise InputError("sites dataset lacks it", variable=name,

@@ -204,8 +204,8 @@ def sw_in_pot_daily(lat: np.ndarray | xr.DataArray, dayofyear: np.ndarray | xr.D
     )
 
 
-def majority_to_grid(codes: xr.DataArray, grid: xr.Dataset | xr.DataArray, n_classes: int
-                     ) -> xr.DataArray:
+def majority_to_grid(codes: xr.DataArray, grid: xr.Dataset | xr.DataArray, n_classes: int,
+                     background: int | None = None) -> xr.DataArray:
     """The most frequent class among the finer cells whose centres fall in each target cell.
 
     Parameters
@@ -217,6 +217,9 @@ def majority_to_grid(codes: xr.DataArray, grid: xr.Dataset | xr.DataArray, n_cla
         Target regular ``lat``/``lon`` [degree] (any order, either longitude convention).
     n_classes
         Number of classes.
+    background
+        A class (water, say) given to a cell only where no finer cell of another class falls
+        in it, so that a coastal cell takes its majority land class; None = counted like any.
 
     Returns
     -------
@@ -237,6 +240,9 @@ def majority_to_grid(codes: xr.DataArray, grid: xr.Dataset | xr.DataArray, n_cla
         index = np.broadcast_to(cols, block.shape)[keep] * n_classes + block[keep]
         counts[i] += np.bincount(index.astype(np.int64), minlength=t_lon.size * n_classes
                                  ).reshape(t_lon.size, n_classes).astype(np.int32)
+    if background is not None:
+        others = np.delete(counts, background, axis=2).sum(axis=2) > 0
+        counts[others, background] = 0
     out = np.where(counts.sum(axis=2) > 0, counts.argmax(axis=2), 0).astype(np.int64)
     return xr.DataArray(out, dims=("lat", "lon"), coords={"lat": t_lat, "lon": t_lon},
                         name=codes.name)

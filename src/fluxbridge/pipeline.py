@@ -20,11 +20,13 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from fluxbridge.climatology import time_axis_attrs
 from fluxbridge.config import ExperimentConfig, load_config
 from fluxbridge.errors import InputError
 from fluxbridge.features import site_samples
 from fluxbridge.grid_features import GridFeatures
 from fluxbridge.io.inputs import World, open_inputs
+from fluxbridge.io.towers import TowerObservations, towers_of
 from fluxbridge.models.artifact import FittedModel, load_model
 from fluxbridge.outputs.files import write_csv
 from fluxbridge.progress import format_seconds
@@ -81,7 +83,9 @@ class Experiment:
 
     def check(self) -> World:
         """Every input and the dask scheduler checked, all problems listed together."""
-        return check_experiment(self.inputs, self.cfg)
+        world = check_experiment(self.inputs, self.cfg)
+        _ = self.towers  # tower observations matched before any training
+        return world
 
     # -- the data ---------------------------------------------------------------------------
     @cached_property
@@ -96,7 +100,7 @@ class Experiment:
                                                    seed=world.seed, overwrite=True,
                                                    progress=self.progress))
         spec, base = self.cfg.input_spec()
-        return open_inputs(spec, base)
+        return open_inputs(spec, base, **self.cfg.input_options())
 
     @cached_property
     def samples(self) -> pd.DataFrame:
@@ -113,6 +117,11 @@ class Experiment:
         """The land cells' predictors in memory, for the observation operator."""
         return GridFeatures.from_dataset(self.inputs.predictors, self.inputs.regions,
                                          features=self.cfg.features)
+
+    @cached_property
+    def towers(self) -> TowerObservations | None:
+        """Tower observations of the dual model's footprint term (None: no tower inputs)."""
+        return towers_of(self.inputs.files)
 
     @property
     def model_names(self) -> list[str]:
@@ -155,6 +164,7 @@ class Experiment:
                 checkpoint_dir=self.cv_dir / "checkpoints" / SITE_ONLY, progress=self.progress)
             dual = cross_validate(
                 self.samples, cfg, kinds=("nn",), folds=folds, **self._constraint(),
+                towers=self.towers,
                 checkpoint_dir=self.cv_dir / "checkpoints" / DUAL, progress=self.progress)
             out = out.rename(columns={"nn": SITE_ONLY})
             out[DUAL] = dual["nn"].to_numpy()
@@ -185,6 +195,7 @@ class Experiment:
             return train_baseline(name, self.samples, self.cfg, train_sites=sites)
         cfg = self.cfg.with_lambda(0.0) if name == SITE_ONLY else self.cfg
         members = train_ensemble(self.samples, cfg, train_sites=sites, **self._constraint(),
+                                 towers=None if name == SITE_ONLY else self.towers,
                                  checkpoint_dir=self.models_dir / "checkpoints" / name,
                                  progress=self.progress, name=name)
         return members[0] if len(members) == 1 else members
@@ -205,7 +216,8 @@ class Experiment:
         up = self.cfg.upscaling
         provenance = {"config": self.cfg.to_dict(),
                       "inputs": [str(p) for p in self.inputs.files_list()],
-                      "corrections": self.inputs.targets.attrs.get("corrections", "none")}
+                      "corrections": self.inputs.targets.attrs.get("corrections", "none"),
+                      **time_axis_attrs(self.inputs.predictors, self.inputs.targets)}
         return self._step("upscale", lambda: upscale(
             models, self.inputs.predictors, self.inputs.regions, self.upscaled_dir,
             scheduler=up.scheduler, n_workers=up.n_workers, time_chunk=up.time_chunk,
@@ -224,7 +236,7 @@ class Experiment:
         def run() -> pd.DataFrame:
             from fluxbridge.studies.leave_region_out import leave_region_out
 
-            out = leave_region_out(self.samples, cfg, **self._constraint(),
+            out = leave_region_out(self.samples, cfg, **self._constraint(), towers=self.towers,
                                    train_sites=np.unique(self.samples["site"]),
                                    cache_dir=self.lro_dir, progress=self.progress)
             write_csv(out, path)
@@ -276,7 +288,8 @@ class Experiment:
                                                 self.grid, self.inputs, self.cfg),
                 sparsity=sparsity, sparsity_settings={
                     "epochs": self.cfg.network.epochs,
-                    "reference": "inversions" if truth is None else "truth"})
+                    "reference": "inversions" if truth is None else "truth"},
+                predictors_period=self.inputs.predictors.attrs.get("climatology_period"))
             report = write_report(self.out, title=f"fluxbridge — {self.cfg.name}",
                                   sections=summary.sections,
                                   metrics={**summary.metrics, "timings_s": self.timings},
@@ -317,7 +330,7 @@ def _open(config: str | Path | ExperimentConfig, overwrite: bool, progress: bool
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
     inputs = None
     if cfg.world is None:  # every named file found before the run directory is touched
-        inputs = open_inputs(*cfg.input_spec())
+        inputs = open_inputs(*cfg.input_spec(), **cfg.input_options())
     exp = Experiment(cfg, prepare_run(cfg, overwrite=overwrite), progress and cfg.progress)
     if inputs is not None:
         exp.inputs = inputs

@@ -39,6 +39,18 @@ class RegionalTuning(_Strict):
                                   "the larger of it and constraint.sigma_floor wins")
 
 
+class FootprintTuning(_Strict):
+    """The tower footprint term's steps and its uncertainty."""
+
+    obs_per_step: int = Field(32, ge=1, description="receptors per training step")
+    K: int = Field(64, ge=1, description="cell-days drawn per receptor, in proportion to "
+                   "footprint weight (importance sampling)")
+    transport_error_ppm: float = Field(
+        2.0, ge=0.0, description="model-data mismatch [ppm] added in quadrature to each "
+        "value's measurement uncertainty: transport, representation and prior errors "
+        "(afternoon continental towers: 2-3 ppm in CarbonTracker-type inversions)")
+
+
 class CacheTuning(_Strict):
     """The control-variate cache: its entries and how often it is rebuilt."""
 
@@ -87,6 +99,7 @@ class Tuning(_Strict):
 
     training: TrainingTuning = TrainingTuning()
     regional: RegionalTuning = RegionalTuning()
+    footprint: FootprintTuning = FootprintTuning()
     cache: CacheTuning = CacheTuning()
     offset: OffsetTuning = OffsetTuning()
     baselines: BaselineTuning = BaselineTuning()

@@ -75,5 +75,5 @@ def validate_experiment(config: str | Path | ExperimentConfig) -> list[str]:
         (nothing further can be checked).
     """
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
-    world = open_inputs(*cfg.input_spec())
+    world = open_inputs(*cfg.input_spec(), **cfg.input_options())
     return [str(p).replace("\n", " ") for p in experiment_problems(world, cfg)]

@@ -96,6 +96,10 @@ def test_summarise_run_without_truth_or_studies():
     out = summarise_run(predictions, series, inversion_targets())
     titles = [s.title for s in out.sections]
     assert "Maps" not in titles and not any(t.startswith("Leave") for t in titles)
+    assert titles[1] == "Land carbon budget against each inversion"  # real data: no truth
+    budget = out.metrics["budget_pgc_yr"].set_index("estimate")
+    assert {"site_only", "dual", "inversion mean", "inversion spread"} <= set(budget.index)
+    assert "Global land NEE: inversions" in out.sections[0].text
     assert out.metrics["regional_vs_truth"] is None
     assert out.metrics["global_vs_truth"] is None
     assert out.metrics["leave_region_out"] is None and out.metrics["sparsity"] is None

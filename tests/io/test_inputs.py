@@ -35,9 +35,23 @@ def folder(tmp_path) -> Path:
 
 
 def test_roles_required_and_lists():
-    assert {r for r, role in ROLES.items() if role.required} == set(REQUIRED)
+    assert {r for r, role in ROLES.items() if role.required} == set(REQUIRED) - {"meteorology"}
     assert {r for r, role in ROLES.items() if role.many} == {
-        "sites", "site_table", "meteorology", "remote_sensing", "inversions"}
+        "sites", "site_table", "meteorology", "climatology", "remote_sensing",
+        "vegetation_layers", "inversions", "footprints", "tower_co2"}
+
+
+@pytest.mark.parametrize("change", [{"meteorology": None},
+                                    {"climatology": "era5/era5_2001.nc"}])
+def test_exactly_one_of_meteorology_and_climatology(folder, change):
+    with pytest.raises(InputError, match="exactly one"):
+        resolve_inputs({**REQUIRED, **change}, folder)
+
+
+def test_builtin_regions_name_no_file(folder):
+    files = resolve_inputs({**REQUIRED, "regions": "builtin:latitude_bands"}, folder)
+    assert "regions" not in files
+    assert files["land_cover"] == (folder / "lc.nc").resolve()
 
 
 def test_globs_expand_sorted_relative_to_base(folder):

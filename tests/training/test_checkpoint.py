@@ -8,7 +8,7 @@ import torch
 
 from fluxbridge.errors import InputError
 from fluxbridge.training import TrainingInterrupted
-from fluxbridge.training.checkpoint import CHECKPOINT_NAME, LoopState, fingerprint
+from fluxbridge.training.checkpoint import CHECKPOINT_NAME, Checkpoint, LoopState, fingerprint
 
 
 def _weights(model) -> dict[str, torch.Tensor]:
@@ -79,3 +79,14 @@ def test_loop_state_keeps_the_best_epoch_and_stops_after_patience():
         loop.record({"val": None}, model, patience=1, epochs=3)
         assert loop.best_epoch == epoch and loop.done == (epoch == 3)
     assert float(loop.best_state["weight"]) == 3.0
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated zip", b"not a torch file"])
+def test_a_corrupt_checkpoint_is_refused_in_one_line_naming_the_file(tmp_path, content):
+    (tmp_path / CHECKPOINT_NAME).write_bytes(content)
+    checkpoint = Checkpoint(tmp_path, key="k")
+    with pytest.raises(InputError) as err:
+        checkpoint.restore(trainer=None)  # type: ignore[arg-type]
+    message = str(err.value)
+    assert CHECKPOINT_NAME in message and "\n" not in message
+    assert "weights_only=False" not in message

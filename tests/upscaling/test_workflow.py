@@ -306,3 +306,29 @@ def test_single_model_chunk_files_hold_no_spread(predictors, regions, tmp_path):
     (chunk,) = (tmp_path / "linear" / ".chunks").glob("chunk_*.npz")
     with np.load(chunk) as f:
         assert set(f.files) == {"nee", "nee_monthly", "regional_tgc", "global_tgc"}
+
+
+def test_monthly_step_products_are_monthly_means(regions, tmp_path):
+    """A climatological year of monthly predictors: the products say they are monthly means,
+    and a constant flux integrates to flux x area x the days of each month."""
+    times = pd.date_range("2001-01-01", periods=12, freq="MS")
+    shape = (times.size, regions.sizes["lat"], regions.sizes["lon"])
+    monthly = xr.Dataset(
+        {v: (("time", "lat", "lon"), np.ones(shape, dtype="float32"), {"units": "1"})
+         for v in FEATURES},
+        coords={"time": times, "lat": regions["lat"], "lon": regions["lon"]})
+    monthly["land_cover"] = (("lat", "lon"), np.where(regions["land_fraction"].values > 0, 10,
+                                                      0).astype(np.int16), {"units": "1"})
+    res = _run({"c": ConstantModel(-2.0)}, monthly, regions, tmp_path)["c"]
+    with xr.open_dataset(res.grid) as ds:
+        assert ds.attrs["frequency"] == "month"
+        ends = pd.DatetimeIndex(ds["time_bnds"].values[:, 1])
+        assert list(ends.month) == [*range(2, 13), 1] and list(ends.day) == [1] * 12
+    land = float((regions["cell_area"] * regions["land_fraction"]).sum())
+    table = pd.read_csv(res.regional_csv).groupby("time")["nee_tgc"].sum()
+    land_in_regions = float((regions["cell_area"] * regions["land_fraction"]).where(
+        regions["region"] > 0).sum())
+    np.testing.assert_allclose(table.values, -2.0 * land_in_regions * times.days_in_month
+                               / G_PER_TG, rtol=1e-9)
+    glob = pd.read_csv(res.global_csv)["nee_pgc"].values
+    np.testing.assert_allclose(glob, -2.0 * land * 365 / 1e15, rtol=1e-9)

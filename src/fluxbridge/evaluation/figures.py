@@ -112,9 +112,11 @@ def site_scatter(predictions: pd.DataFrame, models: Sequence[str],
     models
         Prediction columns to plot.
     scales
-        Time scales (columns of the figure).
+        Time scales (columns of the figure); those without a value are left out.
     """
     tables = scale_tables(predictions, models)
+    # a climatological year has no anomalies
+    scales = [s for s in scales if tables[s]["observed"].notna().any()]
     skill = site_metrics(predictions, models, scales=scales).set_index(["model", "scale"])
     fig = Figure(figsize=(3.0 * len(scales), 3.0 * len(models)), layout="constrained")
     axes = fig.subplots(len(models), len(scales), squeeze=False)

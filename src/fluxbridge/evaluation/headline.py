@@ -71,7 +71,7 @@ def _site_row(h: pd.DataFrame) -> dict[str, object]:
     so, du = h.loc[SITE_ONLY, "r2_all"], h.loc[DUAL, "r2_all"]
     verb = "keeps" if du >= so - 0.02 else "loses some of"
     return _row("site R², towers left out of training", h["r2_all"].to_dict(),
-                f"Daily NEE at towers the model never saw (1 is perfect): the constraint {verb} "
+                f"NEE at towers the model never saw (1 is perfect): the constraint {verb} "
                 f"the towers' skill ({so:.2f} → {du:.2f}).")
 
 

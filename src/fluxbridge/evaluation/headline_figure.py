@@ -48,13 +48,21 @@ def _global_panel(ax: Axes, annual: pd.DataFrame, members: pd.DataFrame | None,
     if members is not None and len(members):
         by_year = members.pivot_table(index="year", columns="model", values="nee_pgc")
         mean, sd = by_year.mean(axis=1), by_year.std(axis=1, ddof=1)
-        ax.fill_between(by_year.index, mean - sd, mean + sd, color="0.85",
-                        label="inversions ± spread")
+        if len(by_year) > 1:
+            ax.fill_between(by_year.index, mean - sd, mean + sd, color="0.85",
+                            label="inversions ± spread")
+        else:  # one year (a climatological year): a bar of ± one spread
+            ax.errorbar(by_year.index, mean, yerr=sd, fmt="_", ms=14, color="0.45",
+                        capsize=4, label="inversions ± spread")
     for name in ["truth", *models]:
         part = annual[annual["model"] == name]
         if len(part):
             ax.plot(part["year"], part["nee_pgc"], marker="o", ms=3, label=label(name),
                     **_style(name))
+    years = np.unique(annual["year"])
+    if years.size == 1:
+        ax.set_xticks(years)
+        ax.set_xlim(years[0] - 1, years[0] + 1)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="year", ylabel="NEE [PgC/yr]")
     ax.set_title("Global land NEE", fontsize=10)

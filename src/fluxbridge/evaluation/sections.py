@@ -76,12 +76,12 @@ def site_skill_section(predictions: pd.DataFrame, models: Sequence[str], *,
     if by_igbp and "igbp" in predictions.columns:
         by_class = site_metrics(predictions, models, by="igbp", scales=("all", "seasonal"))
         tables["by_igbp"] = by_class
-        daily = by_class[by_class["scale"] == "all"]
-        details.append(("R² of daily NEE by IGBP vegetation class", _by(daily, "igbp", "r2",
-                                                                         models)))
+        every = by_class[by_class["scale"] == "all"]
+        details.append(("R² of NEE by IGBP vegetation class", _by(every, "igbp", "r2",
+                                                                   models)))
     n_sites = predictions["site"].nunique()
     text = (f"Out-of-fold predictions at {n_sites} towers, grouped by site (no tower is in the "
-            "training and the test data of one fold). Time scales as FLUXCOM: all days; "
+            "training and the test data of one fold). Time scales as FLUXCOM: all records; "
             "across-site (site means); mean seasonal cycle; anomalies from it; interannual. "
             "R² is 1 - SSE/SST.")
     figure = ("Predicted against observed NEE by time scale [gC m-2 d-1], > 0: source",

@@ -16,6 +16,7 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
+from fluxbridge.evaluation.budget import budget_section, budget_sentence
 from fluxbridge.evaluation.figures import global_series
 from fluxbridge.evaluation.headline import headline_numbers, regional_annual_means
 from fluxbridge.evaluation.headline_figure import headline_figure
@@ -162,9 +163,10 @@ def _study_sections(series: Mapping[str, pd.DataFrame], reference: pd.DataFrame,
 def _answer(series: Mapping[str, pd.DataFrame], targets: xr.Dataset,
             truth: pd.DataFrame | None, headline: pd.DataFrame,
             reg_tables: Mapping[str, pd.DataFrame], annual: pd.DataFrame,
-            members: pd.DataFrame, lro_table: pd.DataFrame | None
+            members: pd.DataFrame, lro_table: pd.DataFrame | None, budget: pd.DataFrame
             ) -> tuple[ReportSection, pd.DataFrame, Figure]:
-    """The report's first section: the headline figure and the headline numbers."""
+    """The report's first section: the headline figure, the headline numbers and, on real
+    data, the budget against the inversions in words."""
     truth_known = truth is not None
     against = ("Scored against the truth of this twin world and the inversion ensemble."
                if truth_known else "Scored against the inversion ensemble.")
@@ -176,8 +178,11 @@ def _answer(series: Mapping[str, pd.DataFrame], targets: xr.Dataset,
                              models=list(series), members=members,
                              leave_region_out=lro_table,
                              against="truth" if truth_known else "inversions")
-    section = ReportSection(QUESTION, text=LEAD.format(against=against), figures=[figure],
-                            tables=[numbers], headline=True)
+    text = LEAD.format(against=against)
+    if not truth_known and len(budget.attrs["members"]) > 1:
+        text += "\n\n" + budget_sentence(budget)
+    section = ReportSection(QUESTION, text=text, figures=[figure], tables=[numbers],
+                            headline=True)
     return section, numbers, figure
 
 
@@ -193,6 +198,7 @@ def summarise_run(
     estimator_error: pd.DataFrame | None = None,
     sparsity: pd.DataFrame | None = None,
     sparsity_settings: Mapping[str, Any] | None = None,
+    predictors_period: str | None = None,
 ) -> RunSummary:
     """Score every model of a run; the report's sections and the run's metrics.
 
@@ -223,6 +229,9 @@ def summarise_run(
     sparsity, sparsity_settings
         The sparsity study's table (:func:`fluxbridge.studies.sparsity.sparsity_study`) and its
         ``epochs`` and ``reference``, or None.
+    predictors_period
+        Base period of climatological predictors (e.g. ``"1981-2010"``), for the text; None
+        for predictors of real years.
 
     Returns
     -------
@@ -244,10 +253,12 @@ def summarise_run(
                                          heldout_oracle,
                                          estimator_error, sparsity, sparsity_settings or {})
     headline = headline_table(site_tables["by_scale"], vs_truth, annual, names, global_check)
+    budget_sec, budget = budget_section(series, targets, predictors_period)
     answer, numbers, figure = _answer(series, targets, truth, headline, reg_tables, annual,
-                                      members, lro_table)
+                                      members, lro_table, budget)
     sections = [
-        answer, reg_sec, global_section(annual, members, global_check),
+        answer, *([budget_sec] if truth is None else []), reg_sec,
+        global_section(annual, members, global_check),
         *studies[:1], site_sec,
         *([] if maps is None else [maps_section(maps[DUAL], maps[SITE_ONLY], maps.get("truth"))]),
         inversion_section(targets), *studies[1:],
@@ -260,6 +271,7 @@ def summarise_run(
         "regional_vs_inversions": reg_tables["vs_inversions"],
         "regional_tables": reg_tables,
         "global_annual": annual,
+        "budget_pgc_yr": budget.reset_index(),
         "global_vs_truth": global_check,
         "global_vs_truth_by_year": global_years,
         "inversion_members_global_annual": members,

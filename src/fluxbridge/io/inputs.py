@@ -10,11 +10,10 @@ and real files; docs/inputs.md describes what each role accepts.
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,60 +21,31 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
-from fluxbridge.errors import ConfigError, InputError, InputProblems
-from fluxbridge.grid import check_same_grid
+from fluxbridge.climatology import is_climatology, sites_seasonal_cycle, targets_seasonal_cycle
+from fluxbridge.errors import InputError, InputProblems
+from fluxbridge.grid import check_same_grid, make_grid
 from fluxbridge.io.era5 import open_era5
 from fluxbridge.io.fluxnet import read_sites
-from fluxbridge.io.inversions import read_inversions
+from fluxbridge.io.inversion_files import read_inversion_files
 from fluxbridge.io.land_cover import read_land_cover
+from fluxbridge.io.layer_predictors import monthly_predictors
 from fluxbridge.io.modis import open_modis
 from fluxbridge.io.overlap import check_site_years, check_target_months
 from fluxbridge.io.plausible import check_meteorology, check_site_values
 from fluxbridge.io.region_masks import read_region_mask
-from fluxbridge.io.safefiles import check_link
+from fluxbridge.io.roles import (
+    BUILTIN,
+    ROLES,
+    PathSpec,
+    builtin_region_set,
+    read_inputs_file,
+    resolve_inputs,
+)
 from fluxbridge.io.sitemeta import read_site_metadata
-from fluxbridge.regions import region_names
+from fluxbridge.regions import builtin_regions, region_names, regrid_mask
 from fluxbridge.schema import check_predictors, check_regions, check_sites, check_targets
-from fluxbridge.yamlconfig import read_yaml
 
 log = logging.getLogger(__name__)
-
-PathSpec = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
-"""A path, a glob pattern, or a list of them."""
-
-
-@dataclass(frozen=True)
-class Role:
-    """One kind of input.
-
-    Attributes
-    ----------
-    many
-        Whether the role takes a list of files (else exactly one).
-    required
-        Whether every experiment must name it.
-    accepts
-        What the role accepts, for messages and docs.
-    """
-
-    many: bool
-    required: bool
-    accepts: str
-
-
-ROLES: dict[str, Role] = {
-    "sites": Role(True, True, "FLUXNET-family site CSV or zip files"),
-    "site_table": Role(True, True, "site metadata tables (FLUXNET BIF or a site list)"),
-    "meteorology": Role(True, True, "ERA5 single-level NetCDF files (or a CDS zip)"),
-    "remote_sensing": Role(True, False, "MODIS composite NetCDF files (VI, LST)"),
-    "land_cover": Role(False, True, "an IGBP land cover NetCDF or GeoTIFF (MCD12-like)"),
-    "inversions": Role(True, True, "gridded inversion flux NetCDF files, one per member"),
-    "corrections": Role(False, False, "a CSV of correction terms (region, time, *_tgc)"),
-    "regions": Role(False, True, "a NetCDF integer region mask"),
-    "truth_grid": Role(False, False, "the twin world's true NEE NetCDF"),
-    "truth_regional": Role(False, False, "the twin world's true regional totals CSV"),
-}
-"""Input roles: whether each takes a list, whether it is required, what it accepts."""
 
 ROLE_DATASETS = ("regions", "sites", "predictors", "targets")
 """The datasets every experiment reads (the truth only where it is given)."""
@@ -86,105 +56,11 @@ _DEPENDS = {"meteorology_values": ("meteorology",), "regions": ("meteorology",),
             "overlap": ("sites", "predictors", "targets")}
 """The checks each check of :meth:`World.problems` needs to have passed."""
 
-_GLOB_CHARS = frozenset("*?[")
-
-
-def _expand(role: str, pattern: str | os.PathLike[str], base: Path) -> list[Path]:
-    """The files one path or glob pattern names, sorted; an error when there are none."""
-    text = os.path.expanduser(os.fspath(pattern))
-    full = Path(text) if Path(text).is_absolute() else base / text
-    if _GLOB_CHARS & set(text):
-        found = sorted(Path(p) for p in glob.glob(os.fspath(full), recursive=True))
-        for path in found:
-            check_link(path, f"inputs.{role}")
-        files = [p for p in found if p.is_file()]
-        if not files:
-            folder = next((p for p in full.parents if not _GLOB_CHARS & set(p.name)), base)
-            raise InputError(f"pattern {os.fspath(pattern)!r} matches no file in {folder}",
-                             variable=f"inputs.{role}", expected=ROLES[role].accepts)
-        return [p.resolve() for p in files]
-    check_link(full, f"inputs.{role}")
-    if not full.is_file():
-        raise InputError("file not found", path=full, variable=f"inputs.{role}",
-                         expected=ROLES[role].accepts)
-    return [full.resolve()]
-
-
-def _resolve_role(role: str, value: PathSpec, base: Path) -> Path | list[Path]:
-    patterns = [value] if isinstance(value, str | os.PathLike) else list(value)
-    files = list(dict.fromkeys(f for p in patterns for f in _expand(role, p, base)))
-    if ROLES[role].many:
-        if not files and ROLES[role].required:
-            raise InputError("no file given", variable=f"inputs.{role}",
-                             expected=ROLES[role].accepts)
-        return files
-    if len(files) != 1:
-        raise InputError(f"the role takes one file; {value!r} names {len(files)} in {base}",
-                         variable=f"inputs.{role}", expected=ROLES[role].accepts)
-    return files[0]
-
-
-def resolve_inputs(spec: Mapping[str, PathSpec | None], base: str | os.PathLike[str]
-                   ) -> dict[str, Path | list[Path]]:
-    """The files of each input role: globs expanded and sorted, paths made absolute.
-
-    Parameters
-    ----------
-    spec
-        Role → a path, a glob pattern, or a list of them (see :data:`ROLES`); optional roles
-        may be left out or null.
-    base
-        Folder that relative paths and patterns are relative to (that of the file naming them).
-
-    Returns
-    -------
-    dict
-        Role → absolute path (single roles) or list of absolute paths (list roles).
-
-    Raises
-    ------
-    InputError
-        An unknown or missing role (naming the known ones), a missing file, a pattern that
-        matches nothing (naming the pattern and the folder), or several files for a single role.
-    """
-    if not isinstance(spec, Mapping):
-        raise InputError(f"inputs are a {type(spec).__name__}", variable="inputs",
-                         expected="a mapping of input roles to paths or glob patterns")
-    unknown = sorted(str(r) for r in spec if r not in ROLES)
-    if unknown:
-        raise InputError(f"unknown input role(s) {unknown}", variable=f"inputs.{unknown[0]}",
-                         expected=f"roles among {', '.join(ROLES)}")
-    missing = [r for r, role in ROLES.items() if role.required and spec.get(r) is None]
-    if missing:
-        raise InputError(f"no input for role(s) {missing}", variable=f"inputs.{missing[0]}",
-                         expected=f"{missing[0]}: {ROLES[missing[0]].accepts}")
-    base = Path(base)
-    return {r: _resolve_role(r, v, base) for r, v in spec.items() if v is not None}
-
-
-def read_inputs_file(path: str | os.PathLike[str]) -> dict[str, PathSpec]:
-    """The inputs mapping of a YAML file that holds just that mapping (role: path or glob).
-
-    Raises
-    ------
-    ConfigError
-        If the file is missing, not valid YAML, or not a mapping of roles to paths.
-    """
-    data = read_yaml(path, expected="a YAML mapping of input roles to paths or glob patterns")
-    if not isinstance(data, dict):
-        raise ConfigError("the file must hold a mapping of input roles", path=path,
-                          expected=f"keys among {', '.join(ROLES)}")
-    for role, value in data.items():
-        items = value if isinstance(value, list) else [value]
-        if value is not None and not all(isinstance(v, str) for v in items):
-            raise ConfigError(f"role {role!r} holds {value!r}", path=path,
-                              variable=f"inputs.{role}",
-                              expected="a path, a glob pattern, or a list of them")
-    return data
-
 
 def open_inputs(spec: Mapping[str, PathSpec | None] | str | os.PathLike[str],
-                base: str | os.PathLike[str] | None = None, time_step: str = "DD") -> World:
+                base: str | os.PathLike[str] | None = None, time_step: str = "DD",
+                resolution_deg: float = 2.0, targets_years: tuple[int, int] | None = None
+                ) -> World:
     """Open the inputs of an experiment (nothing is read until used; see :meth:`World.check`).
 
     Parameters
@@ -196,14 +72,39 @@ def open_inputs(spec: Mapping[str, PathSpec | None] | str | os.PathLike[str],
         Folder relative paths are relative to; by default the YAML file's folder, or the
         current directory for a mapping.
     time_step
-        Model time step of the sites: ``DD``, ``8D`` or ``MM``.
+        Model time step of the sites: ``DD``, ``8D`` or ``MM`` (monthly predictors need
+        ``MM``).
+    resolution_deg
+        Model grid spacing [degree] where no ERA5 meteorology fixes the grid.
+    targets_years
+        First and last year of the inversions averaged into a mean seasonal cycle when the
+        predictors are a climatology; None = every year all members cover.
     """
     if isinstance(spec, str | os.PathLike):
         path = Path(spec)
         spec = read_inputs_file(path)
         base = path.parent if base is None else base
     base = Path.cwd() if base is None else Path(base)
-    return World(files=resolve_inputs(spec, base), base=base, time_step=time_step)
+    files = resolve_inputs(spec, base)
+    _check_kinds(files, time_step)
+    return World(files=files, base=base, time_step=time_step,
+                 region_set=builtin_region_set(spec), resolution_deg=resolution_deg,
+                 targets_years=targets_years)
+
+
+def _check_kinds(files: Mapping[str, Path | list[Path]], time_step: str) -> None:
+    """Refuse roles that the chosen meteorology cannot use: daily MODIS composites with
+    monthly climatologies, static layers with ERA5, a daily step with climatologies."""
+    monthly = "climatology" in files
+    for role, needs in (("remote_sensing", "meteorology"), ("vegetation_layers", "climatology")):
+        if files.get(role) and needs not in files:
+            raise InputError(f"{role} given without {needs}", path=files[role][0],
+                             variable=f"inputs.{role}",
+                             expected=f"{role} only beside the {needs} role")
+    if monthly and time_step != "MM":
+        raise InputError(f"time step {time_step!r} with monthly predictors",
+                         path=files["climatology"][0], variable="time_step",
+                         expected="time_step: MM with the climatology role")
 
 
 def open_world(manifest_path: str | os.PathLike[str], time_step: str = "DD") -> World:
@@ -230,8 +131,11 @@ def open_world(manifest_path: str | os.PathLike[str], time_step: str = "DD") -> 
 class World:
     """The canonical datasets of an experiment's inputs, each read on first use.
 
-    The model grid is that of the meteorology: the region mask is carried onto it when it
-    differs, a finer land cover is aggregated to it by majority, remote sensing must share it.
+    The model grid is that of the ERA5 meteorology, or else a regular grid of
+    ``resolution_deg``: the region mask is carried onto it when it differs, a finer land cover
+    is aggregated to it by majority, remote sensing must share it, PSL climatologies and
+    static layers are averaged onto it by area. Climatological predictors make the sites and
+    the targets mean seasonal cycles too (:mod:`fluxbridge.climatology`).
 
     Attributes
     ----------
@@ -241,11 +145,20 @@ class World:
         Folder the inputs were named relative to.
     time_step
         Model time step of the sites (``DD``, ``8D``, ``MM``).
+    region_set
+        Built-in region set named by the ``regions`` role, or None (a mask file).
+    resolution_deg
+        Model grid spacing [degree] without ERA5 meteorology.
+    targets_years
+        Years of the inversions' mean seasonal cycle (climatological predictors).
     """
 
     files: dict[str, Path | list[Path]]
     base: Path
     time_step: str = "DD"
+    region_set: str | None = None
+    resolution_deg: float = 2.0
+    targets_years: tuple[int, int] | None = None
 
     def files_list(self) -> list[Path]:
         """Every input file."""
@@ -259,23 +172,42 @@ class World:
         """Daily ERA5 predictors on their own grid (lazy), which is the model grid."""
         return open_era5(self.files["meteorology"])
 
+    @property
+    def meteorology_files(self) -> list[Path]:
+        """The files that fix the model's period: ERA5, or the PSL climatologies."""
+        return self.files.get("meteorology") or self.files["climatology"]
+
     @cached_property
     def regions(self) -> xr.Dataset:
         """Canonical regions dataset on the model grid."""
+        era5 = "meteorology" in self.files
+        if self.region_set is not None:
+            regions = builtin_regions(self.region_set, self.resolution_deg)
+            regions = regrid_mask(regions, self.meteorology) if era5 else regions
+            return check_regions(regions, where=f"{BUILTIN}{self.region_set}")
         path = self.files["regions"]
-        return check_regions(read_region_mask(path, grid=self.meteorology), where=str(path))
+        grid = self.meteorology if era5 else make_grid(self.resolution_deg)
+        return check_regions(read_region_mask(path, grid=grid), where=str(path))
 
     @cached_property
     def sites(self) -> xr.Dataset:
-        """Canonical sites dataset at the model time step."""
+        """Canonical sites dataset at the model time step (each site's mean seasonal cycle
+        when the predictors are a climatology)."""
         meta = read_site_metadata(*self.files["site_table"])
         sites = check_sites(read_sites(self.files["sites"], meta, time_step=self.time_step))
         check_site_values(sites)
-        return sites
+        return sites_seasonal_cycle(sites) if is_climatology(self.predictors) else sites
 
     @cached_property
     def predictors(self) -> xr.Dataset:
-        """Canonical daily predictors on the model grid, with static ``land_cover``."""
+        """Canonical predictors on the model grid (daily ERA5 and MODIS, or monthly PSL
+        meteorology and static layers), with static ``land_cover``."""
+        if "climatology" in self.files:
+            regions = self.regions
+            lc = read_land_cover(self.files["land_cover"], grid=regions)
+            out = monthly_predictors(self.files["climatology"],
+                                     self.files.get("vegetation_layers", []), lc, regions)
+            return check_predictors(out, regions, where=str(self.base))
         regions = self.regions
         met = self.meteorology
         check_same_grid(met, regions, what="ERA5 grid and model grid",
@@ -293,9 +225,13 @@ class World:
 
     @cached_property
     def targets(self) -> xr.Dataset:
-        """Corrected inversion ensemble (canonical targets)."""
-        return check_targets(read_inversions(self.files["inversions"], self.regions,
-                                             corrections=self.files.get("corrections")))
+        """Corrected inversion ensemble (canonical targets); their mean seasonal cycle when
+        the predictors are a climatology."""
+        targets = read_inversion_files(self.files["inversions"], self.regions,
+                                       corrections=self.files.get("corrections"))
+        if is_climatology(self.predictors):
+            targets = targets_seasonal_cycle(targets, self.targets_years)
+        return check_targets(targets)
 
     @cached_property
     def truth_grid(self) -> xr.DataArray:
@@ -338,7 +274,7 @@ class World:
         """Refuse meteorology without a year of measured site NEE, or inversions outside
         its period."""
         times = pd.DatetimeIndex(self.predictors["time"].values)
-        check_site_years(self.sites, times, self.files["meteorology"])
+        check_site_years(self.sites, times, self.meteorology_files)
         check_target_months(self.targets, times, self.files["inversions"])
 
     def problems(self) -> list[InputError]:
@@ -350,10 +286,12 @@ class World:
         checked), targets and, when given, the truth; checks that the sites and the targets
         overlap the predictors' period.
         """
-        checks: dict[str, Callable[[], object]] = {
+        era5: dict[str, Callable[[], object]] = {
             "meteorology": lambda: self.meteorology,
             "meteorology_values": lambda: check_meteorology(self.meteorology,
-                                                            self.files["meteorology"]),
+                                                            self.files["meteorology"])}
+        checks: dict[str, Callable[[], object]] = {
+            **(era5 if "meteorology" in self.files else {}),
             **{n: lambda n=n: getattr(self, n) for n in (*ROLE_DATASETS, *(
                 r for r in ("truth_grid", "truth_regional") if r in self.files))},
             "overlap": self._check_overlap}

@@ -1,7 +1,8 @@
 """Land cover as IGBP classes on the model grid: MCD12-like NetCDF or GeoTIFF (MCD12C1).
 
 A file on the model grid is taken as it is; a finer one (the 0.05° MCD12C1 GeoTIFF, say) gives
-each model cell the majority class of the finer cells whose centres it holds.
+each model cell the majority land class of the finer cells whose centres it holds (water only
+where none is land: a coastal cell's land is counted with its own class, not lost to the sea).
 """
 
 from __future__ import annotations
@@ -70,14 +71,15 @@ def read_land_cover(path: str | os.PathLike[str], grid: xr.Dataset | None = None
     da = _checked_codes(da.compute(), fill, path)
     n = len(IGBP_CLASSES)
     if aggregated:
-        da = majority_to_grid(da, grid, n)
+        da = majority_to_grid(da, grid, n, background=0)
     else:
         da = da.where((da >= 0) & (da <= n - 1), 0).astype("int64")
     da.name = "land_cover"
     da.attrs = {**var_attrs("land_cover"), "flag_values": np.arange(n),
                 "flag_meanings": " ".join(IGBP_CLASSES), "source": str(path)}
     if aggregated:
-        da.attrs["aggregation"] = "majority class of the finer cells in each cell"
+        da.attrs["aggregation"] = ("majority land class of the finer cells in each cell; "
+                                   "water only where no finer cell is land")
     return da
 
 

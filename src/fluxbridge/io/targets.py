@@ -24,12 +24,26 @@ log = logging.getLogger(__name__)
 
 TARGET_UNITS = "Tg month-1"
 
+def _months(text: pd.Series, path: Path) -> tuple[str, pd.Series]:
+    """The months of a correction table: ``("time", month starts)`` from ``YYYY-MM``, or
+    ``("month", 1..12)`` when every row says ``--MM`` (a month of every year)."""
+    if text.str.fullmatch(r"--(0[1-9]|1[0-2])").all():
+        return "month", text.str[2:].astype(int)
+    time = pd.to_datetime(text, format="%Y-%m", errors="coerce")
+    if time.isna().any():
+        raise InputError(f"invalid month {text[time.isna()].iloc[0]!r}", path=path,
+                         variable="time", expected="YYYY-MM, or --MM on every row (a month "
+                         "of every year)")
+    return "time", time
+
+
 def read_corrections(path: str | os.PathLike[str],
                      regions: xr.Dataset | dict[int, str]) -> xr.Dataset:
     """Per-region monthly correction terms from a table.
 
-    The table has columns ``region`` (name as in the region mask), ``time`` (YYYY-MM) and one
-    column per term ending in ``_tgc`` [Tg month-1]; each term is part of NBE and not of NEE:
+    The table has columns ``region`` (name as in the region mask), ``time`` (YYYY-MM, or
+    ``--MM`` on every row for a term that is the same in every year) and one column per term
+    ending in ``_tgc`` [Tg month-1]; each term is part of NBE and not of NEE:
     ``NBE = NEE + Σ terms``.
 
     Parameters
@@ -42,7 +56,8 @@ def read_corrections(path: str | os.PathLike[str],
     Returns
     -------
     xr.Dataset
-        One variable per term (region, time) [Tg month-1].
+        One variable per term (region, time) [Tg month-1]; (region, month) with ``month``
+        1..12 for a table of ``--MM`` rows.
     """
     path = Path(path)
     df = read_csv_table(path, "corrections table",
@@ -61,12 +76,9 @@ def read_corrections(path: str | os.PathLike[str],
     if unknown:
         raise InputError(f"unknown region names {unknown[:5]}", path=path, variable="region",
                          expected=f"names of the region mask: {sorted(ids)}")
-    time = pd.to_datetime(df["time"].astype(str), format="%Y-%m", errors="coerce")
-    if time.isna().any():
-        raise InputError(f"invalid month {df['time'][time.isna()].iloc[0]!r}", path=path,
-                         variable="time", expected="YYYY-MM")
-    df = df.assign(region=df["region"].astype(str).map(ids), time=time)
-    if df.duplicated(["region", "time"]).any():
+    dim, time = _months(df["time"].astype(str), path)
+    df = df.assign(region=df["region"].astype(str).map(ids), **{dim: time})
+    if df.duplicated(["region", dim]).any():
         raise InputError("a (region, month) appears twice", path=path, variable="region/time",
                          expected="one row per region and month")
     for t in terms:
@@ -76,8 +88,9 @@ def read_corrections(path: str | os.PathLike[str],
             raise InputError(f"non-numeric value {bad.iloc[0]!r} in row {bad.index[0] + 2}",
                              path=path, variable=t, expected="numbers [Tg month-1]")
         df[t] = values
-    out = df.set_index(["region", "time"])[terms].astype(float).to_xarray()
-    out = out.assign_coords(time=out["time"].values.astype("datetime64[ns]"))
+    out = df.set_index(["region", dim])[terms].astype(float).to_xarray()
+    if dim == "time":
+        out = out.assign_coords(time=out["time"].values.astype("datetime64[ns]"))
     for t in terms:
         out[t].attrs = {"units": TARGET_UNITS, "long_name": f"{t[:-4]} term of NBE",
                         "source": str(path)}
@@ -129,6 +142,9 @@ def ensemble_targets(
     record: list[dict[str, object]] = []
     if corrections is not None:
         terms = read_corrections(corrections, names)
+        if "month" in terms.dims:  # a month of every year
+            terms = terms.reindex(month=range(1, 13)).sel(
+                month=nbe["time"].dt.month).drop_vars("month")
         aligned = terms.reindex(region=nbe["region"], time=nbe["time"])
         for term in terms.data_vars:
             values = aligned[term]

@@ -30,7 +30,7 @@ with Horvitz–Thompson weights: importance sampling, unbiased.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -58,7 +58,8 @@ class FootprintOperator(LinearOperator):
     Parameters
     ----------
     footprints
-        One footprint per receptor, as :func:`fluxbridge.io.footprints.read_stilt_footprint`
+        One footprint per receptor (any iterable, read once: a generator keeps one in memory),
+        as :func:`fluxbridge.io.footprints.read_stilt_footprint`
         returns: ``foot`` (time, lat, lon) [ppm (umol-1 m2 s)], hourly (time = beginning of
         the hour, UTC), scalar ``receptor_*`` coordinates.
     times
@@ -75,9 +76,10 @@ class FootprintOperator(LinearOperator):
     ----------
     obs_index
         One row per operator row: ``receptor_time``, ``receptor_lat``, ``receptor_lon``
-        [degree], ``receptor_height`` [m], ``foot_total`` (Σ foot over the file's cells and
-        hours) [ppm (umol-1 m2 s)] and ``land_share`` [1], the part of it on the field's cells
-        weighted by land fraction (the rest is ocean or outside the field).
+        [degree], ``receptor_height`` [m], ``source`` (the footprint's file),
+        ``foot_total`` (Σ foot over the file's cells and hours) [ppm (umol-1 m2 s)] and
+        ``land_share`` [1], the part of it on the field's cells weighted by land fraction
+        (the rest is ocean or outside the field).
 
     Notes
     -----
@@ -85,7 +87,7 @@ class FootprintOperator(LinearOperator):
     enhancement would be incomplete) and logged; none left raises.
     """
 
-    def __init__(self, footprints: Sequence[xr.DataArray], times: pd.DatetimeIndex | np.ndarray,
+    def __init__(self, footprints: Iterable[xr.DataArray], times: pd.DatetimeIndex | np.ndarray,
                  grid_lat: np.ndarray, grid_lon: np.ndarray, lat_index: np.ndarray,
                  lon_index: np.ndarray, land_fraction: np.ndarray | None = None) -> None:
         times = pd.DatetimeIndex(times)
@@ -146,6 +148,7 @@ def _footprint_row(foot: xr.DataArray, starts: np.ndarray, ends: np.ndarray,
     cell = np.where((iy[y] >= 0) & (ix[x] >= 0), lookup[iy[y], ix[x]], -1)
     keep = cell >= 0
     w = weight[keep] * lf[cell[keep]]
+    record["source"] = str(foot.attrs.get("source", ""))
     record["foot_total"] = float(values.sum())
     record["land_share"] = float(w.sum() / values.sum()) if values.sum() > 0 else 0.0
     cols = step[h[keep]] * lf.size + cell[keep]

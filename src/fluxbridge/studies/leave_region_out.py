@@ -23,6 +23,7 @@ from fluxbridge import training
 from fluxbridge.config import ExperimentConfig
 from fluxbridge.errors import ConfigError, InputError
 from fluxbridge.grid_features import GridFeatures
+from fluxbridge.io.towers import TowerObservations
 from fluxbridge.outputs.files import write_csv
 from fluxbridge.studies.grid_totals import regional_series
 
@@ -69,6 +70,7 @@ def leave_region_out(
     targets: xr.Dataset,
     regions: xr.Dataset,
     train_sites: Sequence[str] | np.ndarray,
+    towers: TowerObservations | None = None,
     withhold: Sequence[int] | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = False,
@@ -86,6 +88,8 @@ def leave_region_out(
         Gridded features, inversion targets and regions.
     train_sites
         Sites of the final model (split into fit and validation sites as it is).
+    towers
+        Tower observations of the final model's footprint term (kept in every run).
     withhold
         Region ids to withhold one at a time (default: those named in
         ``validation.leave_region_out_regions``, or every region with targets).
@@ -120,7 +124,7 @@ def leave_region_out(
         reduced = withhold_region(targets, rid)
         members = training.train_ensemble(
             samples, cfg, train_sites=train_sites, grid=grid, targets=reduced,
-            regions=regions, progress=progress, name=f"dual_without_{rid}",
+            regions=regions, towers=towers, progress=progress, name=f"dual_without_{rid}",
             checkpoint_dir=None if cache is None else cache / "checkpoints" / f"region{rid}")
         series = regional_series(members, grid, regions, only=[rid])
         frame = series.assign(heldout=names.get(rid, str(rid)))[SERIES_COLUMNS]

@@ -61,6 +61,13 @@ class WorldConfig(BaseModel):
     common_error: float = Field(
         0.04, ge=0, description="error shared by all members, fraction of the seasonal scale")
 
+    n_towers: int = Field(0, ge=0, le=10, description="tall towers with CO2 mole fractions "
+                          "and footprints (the first n of synthetic.towers.TOWERS)")
+    tower_every_days: int = Field(7, ge=1, le=31, description="days between a tower's "
+                                  "afternoon receptors")
+    tower_noise_ppm: float = Field(1.0, ge=0, description="model-data mismatch noise sd of "
+                                   "the towers' mole fractions [ppm]")
+
     @model_validator(mode="after")
     def _check(self) -> WorldConfig:
         if self.site_years_min > self.site_years_max:

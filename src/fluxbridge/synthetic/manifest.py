@@ -31,6 +31,13 @@ INPUTS: dict[str, str | list[str]] = {
 }
 """The twin world's inputs by role, relative to the world folder (docs/inputs.md)."""
 
+TOWER_INPUTS: dict[str, str | list[str]] = {
+    "footprints": "towers/footprints/*_foot.nc",
+    "tower_co2": "towers/obspack/co2_*.nc",
+    "tower_priors": "towers/tower_priors.csv",
+}
+"""The inputs of a world with tall towers (``n_towers`` > 0), beside :data:`INPUTS`."""
+
 _INPUTS_HEADER = """\
 # Inputs of this twin world by role: paths and glob patterns relative to this file.
 # Open them with fluxbridge.io.inputs.open_inputs("inputs.yaml"); see docs/inputs.md.
@@ -38,9 +45,11 @@ _INPUTS_HEADER = """\
 
 
 def write_inputs(root: Path) -> Path:
-    """Write ``inputs.yaml``: the world's inputs by role (:data:`INPUTS`)."""
+    """Write ``inputs.yaml``: the world's inputs by role (:data:`INPUTS`, and
+    :data:`TOWER_INPUTS` where the world has towers)."""
     path = root / "inputs.yaml"
-    path.write_text(_INPUTS_HEADER + yaml.safe_dump(INPUTS, sort_keys=False))
+    inputs = {**INPUTS, **(TOWER_INPUTS if (root / "towers").is_dir() else {})}
+    path.write_text(_INPUTS_HEADER + yaml.safe_dump(inputs, sort_keys=False))
     return path
 
 

@@ -27,13 +27,14 @@ from fluxbridge.synthetic.climate import ClimateGenerator, climatology, enso_ind
 from fluxbridge.synthetic.config import WorldConfig, load_world_config, parse_world_config
 from fluxbridge.synthetic.geography import Geography, build_geography
 from fluxbridge.synthetic.manifest import write_inputs, write_manifest
+from fluxbridge.synthetic.towers import write_towers
 from fluxbridge.synthetic.vegetation import VegetationModel, classify, legacy_field
 from fluxbridge.vocabulary import IGBP_CODE
 
 logger = logging.getLogger(__name__)
 
 _STREAMS = ("geography", "climate", "enso", "legacy", "sites", "site_noise", "modis",
-            "inversions")
+            "inversions", "towers")
 
 
 def _resolve_config(config: WorldConfig | str | Path | dict | None, seed: int | None
@@ -136,6 +137,9 @@ def _build(root: Path, cfg: WorldConfig, progress: bool) -> None:
     mon_nee, member_nee, truth_regional, corrections = _inversions(root, cfg, earth, record,
                                                                    rngs["inversions"], files)
     files["truth_grid"] = root / "truth" / "nee_true.nc"
+    if cfg.n_towers:
+        files.update(write_towers(root, earth.geo, earth.all_dates, cfg.n_towers,
+                                  cfg.tower_every_days, cfg.tower_noise_ppm, rngs["towers"]))
     bar.update(1)
     _site_files(root, cfg, earth, record, rngs["site_noise"], files)
     files["regions"] = wr.write_regions(root / "regions" / "regions.nc", earth.geo)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import torch
 
 from fluxbridge.errors import InputError
+from fluxbridge.models.torchfile import read_torch_file
 from fluxbridge.outputs.files import atomic_path
 
 
@@ -110,7 +111,7 @@ class Checkpoint:
         """
         if self.path is None or not self.path.exists():
             return None
-        ckpt = torch.load(self.path, map_location="cpu", weights_only=True)
+        ckpt = read_torch_file(self.path, "a training checkpoint written by fluxbridge")
         if ckpt.get("fingerprint") != self.key:
             raise InputError("checkpoint belongs to another configuration or site split",
                              path=self.path, variable="checkpoint",

@@ -14,6 +14,7 @@ import xarray as xr
 from fluxbridge.config import ExperimentConfig
 from fluxbridge.errors import InputError
 from fluxbridge.grid_features import GridFeatures
+from fluxbridge.io.towers import TowerObservations
 from fluxbridge.training.baselines import train_baseline
 from fluxbridge.training.ensemble import train_ensemble
 from fluxbridge.training.folds import make_folds
@@ -42,7 +43,8 @@ def cross_validate(samples: pd.DataFrame, cfg: ExperimentConfig, *,
                    kinds: Sequence[str] = ("nn", "rf", "xgboost"),
                    folds: pd.Series | None = None,
                    grid: GridFeatures | None = None, targets: xr.Dataset | None = None,
-                   regions: xr.Dataset | None = None, checkpoint_dir: str | Path | None = None,
+                   regions: xr.Dataset | None = None, towers: TowerObservations | None = None,
+                   checkpoint_dir: str | Path | None = None,
                    progress: bool = True) -> pd.DataFrame:
     """Out-of-fold predictions of the network and the baselines, all on the same folds.
 
@@ -52,7 +54,7 @@ def cross_validate(samples: pd.DataFrame, cfg: ExperimentConfig, *,
         Site samples (:func:`fluxbridge.features.site_samples`).
     cfg
         The experiment (λ > 0 trains the network with the regional term: needs ``grid``,
-        ``targets`` and ``regions``).
+        ``targets`` and ``regions``); with ``towers`` also the footprint term.
     kinds
         ``"nn"`` (an ensemble of ``network.n_ensemble``, averaged), ``"rf"``, ``"xgboost"``.
     folds
@@ -92,7 +94,8 @@ def cross_validate(samples: pd.DataFrame, cfg: ExperimentConfig, *,
             if kind == "nn":
                 members = train_ensemble(
                     samples, cfg, train_sites=train_sites, grid=grid, targets=targets,
-                    regions=regions, progress=progress, name=f"{model} {label}",
+                    regions=regions, towers=towers, progress=progress,
+                    name=f"{model} {label}",
                     checkpoint_dir=None if checkpoint_dir is None
                     else Path(checkpoint_dir) / f"fold{f}")
                 pred = np.mean([m.predict_frame(data[test]) for m in members], axis=0)

@@ -119,7 +119,8 @@ class GridOffsets:
         weight.grad = grad if weight.grad is None else weight.grad.add_(grad)
 
     def fit(self, current: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
-            obs_region: np.ndarray, match_totals: bool = True) -> dict[str, float]:
+            obs_region: np.ndarray, match_totals: bool = True,
+            extra: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
         """Set the offsets to their σ-weighted least-squares fit, the network held fixed.
 
         The offsets enter the totals linearly, so once the network is trained their best
@@ -141,6 +142,10 @@ class GridOffsets:
             Region id of every target.
         match_totals
             Match each region's total exactly.
+        extra
+            Further least-squares rows ``(A, b)`` in the same unknowns (another term's
+            :meth:`rows`, weighted relative to this term), appended after this term's rows are
+            scaled by ``1 / √n`` (each term a mean over its rows, as in the loss).
 
         Returns
         -------
@@ -150,6 +155,9 @@ class GridOffsets:
         """
         D = self.design * float(self._y_scale)
         A, b = D / sigma[:, None], (mu - current) / sigma
+        if extra is not None:
+            A = np.vstack([A / np.sqrt(len(b)), extra[0]])
+            b = np.concatenate([b / np.sqrt(len(b)), extra[1]])
         if match_totals:
             ids = np.unique(obs_region)
             C = np.stack([D[obs_region == r].sum(axis=0) for r in ids])
@@ -169,6 +177,15 @@ class GridOffsets:
         log.debug("grid offsets fitted by least squares: regional error %.3g -> %.3g sigma^2",
                   out["regional_before"], out["regional_after"])
         return out
+
+    def rows(self, current: np.ndarray, mu: np.ndarray, sigma: np.ndarray, weight: float
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """This term's least-squares rows for another term's :meth:`fit` (``extra``):
+        ``√(weight / n)`` times the σ-weighted design and residuals of its ``n`` rows, with
+        ``weight`` its λ relative to the other term's."""
+        scale = np.sqrt(weight / len(mu)) / sigma
+        return (self.design * float(self._y_scale) * scale[:, None],
+                (mu - current) * scale)
 
     def share(self, sigma: np.ndarray, obs_region: np.ndarray, hemisphere: np.ndarray
               ) -> dict[str, list[float]]:

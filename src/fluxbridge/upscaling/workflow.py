@@ -322,7 +322,8 @@ def _assemble(name: str, members: list[Model], chunks: list[Chunk], chunk_dir: P
     attrs = {**attrs, "model_name": name, "ensemble_members": str(len(members))}
     suffix = ".nc" if fmt == "netcdf" else ".zarr"
 
-    for stem, period, axis, sizes in (("nee", "day", time, [t.size for t in block_times]),
+    step = "day" if bool((step_days(time) == 1).all()) else "month"  # the model's step
+    for stem, period, axis, sizes in (("nee", step, time, [t.size for t in block_times]),
                                       ("nee_monthly", "month", months,
                                        [m.size for m in block_months])):
         coords = {"time": axis.values, "lat": predictors["lat"].values,
