@@ -65,9 +65,9 @@ def score(manifest: Path, epochs: int | None) -> dict[str, Any]:
     from fluxbridge.grid_features import GridFeatures
     from fluxbridge.io.inputs import open_world
     from fluxbridge.io.towers import towers_of
-    from fluxbridge.operators import FootprintOperator
     from fluxbridge.studies.grid_totals import grid_field, regional_series
     from fluxbridge.training import train_ensemble
+    from fluxbridge.training.footprint import footprint_operator
 
     world = open_world(manifest)
     towers = towers_of(world.files)
@@ -80,9 +80,7 @@ def score(manifest: Path, epochs: int | None) -> dict[str, Any]:
     runs = {"site_only": (cfg.with_lambda(0.0), None),
             "footprint_only": (cfg.with_lambda(0.0), towers),
             "regional_only": (cfg, None), "both": (cfg, towers)}
-    op = FootprintOperator(towers.footprints(), grid.times, world.regions["lat"].values,
-                           world.regions["lon"].values, grid.lat_index, grid.lon_index,
-                           grid.land_fraction)
+    op = footprint_operator(towers, grid, world.regions)
     cells = footprint_cells(op)
     area = grid.cell_area * grid.land_fraction
     truth = world.truth_grid.values[:, grid.lat_index, grid.lon_index]

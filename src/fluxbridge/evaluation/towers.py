@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from fluxbridge.evaluation.regional import regional_metrics
+from fluxbridge.evaluation.regional import OVERALL, regional_metrics, regional_summary
 from fluxbridge.operators.operator import LinearOperator
 from fluxbridge.regions import region_names
 
@@ -122,29 +122,31 @@ def tower_scores(series: Mapping[str, pd.DataFrame], reference: pd.DataFrame,
         ``everywhere``; RMSE pooled over region-months, bias the mean over regions of
         |annual bias|.
     """
-    metrics = regional_metrics(series, reference)
-    metrics = metrics[metrics["region"] != "all"]
-    rows = []
-    for model, per_region in metrics.groupby("model", sort=False):
-        for domain, part in (("footprint region", per_region[per_region["region"].isin(seen)]),
-                             ("everywhere", per_region)):
-            n = part["n_months"].to_numpy(dtype=float)
-            rmse = float(np.sqrt(np.sum(n * part["monthly_rmse"] ** 2) / n.sum())) \
-                if n.sum() else np.nan
-            rows.append({"model": model, "domain": domain, "monthly_rmse_tgc": rmse,
-                         "mean_abs_annual_bias_tgc": float(part["annual_bias"].abs().mean()),
-                         "n_regions": len(part)})
-    return pd.DataFrame(rows, columns=TOWER_SCORE_COLUMNS)
+    everywhere = sorted(set(reference["region"]))
+    return pd.concat([_domain_scores(series, reference, regions, domain)
+                      for domain, regions in (("footprint region", list(seen)),
+                                              ("everywhere", everywhere))], ignore_index=True)
+
+
+def _domain_scores(series: Mapping[str, pd.DataFrame], reference: pd.DataFrame,
+                   regions: Sequence[str], domain: str) -> pd.DataFrame:
+    """:func:`~fluxbridge.evaluation.regional.regional_summary` of the models over
+    ``regions``, as rows of :func:`tower_scores`."""
+    def within(df: pd.DataFrame) -> pd.DataFrame:
+        return df[df["region"].isin(regions)]
+
+    scores = regional_metrics({m: within(s) for m, s in series.items()}, within(reference))
+    summary = regional_summary(scores)
+    n_regions = int((scores["region"] != OVERALL).groupby(scores["model"]).sum().max())
+    return pd.DataFrame({
+        "model": summary.index, "domain": domain,
+        "monthly_rmse_tgc": summary["regional_monthly_rmse_tgc"].to_numpy(),
+        "mean_abs_annual_bias_tgc": summary["regional_mean_abs_annual_bias_tgc"].to_numpy(),
+        "n_regions": n_regions}, columns=TOWER_SCORE_COLUMNS)
 
 
 def cell_scores(series: Mapping[str, pd.DataFrame], reference: pd.DataFrame,
                 domain: str = "footprint cells") -> pd.DataFrame:
     """RMSE and |annual bias| of each model's total over a set of cells
     (:func:`cell_set_series`) against the reference's, as rows of :func:`tower_scores`."""
-    metrics = regional_metrics(series, reference)
-    metrics = metrics[metrics["region"] != "all"]
-    rows = [{"model": r["model"], "domain": domain,
-             "monthly_rmse_tgc": float(r["monthly_rmse"]),
-             "mean_abs_annual_bias_tgc": abs(float(r["annual_bias"])), "n_regions": 1}
-            for _, r in metrics.iterrows()]
-    return pd.DataFrame(rows, columns=TOWER_SCORE_COLUMNS)
+    return _domain_scores(series, reference, sorted(set(reference["region"])), domain)

@@ -25,6 +25,7 @@ import xarray as xr
 
 from fluxbridge.config import ExperimentConfig
 from fluxbridge.errors import InputError
+from fluxbridge.grid_features import GridFeatures
 from fluxbridge.io.towers import TowerObservations
 from fluxbridge.operators import FootprintOperator, make_estimator
 from fluxbridge.training.gridnet import GridNetwork
@@ -38,6 +39,15 @@ def receptor_sigma(table: np.ndarray, transport_error_ppm: float) -> np.ndarray:
     mismatch in quadrature."""
     unc = np.nan_to_num(np.asarray(table, dtype=float), nan=0.0)
     return np.sqrt(unc**2 + transport_error_ppm**2)
+
+
+def footprint_operator(towers: TowerObservations, grid: GridFeatures, regions: xr.Dataset
+                       ) -> FootprintOperator:
+    """The footprint rows of H on the model's land cells: each receptor's footprint summed
+    into the cells of ``grid`` (``regions``' ``lat``/``lon`` are its cell centres)."""
+    return FootprintOperator(towers.footprints(), grid.times, regions["lat"].values,
+                             regions["lon"].values, grid.lat_index, grid.lon_index,
+                             grid.land_fraction)
 
 
 class FootprintTerm(ObservationTerm):
@@ -63,9 +73,7 @@ class FootprintTerm(ObservationTerm):
         con, tun = cfg.constraint, cfg.tuning.footprint
         self.weight, self.obs_per_step = con.lambda_footprint, tun.obs_per_step
         grid = net.grid
-        op = FootprintOperator(towers.footprints(), grid.times, regions["lat"].values,
-                               regions["lon"].values, grid.lat_index, grid.lon_index,
-                               grid.land_fraction)
+        op = footprint_operator(towers, grid, regions)
         op.matrix = (op.matrix @ sp.diags(grid.valid().ravel().astype(np.float64))).tocsr()
         op.matrix.eliminate_zeros()
         self.operator = op
