@@ -141,22 +141,11 @@ TRANSFORMS: dict[str, Transform] = {"greenness": greenness, "log_precip": log_pr
 
 def real_samples(step: str) -> pd.DataFrame:
     """Site samples of the real FLUXNET2015 ``step`` files, as ``fluxbridge sitecv`` builds them."""
-    from fluxbridge.features import site_samples
-    from fluxbridge.io.fluxnet import find_site_files_at_step, read_sites
-    from fluxbridge.io.fluxnet_meteo import read_extra_meteo
-    from fluxbridge.io.sitemeta import read_site_metadata
-    from fluxbridge.studies.site_features import (
-        SITECV_FEATURES,
-        add_site_features,
-        site_meteo_features,
-    )
+    from fluxbridge.io.fluxnet import find_site_files_at_step
+    from fluxbridge.studies.sitecv import sitecv_samples
 
     paths, step = find_site_files_at_step(REAL / "fluxnet2015" / step, step)
-    meta = read_site_metadata(REAL / "sites" / "FLX_AA-Flx_BIF_LATEST.csv")
-    sites = read_sites(paths, meta, time_step=step, on_missing_metadata="skip")
-    sites = read_extra_meteo(paths, sites)
-    samples = site_samples(sites, None, features=SITECV_FEATURES, meteo_from="site")
-    return add_site_features(samples, site_meteo_features(sites))
+    return sitecv_samples(paths, [REAL / "sites" / "FLX_AA-Flx_BIF_LATEST.csv"], step)[1]
 
 
 def real_setup(step: str) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:

@@ -242,6 +242,37 @@ def _refuse_overwrite(out: Path, overwrite: bool) -> None:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
 
+def sitecv_samples(paths: Sequence[Path], tables: Sequence[str | os.PathLike[str]], step: str
+                   ) -> tuple[xr.Dataset, pd.DataFrame]:
+    """The sites of FLUXNET files and their samples with the cross-validation's predictors.
+
+    Parameters
+    ----------
+    paths
+        FLUXNET2015 files of one time step.
+    tables
+        Site metadata tables (a site takes its row from the first that has it).
+    step
+        ``"MM"`` or ``"DD"``.
+
+    Returns
+    -------
+    tuple
+        The sites dataset and its samples: :data:`SITECV_FEATURES` from the towers' own
+        meteorology, with the site features of :func:`site_meteo_features`.
+    """
+    from fluxbridge.features import site_samples
+    from fluxbridge.io.sitemeta import read_site_metadata
+
+    # sites absent from the metadata (the BIF lacks a few Greenland and Svalbard sites) are
+    # left out with a warning rather than stopping a 200-site run
+    sites: xr.Dataset = read_sites(paths, read_site_metadata(*tables), time_step=step,
+                                   on_missing_metadata="skip")
+    sites = read_extra_meteo(paths, sites)
+    samples = site_samples(sites, None, features=SITECV_FEATURES, meteo_from="site")
+    return sites, add_site_features(samples, site_meteo_features(sites))
+
+
 def run_sitecv(
     data: str | os.PathLike[str],
     *,
@@ -295,21 +326,12 @@ def run_sitecv(
     out = Path(out)
     _refuse_overwrite(out, overwrite)
 
-    from fluxbridge.features import site_samples
-    from fluxbridge.io.sitemeta import read_site_metadata
-
     paths, step = find_site_files_at_step(data, time_step)
     if max_sites is not None:
         paths = paths[:max_sites]
     log.info("reading %d %s site files from %s", len(paths), step, data)
-    # sites absent from the metadata (the BIF lacks a few Greenland and Svalbard sites) are
-    # left out with a warning rather than stopping a 200-site run
     tables = [metadata] if isinstance(metadata, (str, os.PathLike)) else list(metadata)
-    sites: xr.Dataset = read_sites(paths, read_site_metadata(*tables), time_step=step,
-                                   on_missing_metadata="skip")
-    sites = read_extra_meteo(paths, sites)
-    samples = site_samples(sites, None, features=SITECV_FEATURES, meteo_from="site")
-    samples = add_site_features(samples, site_meteo_features(sites))
+    sites, samples = sitecv_samples(paths, tables, step)
     if infer_step_days(samples["time"]) > 40:
         raise InputError("site records are coarser than monthly", path=data, variable="time",
                          expected="MM or DD files")
