@@ -71,6 +71,17 @@ def test_training_key_ignores_what_does_not_train():
                                             ).training_key()
 
 
+def test_compare_tower_terms_is_a_checked_switch_that_does_not_train():
+    assert parse_config({}).constraint.compare_tower_terms is True
+    off = parse_config({"constraint": {"compare_tower_terms": False}})
+    assert off.constraint.compare_tower_terms is False
+    assert off.training_key() == parse_config({}).training_key()  # checkpoints still match
+    with pytest.raises(ConfigError, match=r"constraint\.compare_tower_terms"):
+        parse_config({"constraint": {"compare_tower_terms": "sometimes"}})
+    with pytest.raises(ConfigError, match=r"constraint\.compare_tower_term\b"):
+        parse_config({"constraint": {"compare_tower_term": False}})
+
+
 def test_every_template_key_is_a_config_key(tmp_path):
     data = yaml.safe_load(write_template(tmp_path / "e.yaml").read_text())
 

@@ -68,6 +68,11 @@ class ConstraintSection(_Strict):
         1.0, ge=0.0, description="weight of the tower footprint term, used when tower "
         "observations are given (0: off); 1 weighs a receptor's misfit in units of its own σ² "
         "as a region-month's in its σ²")
+    compare_tower_terms: bool = Field(
+        True, description="with tower observations and both terms on, also train (once, on "
+        "every site) a network with the footprint term alone and one with the regional term "
+        "alone, and report what the footprints add; false: only the site-only and dual "
+        "networks")
     estimator: Literal["exact", "fixed", "resampled", "control_variate"] = "control_variate"
     K: int = Field(64, ge=1, description="cell-days sampled per region-month")
     sampling: Literal["uniform", "area", "stratified"] = "area"
@@ -179,7 +184,8 @@ class ExperimentConfig(_Strict):
     def training_key(self) -> str:
         """JSON of everything that decides how a model trains (checkpoints must match it)."""
         return json.dumps(self.model_dump(mode="json", include={
-            "seed", "features", "meteo_from", "network", "constraint", "tuning"}),
+            "seed", "features", "meteo_from", "network", "constraint", "tuning"},
+            exclude={"constraint": {"compare_tower_terms"}}),
             sort_keys=True)
 
     def input_options(self) -> dict[str, Any]:

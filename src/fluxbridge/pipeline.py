@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from fluxbridge import tower_models
 from fluxbridge.climatology import time_axis_attrs
 from fluxbridge.config import ExperimentConfig, load_config
 from fluxbridge.errors import InputError
@@ -125,10 +126,10 @@ class Experiment:
 
     @property
     def model_names(self) -> list[str]:
-        """Every model of the experiment."""
+        """Every model of the experiment (with towers, also :func:`.tower_models.extra`)."""
         base = self.cfg.baselines
         return [SITE_ONLY, DUAL, *([RF] if base.random_forest else []),
-                *([XGB] if base.xgboost else [])]
+                *([XGB] if base.xgboost else []), *tower_models.extra(self.cfg, self.towers)]
 
     def _constraint(self) -> dict[str, Any]:
         return {"grid": self.grid, "targets": self.inputs.targets,
@@ -193,11 +194,10 @@ class Experiment:
         sites = np.unique(self.samples["site"])
         if name in (RF, XGB):
             return train_baseline(name, self.samples, self.cfg, train_sites=sites)
-        cfg = self.cfg.with_lambda(0.0) if name == SITE_ONLY else self.cfg
+        cfg, towers = tower_models.network_terms(name, self.cfg, self.towers)
         members = train_ensemble(self.samples, cfg, train_sites=sites, **self._constraint(),
-                                 towers=None if name == SITE_ONLY else self.towers,
-                                 checkpoint_dir=self.models_dir / "checkpoints" / name,
-                                 progress=self.progress, name=name)
+                                 towers=towers, progress=self.progress, name=name,
+                                 checkpoint_dir=self.models_dir / "checkpoints" / name)
         return members[0] if len(members) == 1 else members
 
     def load_models(self) -> dict[str, Model]:
@@ -278,7 +278,8 @@ class Experiment:
 
         def run() -> RunResult:
             truth = self._truth_regional()
-            series = {n: pd.read_csv(products[n].regional_csv) for n in self.model_names}
+            series = {n: pd.read_csv(products[n].regional_csv) for n in self.model_names
+                      if n not in tower_models.TOWER_MODELS}
             oracle = None if heldout is None else transfer_oracle(
                 series[SITE_ONLY], truth, self.inputs, self.grid, self.cfg)
             summary = summarise_run(
@@ -290,6 +291,7 @@ class Experiment:
                     "epochs": self.cfg.network.epochs,
                     "reference": "inversions" if truth is None else "truth"},
                 predictors_period=self.inputs.predictors.attrs.get("climatology_period"))
+            tower_models.add_section(summary, products, self.towers, self.grid, self.inputs, truth)
             report = write_report(self.out, title=f"fluxbridge — {self.cfg.name}",
                                   sections=summary.sections,
                                   metrics={**summary.metrics, "timings_s": self.timings},
