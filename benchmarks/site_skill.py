@@ -13,10 +13,12 @@ Data sets:
 * ``real_mm_modis``: the MM sites with MOD13A1 extractions (nine), greenness available to the
   ``green`` variants;
 * ``demo``: the demo's twin world (``--world``, written by ``fluxbridge synth --config
-  demo_world.yaml``), with the experiment's gridded features and its 3 site folds.
+  demo_world.yaml``), with the experiment's gridded features (the predictors and their
+  location features) and its 3 site folds.
 
 ``base`` is the data set's own setting (``sitecv_config``; the demo's site-only network); the
-``*_site_means`` and ``*_green`` variants add features, to every model alike. The settings were
+``*_green`` variants add features and the ``*_no_location`` ones remove the location features,
+to every model alike. The settings were
 compared on the scores of the same folds (no nested search); ``--fold-seed`` deals the sites
 anew to check a choice. ``--cost`` only times the training on fold 0, for a machine with
 nothing else running (the seconds per fold of a full run depend on the machine's load).
@@ -75,15 +77,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "demo_ens5": {"network": {"n_ensemble": 5}},
     "demo_wide": {"network": {"width": 128}},
     "demo_reg": {"network": {"dropout": 0.1, "weight_decay": 0.01}},
-    "demo_site_means": {"transform": "site_means"},
-    "demo_site_means_ens5": {"transform": "site_means", "network": {"n_ensemble": 5}},
-    "demo_site_means_ens5_wide": {"transform": "site_means",
-                                  "network": {"n_ensemble": 5, "width": 128}},
     "green": {"transform": "greenness"},
     "rf_green": {"transform": "greenness", "kind": "rf"},
     "xgboost_green": {"transform": "greenness", "kind": "xgboost"},
-    "rf_site_means": {"transform": "site_means", "kind": "rf"},
-    "xgboost_site_means": {"transform": "site_means", "kind": "xgboost"},
+    "demo_ens3": {"network": {"n_ensemble": 3}},
+    "demo_no_location": {"transform": "no_location"},
+    "rf_no_location": {"transform": "no_location", "kind": "rf"},
+    "xgboost_no_location": {"transform": "no_location", "kind": "xgboost"},
     "quantile": {"transform": "quantile"},
 }
 """Training settings tried, each a mapping merged into the data set's network configuration."""
@@ -128,6 +128,14 @@ def site_means(samples: pd.DataFrame, features: list[str]) -> tuple[pd.DataFrame
     return out, [*features, *added]
 
 
+def no_location(samples: pd.DataFrame, features: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The location features (:mod:`fluxbridge.location`: each predictor's mean over the record
+    and mean seasonal cycle, from the gridded predictors at the tower's cell) left out."""
+    from fluxbridge.location import location_source
+
+    return samples, [f for f in features if location_source(f) is None]
+
+
 def greenness(samples: pd.DataFrame, features: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """The monthly MODIS greenness added to the features, with each band's site mean and mean
     seasonal cycle (months without a clear composite are masked)."""
@@ -136,7 +144,7 @@ def greenness(samples: pd.DataFrame, features: list[str]) -> tuple[pd.DataFrame,
 
 
 TRANSFORMS: dict[str, Transform] = {"greenness": greenness, "log_precip": log_precip,
-                                    "quantile": quantile, "site_means": site_means}
+                                    "no_location": no_location, "quantile": quantile}
 
 
 def real_samples(step: str) -> pd.DataFrame:
@@ -178,7 +186,7 @@ def modis_setup() -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
 
 
 def demo_setup(world: Path) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
-    """Samples of the demo's twin world and the demo's settings (site-only)."""
+    """Samples of the demo's twin world and the demo's settings (site-only) and features."""
     from fluxbridge.config import parse_config
     from fluxbridge.demo import demo_settings
     from fluxbridge.features import site_samples
@@ -187,7 +195,7 @@ def demo_setup(world: Path) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
     settings = demo_settings(world.parent)
     settings["world"]["dir"] = str(world)
     cfg = parse_config(settings)
-    inputs = open_inputs(*cfg.input_spec())
+    inputs = open_inputs(*cfg.input_spec(), **cfg.input_options())
     samples = site_samples(inputs.sites, inputs.predictors, features=cfg.features,
                            meteo_from=cfg.meteo_from)
     base = cfg.with_lambda(0.0).model_dump(mode="json",

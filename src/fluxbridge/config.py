@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fluxbridge.errors import ConfigError
-from fluxbridge.features import FEATURES
+from fluxbridge.features import DEFAULT_FEATURES
 from fluxbridge.io.roles import BUILTIN
 from fluxbridge.tuning import Tuning
 from fluxbridge.yamlconfig import load_yaml, packaged_template, validate
@@ -140,7 +140,7 @@ class ExperimentConfig(_Strict):
         None, description="first and last year of the inversions averaged into a mean "
         "seasonal cycle when the predictors are a climatology; None: every year all members "
         "cover")
-    features: tuple[str, ...] = FEATURES
+    features: tuple[str, ...] = DEFAULT_FEATURES
     meteo_from: Literal["site", "grid"] = Field(
         "site", description="site meteorology from the tower files (site), or the gridded "
         "predictors at the towers (grid), so that training and upscaling see the same inputs")
@@ -155,11 +155,13 @@ class ExperimentConfig(_Strict):
     @field_validator("features")
     @classmethod
     def _known_features(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from fluxbridge.location import location_source
         from fluxbridge.vocabulary import VARIABLES
 
-        unknown = [v for v in value if v not in VARIABLES]
+        unknown = [v for v in value if (location_source(v) or (v,))[0] not in VARIABLES]
         if unknown:
-            raise ValueError(f"unknown feature(s) {unknown}; known: {sorted(VARIABLES)}")
+            raise ValueError(f"unknown feature(s) {unknown}; known: {sorted(VARIABLES)}, and "
+                             "<name>_site_mean or <name>_msc of any of them")
         if not value:
             raise ValueError("at least one feature is needed")
         twice = sorted({v for v in value if value.count(v) > 1})
@@ -191,7 +193,7 @@ class ExperimentConfig(_Strict):
     def input_options(self) -> dict[str, Any]:
         """The settings :func:`fluxbridge.io.inputs.open_inputs` reads the inputs with."""
         return {"time_step": self.time_step, "resolution_deg": self.resolution_deg,
-                "targets_years": self.targets_years}
+                "targets_years": self.targets_years, "features": self.features}
 
     def input_spec(self) -> tuple[dict[str, Paths] | Path, Path]:
         """The inputs mapping (or the YAML file holding it) and the folder its relative

@@ -24,6 +24,7 @@ import xarray as xr
 
 from fluxbridge.errors import InputError
 from fluxbridge.grid import sw_in_pot_daily
+from fluxbridge.location import at_times, location_source
 from fluxbridge.vocabulary import VARIABLES, igbp_codes
 
 logger = logging.getLogger(__name__)
@@ -33,13 +34,27 @@ FEATURES: tuple[str, ...] = (
 )  # fmt: skip
 """Default predictors, canonical names of :mod:`fluxbridge.vocabulary`."""
 
+SEASONAL_FEATURES: tuple[str, ...] = tuple(f"{name}_msc" for name in FEATURES
+                                           if name != "sw_in_pot")
+"""Each default predictor's mean seasonal cycle at the place (:mod:`fluxbridge.location`);
+that of ``sw_in_pot`` is left out, being a function of latitude and date that ``sw_in_pot``
+itself gives."""
+
+DEFAULT_FEATURES: tuple[str, ...] = (*FEATURES, *SEASONAL_FEATURES)
+"""Features of an experiment that names none: the predictors and their mean seasonal cycles.
+The places' means over the record (``<name>_site_mean``) are left out: in the twin world they
+raise the skill at left-out towers but spoil the upscaled regional totals
+(``benchmarks/feature_sets.py``, docs/method.md)."""
+
 METEO_FEATURES: frozenset[str] = frozenset({"ta", "vpd", "sw_in", "sw_in_pot", "precip"})
 """Features a site file may carry itself (tower meteorology)."""
 
 
 def feature_units(name: str) -> str:
-    """Units of a feature: its canonical variable's, ``"1"`` for a name outside the
-    vocabulary."""
+    """Units of a feature: its canonical variable's (a location feature's: its predictor's),
+    ``"1"`` for a name outside the vocabulary."""
+    source = location_source(name)
+    name = source[0] if source is not None else name
     return VARIABLES[name].units if name in VARIABLES else "1"
 
 
@@ -238,7 +253,7 @@ def _site_columns(sites: xr.Dataset, predictors: xr.Dataset | None, features: Se
             continue
         da = predictors[name].isel(lat=xr.DataArray(cell[0], dims="site"),
                                    lon=xr.DataArray(cell[1], dims="site"))
-        da = da.reindex(time=time).transpose("site", "time")
+        da = at_times(da, time).reindex(time=time).transpose("site", "time")
         columns[name] = np.asarray(da.values)
     return columns
 

@@ -21,6 +21,7 @@ import xarray as xr
 from fluxbridge.errors import InputError
 from fluxbridge.features import FEATURES, feature_units, sw_in_pot
 from fluxbridge.grid import check_same_grid
+from fluxbridge.location import at_times
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +33,10 @@ def _spacing(coord: np.ndarray) -> float | None:
 
 
 def feature_array(ds: xr.Dataset, name: str) -> xr.DataArray:
-    """One feature (time, lat, lon) of a predictors dataset; ``sw_in_pot`` computed if absent."""
+    """One feature (time, lat, lon) of a predictors dataset; ``sw_in_pot`` computed if absent,
+    a location layer (:mod:`fluxbridge.location`) taken at each time."""
     if name in ds:
-        return ds[name].transpose("time", "lat", "lon")
+        return at_times(ds[name], ds["time"])
     if name == "sw_in_pot":
         time = pd.DatetimeIndex(ds["time"].values)
         pot = sw_in_pot(ds["lat"].values, time)[:, :, None]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -42,6 +42,7 @@ from fluxbridge.io.roles import (
     resolve_inputs,
 )
 from fluxbridge.io.sitemeta import read_site_metadata
+from fluxbridge.location import with_location_layers
 from fluxbridge.regions import builtin_regions, region_names, regrid_mask
 from fluxbridge.schema import check_predictors, check_regions, check_sites, check_targets
 
@@ -59,8 +60,8 @@ _DEPENDS = {"meteorology_values": ("meteorology",), "regions": ("meteorology",),
 
 def open_inputs(spec: Mapping[str, PathSpec | None] | str | os.PathLike[str],
                 base: str | os.PathLike[str] | None = None, time_step: str = "DD",
-                resolution_deg: float = 2.0, targets_years: tuple[int, int] | None = None
-                ) -> World:
+                resolution_deg: float = 2.0, targets_years: tuple[int, int] | None = None,
+                features: Sequence[str] = ()) -> World:
     """Open the inputs of an experiment (nothing is read until used; see :meth:`World.check`).
 
     Parameters
@@ -79,6 +80,9 @@ def open_inputs(spec: Mapping[str, PathSpec | None] | str | os.PathLike[str],
     targets_years
         First and last year of the inversions averaged into a mean seasonal cycle when the
         predictors are a climatology; None = every year all members cover.
+    features
+        The experiment's features: the layers of its location features
+        (:mod:`fluxbridge.location`) are added to the predictors.
     """
     if isinstance(spec, str | os.PathLike):
         path = Path(spec)
@@ -89,7 +93,7 @@ def open_inputs(spec: Mapping[str, PathSpec | None] | str | os.PathLike[str],
     _check_kinds(files, time_step)
     return World(files=files, base=base, time_step=time_step,
                  region_set=builtin_region_set(spec), resolution_deg=resolution_deg,
-                 targets_years=targets_years)
+                 targets_years=targets_years, features=tuple(features))
 
 
 def _check_kinds(files: Mapping[str, Path | list[Path]], time_step: str) -> None:
@@ -151,6 +155,8 @@ class World:
         Model grid spacing [degree] without ERA5 meteorology.
     targets_years
         Years of the inversions' mean seasonal cycle (climatological predictors).
+    features
+        Features whose location layers the predictors carry.
     """
 
     files: dict[str, Path | list[Path]]
@@ -159,6 +165,7 @@ class World:
     region_set: str | None = None
     resolution_deg: float = 2.0
     targets_years: tuple[int, int] | None = None
+    features: tuple[str, ...] = ()
 
     def files_list(self) -> list[Path]:
         """Every input file."""
@@ -207,7 +214,8 @@ class World:
             lc = read_land_cover(self.files["land_cover"], grid=regions)
             out = monthly_predictors(self.files["climatology"],
                                      self.files.get("vegetation_layers", []), lc, regions)
-            return check_predictors(out, regions, where=str(self.base))
+            out = check_predictors(out, regions, where=str(self.base))
+            return with_location_layers(out, self.features)
         regions = self.regions
         met = self.meteorology
         check_same_grid(met, regions, what="ERA5 grid and model grid",
@@ -221,7 +229,8 @@ class World:
         out["land_cover"] = read_land_cover(self.files["land_cover"], grid=regions)
         out["land_fraction"] = regions["land_fraction"]
         out["region"] = regions["region"].assign_attrs(units="1")
-        return check_predictors(out, regions, where=str(self.base))
+        out = check_predictors(out, regions, where=str(self.base))
+        return with_location_layers(out, self.features)
 
     @cached_property
     def targets(self) -> xr.Dataset:
