@@ -301,7 +301,6 @@ class Experiment:
 
         return self._step("evaluate", run)
 
-    # -- reading products back for the evaluation ------------------------------------------
     def _truth_regional(self) -> pd.DataFrame | None:
         """True regional totals (twin world), or None (real data have no truth)."""
         try:
@@ -311,11 +310,10 @@ class Experiment:
 
     def _maps(self, products: dict[str, Any]) -> dict[str, Any]:
         """Time-mean NEE maps of the site-only and dual products (and of the truth)."""
-        truth = None
         try:
             truth = self.inputs.truth_grid
         except InputError:
-            log.info("no true NEE grid: the maps leave the truth out")
+            truth = None
         return mean_maps(products, SITE_ONLY, DUAL, truth)
 
     def _write_manifest(self, products: dict[str, Any], report: Path) -> Path:
