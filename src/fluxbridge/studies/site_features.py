@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from fluxbridge.features import feature_units
 from fluxbridge.io.fluxnet_meteo import EXTRA_METEO_COLUMNS, EXTRA_METEO_UNITS
 from fluxbridge.timesteps import step_days
 
@@ -31,13 +32,15 @@ MSC_FEATURES: dict[str, str] = {"ta_msc": "ta", "sw_in_msc": "sw_in", "vpd_msc":
 """The site's mean seasonal cycle of a meteorological variable (mean over the record's years of
 each calendar month), taken at each record's month: where in its own climate a month lies."""
 
-DERIVED_UNITS: dict[str, str] = {
-    **EXTRA_METEO_UNITS,
-    "ta_site_mean": "degC", "precip_site_mean": "mm d-1", "sw_in_site_mean": "W m-2",
-    "vpd_site_mean": "hPa", "ta_msc": "degC", "sw_in_msc": "W m-2", "vpd_msc": "hPa",
-    "precip_msc": "mm d-1", "wai": "1",
-}
-"""Units of the features this module adds (those of their source variables)."""
+DERIVED_UNITS: dict[str, str] = {**EXTRA_METEO_UNITS, "wai": "1"}
+"""Units of the features this module adds outside the vocabulary (a site mean or seasonal
+cycle has its variable's units: :func:`fluxbridge.features.feature_units`)."""
+
+
+def derived_units(name: str) -> str:
+    """Units of a feature this module adds."""
+    return DERIVED_UNITS.get(name) or feature_units(name)
+
 
 DEFAULT_FEATURES: tuple[str, ...] = (*METEO_FEATURES, "wai", *CLIMATE_FEATURES, *MSC_FEATURES)
 """Predictors of :func:`fluxbridge.studies.sitecv.sitecv_predictions` by default (those
@@ -156,7 +159,7 @@ def add_site_features(samples: pd.DataFrame, features: pd.DataFrame) -> pd.DataF
     ).drop(columns="_site")
     out.index = samples.index
     units = dict(samples.attrs.get("units", {}))
-    units.update({n: DERIVED_UNITS[n] for n in names if n in DERIVED_UNITS})
+    units.update({n: derived_units(n) for n in names})
     out.attrs = {**samples.attrs, "units": units}
     return out
 
@@ -172,6 +175,6 @@ def add_climate_features(samples: pd.DataFrame) -> pd.DataFrame:
         if source in out.columns:
             out[name] = out.groupby("site")[source].transform("mean").astype(np.float32)
     units = dict(samples.attrs.get("units", {}))
-    units.update({n: DERIVED_UNITS[n] for n, s in CLIMATE_FEATURES.items() if s in out.columns})
+    units.update({n: derived_units(n) for n, s in CLIMATE_FEATURES.items() if s in out.columns})
     out.attrs["units"] = units
     return out
