@@ -102,3 +102,19 @@ def test_config_accepts_location_features_of_known_variables():
     assert cfg.input_options()["features"] == ("ta", "ta_msc", "ndvi_site_mean")
     with pytest.raises(ValueError, match="foo_msc"):
         parse_config({"name": "x", "inputs": {"sites": "s"}, "features": ["ta", "foo_msc"]})
+
+
+def test_samples_and_grid_compute_missing_layers_from_the_whole_record(year):
+    pred, _, _ = year
+    names = ("ta", "ta_msc", "ta_site_mean")
+    sites = tiny_sites(pred).drop_vars("ta")
+    sites = sites.assign_coords(time=pd.date_range("2020-05-30", periods=4, freq="D"))
+    with_layers = with_location_layers(pred, names)
+    assert "ta_msc" not in pred
+    pd.testing.assert_frame_equal(site_samples(sites, pred, features=names, meteo_from="grid"),
+                                  site_samples(sites, with_layers, features=names,
+                                               meteo_from="grid"))
+    regions = tiny_regions(pred)
+    np.testing.assert_array_equal(
+        GridFeatures.from_dataset(pred, regions, features=names).values,
+        GridFeatures.from_dataset(with_layers, regions, features=names).values)

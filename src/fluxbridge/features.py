@@ -24,7 +24,7 @@ import xarray as xr
 
 from fluxbridge.errors import InputError
 from fluxbridge.grid import sw_in_pot_daily
-from fluxbridge.location import at_times, location_source
+from fluxbridge.location import at_times, location_source, with_location_layers
 from fluxbridge.vocabulary import VARIABLES, igbp_codes
 
 logger = logging.getLogger(__name__)
@@ -161,7 +161,8 @@ def site_samples(
     predictors
         Canonical predictors dataset (time, lat, lon), daily; needed for every feature the
         site dataset does not provide. Values are taken at the nearest cell with land and at
-        exactly the same times (missing times give NaN).
+        exactly the same times (missing times give NaN). Location features
+        (:mod:`fluxbridge.location`) it lacks are computed from its whole record.
     features
         Feature names (canonical).
     meteo_from
@@ -193,6 +194,8 @@ def site_samples(
     lon = np.asarray(sites["lon"].values, dtype=float)
     igbp = np.asarray(sites["igbp"].values).astype(str)
     codes = igbp_codes(igbp, "sites dataset")
+    if predictors is not None:
+        predictors = with_location_layers(predictors, features)
     columns = _site_columns(sites, predictors, features, meteo_from == "site")
 
     nee = sites["nee"].transpose("site", "time").values

@@ -21,7 +21,7 @@ import xarray as xr
 from fluxbridge.errors import InputError
 from fluxbridge.features import FEATURES, feature_units, sw_in_pot
 from fluxbridge.grid import check_same_grid
-from fluxbridge.location import at_times
+from fluxbridge.location import at_times, with_location_layers
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +156,7 @@ class GridFeatures:
         ----------
         predictors
             Canonical predictors (time, lat, lon) with static ``land_cover``; may be lazy.
+            Location features it lacks are computed from its whole record.
         regions
             Canonical regions dataset on the same grid.
         features
@@ -164,6 +165,7 @@ class GridFeatures:
             Keep only cells inside a region (``region != 0``), to save memory.
         """
         check_same_grid(predictors, regions, "predictors and regions")
+        predictors = with_location_layers(predictors, features)
         lc = land_cover_codes(predictors)
         frac = np.asarray(regions["land_fraction"].transpose("lat", "lon").values, dtype=float)
         land = frac > 0

@@ -33,6 +33,7 @@ import xarray as xr
 
 from fluxbridge.errors import InputError
 from fluxbridge.io.predictors import open_predictors
+from fluxbridge.location import with_location_layers
 from fluxbridge.operators.operator import region_weights
 from fluxbridge.outputs.files import provenance_attrs, write_json
 from fluxbridge.outputs.products import write_global, write_grid, write_regional
@@ -208,7 +209,10 @@ def upscale(
         predictors = open_predictors(paths)
     check_regions(regions)
     check_predictors(predictors, regions)
-    predictors = predictors.transpose("time", "lat", "lon", ...)
+    # location layers from the whole record, before the predictors are cut into chunks
+    needed = [f for m in models.values() for member in _members(m)
+              for f in getattr(member, "feature_names", ())]
+    predictors = with_location_layers(predictors, needed).transpose("time", "lat", "lon", ...)
     attrs = provenance_attrs(inputs, prov.pop("config", None), **prov)
 
     results = {}
