@@ -27,11 +27,12 @@ from fluxbridge.errors import InputError
 from fluxbridge.features import site_samples
 from fluxbridge.grid_features import GridFeatures
 from fluxbridge.io.inputs import World, open_inputs
+from fluxbridge.io.run_products import read_predictions, write_predictions
 from fluxbridge.io.towers import TowerObservations, towers_of
 from fluxbridge.models.artifact import FittedModel, load_model
 from fluxbridge.outputs.files import write_csv
 from fluxbridge.progress import format_seconds
-from fluxbridge.readback import estimator_error, mean_maps, transfer_oracle
+from fluxbridge.readback import estimator_error, mean_maps, optional_truth, transfer_oracle
 from fluxbridge.rundir import (
     RunResult,
     RunState,
@@ -151,7 +152,7 @@ class Experiment:
         """Out-of-fold site predictions of every model on identical site folds."""
         path = self.cv_dir / "predictions.csv"
         if path.exists():
-            return pd.read_csv(path, parse_dates=["time"])
+            return read_predictions(path)
 
         def run() -> pd.DataFrame:
             from fluxbridge.training import cross_validate, make_folds
@@ -169,7 +170,9 @@ class Experiment:
                 checkpoint_dir=self.cv_dir / "checkpoints" / DUAL, progress=self.progress)
             out = out.rename(columns={"nn": SITE_ONLY})
             out[DUAL] = dual["nn"].to_numpy()
-            write_csv(out, path)
+            out.attrs["seconds_per_fold"] = {**out.attrs["seconds_per_fold"],
+                                             **dual.attrs["seconds_per_fold"]}
+            write_predictions(out, path)
             return out
 
         return self._step("cross_validation", run)
@@ -261,7 +264,7 @@ class Experiment:
 
             fit, val = split_validation(np.unique(self.samples["site"]),
                                         cfg.tuning.training.val_fraction, cfg.seed)
-            truth = self._truth_regional()
+            truth = optional_truth(self.inputs)
             reference = truth if truth is not None else targets_frames(self.inputs.targets)[0]
             table = sparsity_study(self.samples, cfg, **self._constraint(), reference=reference,
                                    train_sites=fit, val_sites=val, progress=self.progress)
@@ -277,7 +280,7 @@ class Experiment:
         from fluxbridge.outputs.report import write_report
 
         def run() -> RunResult:
-            truth = self._truth_regional()
+            truth = optional_truth(self.inputs)
             series = {n: pd.read_csv(products[n].regional_csv) for n in self.model_names
                       if n not in tower_models.TOWER_MODELS}
             oracle = None if heldout is None else transfer_oracle(
@@ -300,13 +303,6 @@ class Experiment:
             return RunResult(self.out, manifest, report, summary.headline, self.timings)
 
         return self._step("evaluate", run)
-
-    def _truth_regional(self) -> pd.DataFrame | None:
-        """True regional totals (twin world), or None (real data have no truth)."""
-        try:
-            return self.inputs.truth_regional
-        except InputError:
-            return None
 
     def _maps(self, products: dict[str, Any]) -> dict[str, Any]:
         """Time-mean NEE maps of the site-only and dual products (and of the truth)."""

@@ -1,6 +1,6 @@
-"""What the evaluation step reads back from a run's upscaled products: time-mean maps, the
-observation operator's estimator error on the products' fields, and the oracle of the shared
-correction for leave-region-out."""
+"""What the evaluation step reads back from a run's upscaled products and inputs: the true
+totals where there are any, time-mean maps, the observation operator's estimator error on the
+products' fields, and the oracle of the shared correction for leave-region-out."""
 
 from __future__ import annotations
 
@@ -12,9 +12,19 @@ import pandas as pd
 import xarray as xr
 
 from fluxbridge.config import ExperimentConfig
+from fluxbridge.errors import InputError
 from fluxbridge.grid_features import GridFeatures
 from fluxbridge.io.inputs import World
 from fluxbridge.io.run_products import read_land_cells, read_mean_map
+
+
+def optional_truth(inputs: World) -> pd.DataFrame | None:
+    """True regional totals ``region, time, nee_tgc`` [Tg month-1] of a twin world, or None
+    (real data have no truth)."""
+    try:
+        return inputs.truth_regional
+    except InputError:
+        return None
 
 
 def mean_maps(products: dict[str, Any], site_only: str, dual: str,

@@ -19,6 +19,16 @@ from fluxbridge.evaluation.sections import (
 )
 
 
+def test_site_section_shows_the_cost_beside_the_skill():
+    predictions = site_predictions()
+    assert not any("Cost" in cap for cap, _ in site_skill_section(predictions, ["nn"])[0].tables)
+    predictions.attrs["seconds_per_fold"] = {"nn": 12.34, "rf": 2.0, "other": 9.0}
+    section, tables = site_skill_section(predictions, ["nn", "rf"])
+    cost = dict(section.tables)[next(c for c, _ in section.tables if c.startswith("Cost"))]
+    assert cost.to_dict("records") == [{"cost": "seconds per fold", "nn": 12.3, "rf": 2.0}]
+    assert tables["cost"] is cost
+
+
 def test_section_builders_return_their_tables_and_figures():
     site, site_tables = site_skill_section(site_predictions(), ["nn", "rf"])
     assert set(site_tables["by_scale"].model) == {"nn", "rf"}

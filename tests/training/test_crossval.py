@@ -83,3 +83,16 @@ def test_network_column_is_the_mean_of_the_ensemble_members(world, configure, mo
         each = np.array([m.predict_frame(data[test]) for m in fitted])
         assert np.ptp(each, axis=0).max() > 0  # members differ, so the mean is a real test
         np.testing.assert_allclose(out.loc[test, "nn"], each.mean(axis=0), rtol=1e-6)
+
+
+def test_cost_per_fold_is_recorded_by_model(world, configure, monkeypatch):
+    """Each model's mean seconds per fold, the network under its run name (site_only)."""
+    import itertools
+    import types
+
+    clock = itertools.count(step=2.5)  # every reading 2.5 s after the last
+    monkeypatch.setattr(crossval, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    folds = make_folds(world.samples, 2, "site", seed=0)
+    cfg = configure(network={"epochs": 1}, tuning={"baselines": {"rf_n_estimators": 5}})
+    out = cross_validate(world.samples, cfg, kinds=("nn", "rf"), folds=folds, progress=False)
+    assert out.attrs["seconds_per_fold"] == {"site_only": 2.5, "rf": 2.5}

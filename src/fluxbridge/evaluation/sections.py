@@ -86,8 +86,14 @@ def site_skill_section(predictions: pd.DataFrame, models: Sequence[str], *,
             "R² is 1 - SSE/SST.")
     figure = ("Predicted against observed NEE by time scale [gC m-2 d-1], > 0: source",
               site_scatter(predictions, models))
-    section = ReportSection(title, text=text, figures=[figure], details=details, tables=[
-        ("R² by time scale, next to the published FLUXCOM NEE skill", r2)])
+    shown: list[Captioned] = [("R² by time scale, next to the published FLUXCOM NEE skill", r2)]
+    cost = predictions.attrs.get("seconds_per_fold") or {}
+    if cost:
+        tables["cost"] = pd.DataFrame([{"cost": "seconds per fold",
+                                        **{m: round(cost[m], 1) for m in models if m in cost}}])
+        shown.append(("Cost: seconds to train each model on one fold's towers and predict "
+                      "the rest, on this machine", tables["cost"]))
+    section = ReportSection(title, text=text, figures=[figure], details=details, tables=shown)
     return section, tables
 
 

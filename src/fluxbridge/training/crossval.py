@@ -68,7 +68,9 @@ def cross_validate(samples: pd.DataFrame, cfg: ExperimentConfig, *,
     -------
     pd.DataFrame
         One row per sample with finite NEE: ``site``, ``time``, ``fold``, ``igbp``,
-        ``observed`` [g m-2 d-1], ``weight`` [1] and one column per kind [g m-2 d-1].
+        ``observed`` [g m-2 d-1], ``weight`` [1] and one column per kind [g m-2 d-1];
+        ``attrs["seconds_per_fold"]`` maps each model (the network as ``site_only`` or
+        ``dual``, the baselines by kind) to its mean training and prediction time per fold [s].
     """
     check_samples(samples)
     if folds is None:
@@ -83,6 +85,7 @@ def cross_validate(samples: pd.DataFrame, cfg: ExperimentConfig, *,
     out = _predictions_frame(data, fold_of, kinds)
     fold_ids = np.unique(folds.to_numpy())
     model = "dual" if cfg.constrained else "site_only"
+    seconds: dict[str, list[float]] = {}
     for i, f in enumerate(fold_ids, start=1):
         train_sites = sorted(folds.index[folds.to_numpy() != f].astype(str))
         test = fold_of == f
@@ -103,7 +106,9 @@ def cross_validate(samples: pd.DataFrame, cfg: ExperimentConfig, *,
                 pred = train_baseline(kind, samples, cfg,
                                       train_sites=train_sites).predict_frame(data[test])
             out.loc[test, kind] = pred
-            log.info("%s %s: %d test sites, %d samples, %.1f s",
-                     model if kind == "nn" else kind, label, int(site[test].nunique()),
-                     int(test.sum()), time.perf_counter() - t0)
+            name = model if kind == "nn" else kind
+            seconds.setdefault(name, []).append(time.perf_counter() - t0)
+            log.info("%s %s: %d test sites, %d samples, %.1f s", name, label,
+                     int(site[test].nunique()), int(test.sum()), seconds[name][-1])
+    out.attrs["seconds_per_fold"] = {k: float(np.mean(v)) for k, v in seconds.items()}
     return out
