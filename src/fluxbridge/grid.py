@@ -204,6 +204,18 @@ def sw_in_pot_daily(lat: np.ndarray | xr.DataArray, dayofyear: np.ndarray | xr.D
     )
 
 
+def sw_in_pot_field(ds: xr.Dataset) -> xr.DataArray:
+    """Daily potential shortwave radiation [W m-2] (time, lat, lon) at the times and latitudes
+    of ``ds``, the same in every longitude."""
+    doy = ds["time"].dt.dayofyear.values.astype(float)
+    lat = np.asarray(ds["lat"].values, dtype=float)
+    pot = sw_in_pot_daily(lat[None, :], doy[:, None])[:, :, None]
+    pot = np.broadcast_to(pot, (doy.size, lat.size, ds.sizes["lon"]))
+    return xr.DataArray(pot, dims=("time", "lat", "lon"),
+                        coords={"time": ds["time"], "lat": ds["lat"], "lon": ds["lon"]},
+                        attrs={"units": "W m-2"})
+
+
 def majority_to_grid(codes: xr.DataArray, grid: xr.Dataset | xr.DataArray, n_classes: int,
                      background: int | None = None) -> xr.DataArray:
     """The most frequent class among the finer cells whose centres fall in each target cell.

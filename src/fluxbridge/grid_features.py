@@ -20,7 +20,7 @@ import xarray as xr
 
 from fluxbridge.errors import InputError
 from fluxbridge.features import FEATURES, feature_units, sw_in_pot
-from fluxbridge.grid import check_same_grid
+from fluxbridge.grid import check_same_grid, sw_in_pot_field
 from fluxbridge.location import at_times, with_location_layers
 
 logger = logging.getLogger(__name__)
@@ -38,11 +38,7 @@ def feature_array(ds: xr.Dataset, name: str) -> xr.DataArray:
     if name in ds:
         return at_times(ds[name], ds["time"])
     if name == "sw_in_pot":
-        time = pd.DatetimeIndex(ds["time"].values)
-        pot = sw_in_pot(ds["lat"].values, time)[:, :, None]
-        pot = np.broadcast_to(pot, (time.size, ds.sizes["lat"], ds.sizes["lon"]))
-        return xr.DataArray(pot, dims=("time", "lat", "lon"),
-                            coords={"time": ds["time"], "lat": ds["lat"], "lon": ds["lon"]})
+        return sw_in_pot_field(ds)
     raise InputError("predictors lack a feature", variable=name,
                      expected="every feature the model was trained on")
 

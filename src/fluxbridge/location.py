@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from fluxbridge.grid import sw_in_pot_daily
+from fluxbridge.grid import sw_in_pot_field
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,7 @@ def _predictor(predictors: xr.Dataset, name: str) -> xr.DataArray:
     if name in predictors and "time" in predictors[name].dims:
         return predictors[name].transpose("time", "lat", "lon")
     if name == "sw_in_pot":
-        time = pd.DatetimeIndex(predictors["time"].values)
-        lat = np.asarray(predictors["lat"].values, dtype=float)
-        pot = sw_in_pot_daily(lat[None, :], np.asarray(time.day_of_year, float)[:, None])
-        pot = np.broadcast_to(pot[:, :, None], (time.size, lat.size, predictors.sizes["lon"]))
-        return xr.DataArray(pot, dims=("time", "lat", "lon"), coords={
-            "time": predictors["time"], "lat": predictors["lat"], "lon": predictors["lon"]})
+        return sw_in_pot_field(predictors)
     raise KeyError(name)
 
 
@@ -107,7 +102,7 @@ def location_layer(predictors: xr.Dataset, name: str) -> xr.DataArray:
         layer = da.groupby(xr.DataArray(time.month.to_numpy(), dims="time", name="month",
                                         coords={"time": da["time"]})).mean("time")
         method = "time: mean within years time: mean over years"
-    units = predictors[var].attrs.get("units", "") if var in predictors else "W m-2"
+    units = da.attrs.get("units", "")
     what = "mean over the record" if kind == "site_mean" else "mean seasonal cycle"
     return layer.astype(np.float32).compute().assign_attrs(
         units=units, cell_methods=method, long_name=f"{var} {what}",
