@@ -50,7 +50,7 @@ def demo_world_config() -> dict[str, Any]:
     return {**(yaml.safe_load(text) or {}), **TOWER_WORLD}
 
 
-def score(manifest: Path, epochs: int | None) -> dict[str, Any]:
+def score(manifest: Path, epochs: int | None, train_seed: int = 0) -> dict[str, Any]:
     """Train the four models in the world of ``manifest``; their scores against the truth."""
     from fluxbridge.config import parse_config
     from fluxbridge.evaluation.towers import (
@@ -73,7 +73,8 @@ def score(manifest: Path, epochs: int | None) -> dict[str, Any]:
     towers = towers_of(world.files)
     if towers is None:
         raise SystemExit(f"{manifest.parent} has no towers (n_towers: 0)")
-    cfg = parse_config({} if epochs is None else {"network": {"epochs": epochs}})
+    cfg = parse_config({"seed": train_seed,
+                        **({} if epochs is None else {"network": {"epochs": epochs}})})
     samples = site_samples(world.sites, world.predictors, features=cfg.features)
     grid = GridFeatures.from_dataset(world.predictors, world.regions, features=cfg.features)
     sites = np.unique(samples["site"])
@@ -141,6 +142,8 @@ def main() -> None:
                         help="training epochs (default: the experiment's)")
     parser.add_argument("--world", type=Path, default=None,
                         help="an existing world folder with towers (default: write one)")
+    parser.add_argument("--train-seed", type=int, default=0,
+                        help="seed of the networks (another one measures what training moves)")
     parser.add_argument("--out", type=Path, default=RESULTS / "towers.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
@@ -160,7 +163,7 @@ def main() -> None:
         manifest = args.world / "manifest.json"
     world_seconds = time.perf_counter() - t0
     try:
-        result = score(manifest, args.epochs)
+        result = score(manifest, args.epochs, args.train_seed)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -170,7 +173,8 @@ def main() -> None:
                     "against the world's truth",
             "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
                         "torch_threads": torch.get_num_threads()},
-            "seed": args.seed, "epochs": args.epochs, "world": TOWER_WORLD,
+            "seed": args.seed, "train_seed": args.train_seed, "epochs": args.epochs,
+            "world": TOWER_WORLD,
             "world_seconds": world_seconds}
     out = {"meta": meta, **result, "verdicts": verdicts(result["scores"])}
     args.out.parent.mkdir(parents=True, exist_ok=True)

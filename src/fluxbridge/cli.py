@@ -35,7 +35,7 @@ Typical session:
   fluxbridge init experiment.yaml         # commented template of an experiment
   fluxbridge validate experiment.yaml     # every input checked, every problem listed
   fluxbridge run experiment.yaml          # train, upscale, evaluate, report
-  fluxbridge demo --out runs/demo         # the twin-world experiment, small (about 5 minutes)
+  fluxbridge demo --out runs/demo         # the twin-world experiment, small (about 6 minutes)
 """
 
 
@@ -237,7 +237,7 @@ def _experiment_commands(add: Adder) -> None:
     p.add_argument("--scheduler", help="address of an existing dask scheduler")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
-    p = add("demo", _cmd_demo, "run the twin-world experiment, made small (about 5 minutes)",
+    p = add("demo", _cmd_demo, "run the twin-world experiment, made small (about 6 minutes)",
             "Synthesize a 3-year twin world, train site-only and dual-constraint networks, "
             "random forest and XGBoost, upscale each, withhold 4 regions' inversions in turn, "
             "evaluate against the truth and inversions, and write the report. The full "

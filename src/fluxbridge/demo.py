@@ -1,7 +1,7 @@
 """The demo (``fluxbridge demo``, ``make demo``): the twin-world experiment, made smaller.
 
 The demo runs every step of the full experiment (``fluxbridge init`` writes it) on a smaller
-world and with fewer retrainings, so that it finishes in about five minutes on two cores:
+world and with fewer retrainings, so that it finishes in about six minutes on two cores:
 
 * the world has 3 years instead of 5 (``templates/demo_world.yaml``);
 * cross-validation has 3 site folds instead of 5;
