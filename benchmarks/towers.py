@@ -50,7 +50,8 @@ def demo_world_config() -> dict[str, Any]:
     return {**(yaml.safe_load(text) or {}), **TOWER_WORLD}
 
 
-def score(manifest: Path, epochs: int | None, train_seed: int = 0) -> dict[str, Any]:
+def score(manifest: Path, epochs: int | None, train_seed: int = 0, n_members: int = 1
+          ) -> dict[str, Any]:
     """Train the four models in the world of ``manifest``; their scores against the truth."""
     from fluxbridge.config import parse_config
     from fluxbridge.evaluation.towers import (
@@ -73,8 +74,8 @@ def score(manifest: Path, epochs: int | None, train_seed: int = 0) -> dict[str, 
     towers = towers_of(world.files)
     if towers is None:
         raise SystemExit(f"{manifest.parent} has no towers (n_towers: 0)")
-    cfg = parse_config({"seed": train_seed,
-                        **({} if epochs is None else {"network": {"epochs": epochs}})})
+    network = {"n_ensemble": n_members, **({} if epochs is None else {"epochs": epochs})}
+    cfg = parse_config({"seed": train_seed, "network": network})
     samples = site_samples(world.sites, world.predictors, features=cfg.features)
     grid = GridFeatures.from_dataset(world.predictors, world.regions, features=cfg.features)
     sites = np.unique(samples["site"])
@@ -144,6 +145,8 @@ def main() -> None:
                         help="an existing world folder with towers (default: write one)")
     parser.add_argument("--train-seed", type=int, default=0,
                         help="seed of the networks (another one measures what training moves)")
+    parser.add_argument("--members", type=int, default=1,
+                        help="networks averaged per model (an ensemble)")
     parser.add_argument("--out", type=Path, default=RESULTS / "towers.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
@@ -163,7 +166,7 @@ def main() -> None:
         manifest = args.world / "manifest.json"
     world_seconds = time.perf_counter() - t0
     try:
-        result = score(manifest, args.epochs, args.train_seed)
+        result = score(manifest, args.epochs, args.train_seed, args.members)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -173,7 +176,8 @@ def main() -> None:
                     "against the world's truth",
             "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
                         "torch_threads": torch.get_num_threads()},
-            "seed": args.seed, "train_seed": args.train_seed, "epochs": args.epochs,
+            "seed": args.seed, "train_seed": args.train_seed, "members": args.members,
+            "epochs": args.epochs,
             "world": TOWER_WORLD,
             "world_seconds": world_seconds}
     out = {"meta": meta, **result, "verdicts": verdicts(result["scores"])}
