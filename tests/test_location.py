@@ -9,6 +9,7 @@ import pytest
 from feature_world import tiny_predictors, tiny_regions, tiny_sites
 
 from fluxbridge.config import parse_config
+from fluxbridge.errors import InputError
 from fluxbridge.features import feature_units, nearest_land_cell, site_samples
 from fluxbridge.grid_features import GridFeatures, feature_matrix
 from fluxbridge.location import at_times, location_source, with_location_layers
@@ -118,3 +119,11 @@ def test_samples_and_grid_compute_missing_layers_from_the_whole_record(year):
     np.testing.assert_array_equal(
         GridFeatures.from_dataset(pred, regions, features=names).values,
         GridFeatures.from_dataset(with_layers, regions, features=names).values)
+
+
+def test_a_location_feature_of_a_missing_predictor_is_refused_in_one_line(year):
+    pred, _, _ = year
+    with pytest.raises(InputError, match="foo"):
+        with_location_layers(pred.drop_vars("ta"), ["foo_msc"])
+    with pytest.raises(InputError, match="land_cover"):
+        with_location_layers(pred, ["land_cover_site_mean"])

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from fluxbridge.errors import InputError
 from fluxbridge.grid import sw_in_pot_field
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ def _predictor(predictors: xr.Dataset, name: str) -> xr.DataArray:
         return predictors[name].transpose("time", "lat", "lon")
     if name == "sw_in_pot":
         return sw_in_pot_field(predictors)
-    raise KeyError(name)
+    raise InputError("a location feature's predictor is missing or has no time dimension",
+                     variable=name, expected="a predictor on (time, lat, lon)")
 
 
 def location_layer(predictors: xr.Dataset, name: str) -> xr.DataArray:
