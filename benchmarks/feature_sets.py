@@ -26,6 +26,7 @@ Writes ``benchmarks/results/feature_sets.json``; run from the repository root:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -54,13 +55,12 @@ def feature_sets() -> dict[str, list[str]]:
 
 def setup(world: Path) -> dict[str, Any]:
     """The demo's site-only configuration on ``world``, its samples and grid (every location
-    feature), the true regional totals and the region names."""
+    feature), the true regional totals and the regions."""
     from fluxbridge.config import parse_config
     from fluxbridge.demo import demo_settings
     from fluxbridge.features import site_samples
     from fluxbridge.grid_features import GridFeatures
     from fluxbridge.io.inputs import open_inputs
-    from fluxbridge.regions import region_names
 
     settings = demo_settings(world.parent)
     settings["world"]["dir"] = str(world)
@@ -70,30 +70,15 @@ def setup(world: Path) -> dict[str, Any]:
                            meteo_from=cfg.meteo_from)
     grid = GridFeatures.from_dataset(inputs.predictors, inputs.regions, features=cfg.features)
     return {"cfg": cfg, "samples": samples, "grid": grid, "truth": inputs.truth_regional,
-            "names": region_names(inputs.regions)}
+            "regions": inputs.regions}
 
 
-def regional_series(model: Any, features: list[str], data: dict[str, Any]) -> pd.DataFrame:
-    """``region, time (YYYY-MM), nee_tgc`` [Tg month-1] of a model applied to every land cell
-    of the grid (cells with a missing feature add nothing, as in the upscaling)."""
+def grid_of(features: list[str], data: dict[str, Any]) -> Any:
+    """The grid features of ``data`` restricted to ``features``, in that order."""
     grid = data["grid"]
     idx = [grid.feature_names.index(f) for f in features]
-    n_time, n_cell, _ = grid.values.shape
-    tg_per_day = grid.cell_area * grid.land_fraction / 1e12  # [m2] x [g m-2 d-1] -> [Tg d-1]
-    daily = np.zeros((n_time, n_cell))
-    for t0 in range(0, n_time, 64):
-        X = grid.values[t0:t0 + 64][:, :, idx].reshape(-1, len(idx))
-        igbp = np.broadcast_to(grid.igbp_code, (X.shape[0] // n_cell, n_cell)).reshape(-1)
-        ok = np.isfinite(X).all(axis=1)
-        nee = np.zeros(X.shape[0])
-        nee[ok] = model.predict_arrays(X[ok], igbp[ok])
-        daily[t0:t0 + 64] = nee.reshape(-1, n_cell) * tg_per_day
-    month = grid.times.to_period("M").astype(str)
-    by_region = pd.DataFrame(daily).groupby(month.to_numpy()).sum().T.groupby(grid.region).sum()
-    by_region = by_region.drop(index=0, errors="ignore")
-    by_region.index = [data["names"][int(r)] for r in by_region.index]
-    return by_region.rename_axis("region").reset_index().melt(
-        id_vars="region", var_name="time", value_name="nee_tgc")
+    return dataclasses.replace(grid, values=grid.values[:, :, idx], feature_names=features,
+                               units={f: grid.units[f] for f in features})
 
 
 def run_one(kind: str, name: str, seed: int, data: dict[str, Any], folds: pd.Series
@@ -101,6 +86,7 @@ def run_one(kind: str, name: str, seed: int, data: dict[str, Any], folds: pd.Ser
     """Site skill and grid scores of one model on one feature set."""
     from fluxbridge.evaluation.metrics import site_metrics
     from fluxbridge.evaluation.regional import regional_metrics, regional_summary
+    from fluxbridge.studies.grid_totals import regional_series
     from fluxbridge.training import cross_validate, train_baseline, train_ensemble
 
     features = feature_sets()[name]
@@ -112,7 +98,7 @@ def run_one(kind: str, name: str, seed: int, data: dict[str, Any], folds: pd.Ser
     sites = np.unique(samples["site"])
     model = train_ensemble(samples, cfg, train_sites=sites, progress=False)[0] \
         if kind == "nn" else train_baseline(kind, samples, cfg, train_sites=sites)
-    series = regional_series(model, features, data)
+    series = regional_series(model, grid_of(features, data), data["regions"])
     truth = data["truth"].assign(time=data["truth"]["time"].astype(str).str[:7])
     summary = regional_summary(regional_metrics({kind: series}, truth)).loc[kind]
     years = series["time"].str[:4]

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,12 +54,9 @@ def score(manifest: Path, epochs: int | None, train_seed: int = 0, n_members: in
     """Train the four models in the world of ``manifest``; their scores against the truth."""
     from fluxbridge.config import parse_config
     from fluxbridge.evaluation.towers import (
-        cell_scores,
-        cell_set_series,
         footprint_cells,
-        footprint_region,
+        footprint_scores,
         footprint_weight_by_region,
-        tower_scores,
     )
     from fluxbridge.features import site_samples
     from fluxbridge.grid_features import GridFeatures
@@ -83,11 +79,7 @@ def score(manifest: Path, epochs: int | None, train_seed: int = 0, n_members: in
             "footprint_only": (cfg.with_lambda(0.0), towers),
             "regional_only": (cfg, None), "both": (cfg, towers)}
     op = footprint_operator(towers, grid, world.regions)
-    cells = footprint_cells(op)
-    area = grid.cell_area * grid.land_fraction
-    truth = world.truth_grid.values[:, grid.lat_index, grid.lon_index]
-    seen_cells = {"truth": cell_set_series(truth, grid.times, area, cells)}
-    series, seconds = {}, {}
+    series, fields, seconds = {}, {}, {}
     for name, (run_cfg, run_towers) in runs.items():
         t0 = time.perf_counter()
         members = train_ensemble(samples, run_cfg, train_sites=sites, grid=grid,
@@ -96,14 +88,13 @@ def score(manifest: Path, epochs: int | None, train_seed: int = 0, n_members: in
         seconds[name] = time.perf_counter() - t0
         model = members[0] if len(members) == 1 else members
         series[name] = regional_series(model, grid, world.regions)
-        seen_cells[name] = cell_set_series(grid_field(model, grid).astype(np.float64),
-                                           grid.times, area, cells)
+        fields[name] = grid_field(model, grid).astype(np.float64)
         print(f"{name}: trained in {seconds[name]:.0f} s", flush=True)
+    truth = world.truth_grid.values[:, grid.lat_index, grid.lon_index]
+    scores, seen = footprint_scores(op, grid, world.regions, series, fields,
+                                    world.truth_regional, truth)
     shares = footprint_weight_by_region(op, grid.region, world.regions)
-    seen = footprint_region(shares)
-    scores = tower_scores(series, world.truth_regional, seen)
-    truth_cells = seen_cells.pop("truth")
-    scores = pd.concat([scores, cell_scores(seen_cells, truth_cells)], ignore_index=True)
+    cells = footprint_cells(op)
     return {"n_footprint_cells": int(cells.sum()), "n_cells": int(cells.size),
             "footprint_share": shares.round(4).to_dict(), "footprint_region": seen,
             "n_receptors": len(towers.table), "train_seconds": seconds,

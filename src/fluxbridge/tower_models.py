@@ -87,6 +87,7 @@ def add_section(summary: RunSummary, products: dict[str, Any],
         observed_enhancement,
         tower_section,
     )
+    from fluxbridge.evaluation.towers import footprint_scores
     from fluxbridge.training.footprint import footprint_operator
 
     if towers is None or not all(n in products for n in TOWER_MODELS):
@@ -99,7 +100,9 @@ def add_section(summary: RunSummary, products: dict[str, Any],
     true_field = None if truth is None else true_land_field(inputs, grid)
     scores, seen, floor = None, None, None
     if true_field is not None:
-        scores, seen = truth_scores(op, fields, true_field, products, grid, inputs, truth)
+        series = {n: pd.read_csv(products[n].regional_csv) for n in fields}
+        scores, seen = footprint_scores(op, grid, inputs.regions, series, fields, truth,
+                                        true_field)
         floor = float(enhancement_fit(op, observed, {"truth": true_field})
                       ["towers_rmse_ppm"].iloc[0])
     table = comparison_table(fit, scores)
@@ -120,43 +123,3 @@ def true_land_field(inputs: World, grid: GridFeatures) -> np.ndarray | None:
                  "leaves the truth out")
         return None
     return np.asarray(truth_grid.values[:, grid.lat_index, grid.lon_index], np.float64)
-
-
-def truth_scores(op: Any, fields: dict[str, np.ndarray], true_field: np.ndarray,
-                 products: dict[str, Any], grid: GridFeatures, inputs: World,
-                 truth: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """The models' scores against the truth in the footprint region, on the footprint cells and
-    everywhere (:mod:`fluxbridge.evaluation.towers`), and the footprint region's names.
-
-    Parameters
-    ----------
-    op
-        Footprint rows of H on ``grid``.
-    fields
-        Model name → daily NEE (n_time, n_cell) [gC m-2 d-1].
-    true_field
-        The true daily NEE (n_time, n_cell) [gC m-2 d-1].
-    products
-        Model name → upscaled products (``regional_csv`` [Tg month-1]).
-    grid, inputs
-        The land cells and the experiment's inputs (regions).
-    truth
-        True regional totals [Tg month-1].
-    """
-    from fluxbridge.evaluation.towers import (
-        cell_scores,
-        cell_set_series,
-        footprint_cells,
-        footprint_region,
-        footprint_weight_by_region,
-        tower_scores,
-    )
-
-    seen = footprint_region(footprint_weight_by_region(op, grid.region, inputs.regions))
-    series = {n: pd.read_csv(products[n].regional_csv) for n in fields}
-    cells, area = footprint_cells(op), grid.cell_area * grid.land_fraction
-    on_cells = {n: cell_set_series(f, grid.times, area, cells) for n, f in fields.items()}
-    scores = pd.concat([tower_scores(series, truth, seen),
-                        cell_scores(on_cells, cell_set_series(true_field, grid.times, area,
-                                                              cells))], ignore_index=True)
-    return scores, seen

@@ -74,9 +74,8 @@ def observed_enhancement(towers: TowerObservations, operator: FootprintOperator)
     np.ndarray
         (n_obs,) [ppm], in the operator's row order.
     """
-    row = {str(p): k for k, p in enumerate(towers.paths)}
-    at = np.array([row[str(s)] for s in operator.obs_index["source"]], dtype=np.int64)
-    return towers.table["enhancement_ppm"].to_numpy(dtype=np.float64)[at]
+    rows = towers.rows_of(operator.obs_index["source"])
+    return rows["enhancement_ppm"].to_numpy(dtype=np.float64)
 
 
 def enhancement_fit(operator: FootprintOperator, observed: np.ndarray,

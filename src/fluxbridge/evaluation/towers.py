@@ -21,6 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from fluxbridge.evaluation.regional import OVERALL, regional_metrics, regional_summary
+from fluxbridge.grid_features import GridFeatures
 from fluxbridge.operators.operator import LinearOperator
 from fluxbridge.regions import region_names
 
@@ -150,3 +151,39 @@ def cell_scores(series: Mapping[str, pd.DataFrame], reference: pd.DataFrame,
     """RMSE and |annual bias| of each model's total over a set of cells
     (:func:`cell_set_series`) against the reference's, as rows of :func:`tower_scores`."""
     return _domain_scores(series, reference, sorted(set(reference["region"])), domain)
+
+
+def footprint_scores(operator: LinearOperator, grid: GridFeatures, regions: xr.Dataset,
+                     series: Mapping[str, pd.DataFrame], fields: Mapping[str, np.ndarray],
+                     truth: pd.DataFrame, true_field: np.ndarray
+                     ) -> tuple[pd.DataFrame, list[str]]:
+    """Every model scored against the truth in the footprint region, on the footprint cells
+    and everywhere, and the footprint region's names.
+
+    Parameters
+    ----------
+    operator
+        Footprint rows of H on ``grid``'s days and land cells.
+    grid
+        The land cells (region, area, land fraction, days).
+    regions
+        The regions dataset (for the names).
+    series
+        Model name → regional totals ``region, time (YYYY-MM), nee_tgc`` [Tg month-1].
+    fields
+        Model name → daily NEE (n_time, n_cell) [g m-2 d-1] on ``grid``'s cells.
+    truth, true_field
+        The true regional totals [Tg month-1] and daily NEE (n_time, n_cell) [g m-2 d-1].
+
+    Returns
+    -------
+    scores, seen
+        Rows of :func:`tower_scores` followed by those of :func:`cell_scores`, and the names
+        of the footprint region.
+    """
+    seen = footprint_region(footprint_weight_by_region(operator, grid.region, regions))
+    cells, area = footprint_cells(operator), grid.cell_area * grid.land_fraction
+    on_cells = {n: cell_set_series(f, grid.times, area, cells) for n, f in fields.items()}
+    true_cells = cell_set_series(true_field, grid.times, area, cells)
+    return pd.concat([tower_scores(series, truth, seen), cell_scores(on_cells, true_cells)],
+                     ignore_index=True), seen

@@ -57,6 +57,12 @@ class TowerObservations:
         """The footprints in table order, read one at a time."""
         return (read_stilt_footprint(p) for p in self.paths)
 
+    def rows_of(self, sources: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
+        """The table's rows of the receptors whose footprint files are ``sources`` (a
+        footprint operator's ``obs_index["source"]``), in that order."""
+        row = {str(p): k for k, p in enumerate(self.paths)}
+        return self.table.iloc[[row[str(s)] for s in sources]]
+
 
 def open_towers(footprints: Sequence[str | os.PathLike[str]],
                 tower_co2: Sequence[str | os.PathLike[str]],

@@ -77,16 +77,14 @@ class FootprintTerm(ObservationTerm):
         op.matrix = (op.matrix @ sp.diags(grid.valid().ravel().astype(np.float64))).tocsr()
         op.matrix.eliminate_zeros()
         self.operator = op
-        row = {str(p): k for k, p in enumerate(towers.paths)}
-        at = np.array([row[s] for s in op.obs_index["source"]], dtype=np.int64)
-        table = towers.table.iloc[at]
+        table = towers.rows_of(op.obs_index["source"])
         self.mu = table["enhancement_ppm"].to_numpy(dtype=np.float64)
         self.sigma = receptor_sigma(table["co2_unc"].to_numpy(), tun.transport_error_ppm)
         if not np.all(self.sigma > 0):
             raise InputError("zero σ for a receptor", variable="transport_error_ppm",
                              expected="a positive tuning.footprint.transport_error_ppm or "
                                       "measurement uncertainties")
-        self.obs_ids = np.arange(len(at), dtype=np.int64)
+        self.obs_ids = np.arange(len(table), dtype=np.int64)
         self.sites = table["site"].to_numpy()
         exact = con.estimator == "exact"
         n_rep = 2 if cfg.tuning.regional.square == "unbiased" and not exact else 1
