@@ -91,15 +91,16 @@ def open_towers(footprints: Sequence[str | os.PathLike[str]],
     obs = pd.concat([read_obspack(p, qc=False).assign(file=str(p)) for p in tower_co2],
                     ignore_index=True)
     table = _read_priors(Path(priors))
+    at_time = {t: group for t, group in obs.groupby("time")}  # one scan, not one per receptor
     rows, paths, rejected = [], [], 0
     for path in sorted(Path(p) for p in footprints):
         receptor = receptor_from_name(path)
         if receptor is None:
             raise InputError("no receptor in the footprint file name", path=path,
                              expected="<yyyymmddHHMM>_<long>_<lati>_<zagl>_foot.nc")
-        hit = obs[(obs["time"] == receptor.time)
-                  & (np.abs(obs["lat"] - receptor.lat) <= POSITION_TOLERANCE_DEG)
-                  & (np.abs(obs["lon"] - receptor.lon) <= POSITION_TOLERANCE_DEG)]
+        same = at_time.get(pd.Timestamp(receptor.time), obs.iloc[:0])
+        hit = same[(np.abs(same["lat"] - receptor.lat) <= POSITION_TOLERANCE_DEG)
+                   & (np.abs(same["lon"] - receptor.lon) <= POSITION_TOLERANCE_DEG)]
         if hit.empty:
             raise InputError(f"no ObsPack value at the receptor ({receptor.time}, "
                              f"{receptor.lat}, {receptor.lon})", path=path, variable="time",
