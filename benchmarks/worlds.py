@@ -107,7 +107,8 @@ def score_world(manifest: Path, epochs: int | None,
         seconds["dual_withheld"] = time.perf_counter() - t0
         bounds = transfer_bounds(series["site_only"], truth, series["inversion_mean"], spread,
                                  grid, world.regions, sigma_floor=cfg.constraint.sigma_floor,
-                                 harmonics=cfg.tuning.offset.harmonics)
+                                 harmonics=cfg.tuning.offset.harmonics,
+                                 tested=cfg.tuning.offset.transfer == "tested")
         series["oracle_withheld"] = bounds["oracle"]
         series["correction_withheld"] = bounds["shared_correction"]
     metrics = regional_metrics(series, truth)

@@ -80,7 +80,7 @@ def test_run_writes_the_documented_manifest(finished_run, world_dir):
                         ["files"]["truth_regional"])
     with xr.open_dataset(world_dir / "truth" / "nee_true.nc") as t:
         truth_times, truth_lat = t["time"].values, t["lat"].values
-    for name in ("site_only", "dual", "rf", "xgboost"):
+    for name in ("site_only", "dual", "rf", "xgboost", "published"):
         entry = manifest["models"][name]
         with xr.open_dataset(root / entry["grid"]) as ds:
             assert ds["nee"].attrs["units"] == "g m-2 d-1"
@@ -98,7 +98,8 @@ def test_run_writes_the_documented_manifest(finished_run, world_dir):
 def test_cv_predictions_share_folds_and_models(finished_run):
     _, _, result = finished_run
     cv = pd.read_csv(result.out_dir / "cv" / "predictions.csv")
-    for col in ("site", "time", "fold", "observed", "site_only", "dual", "rf", "xgboost"):
+    for col in ("site", "time", "fold", "observed", "site_only", "dual", "rf", "xgboost",
+                "published"):
         assert col in cv.columns
     assert cv.groupby("site")["fold"].nunique().max() == 1
 
@@ -190,7 +191,7 @@ def test_kill_during_training_and_upscaling_then_resume(finished_run, world_dir)
     a = pd.read_csv(reference.out_dir / "cv" / "predictions.csv")
     b = pd.read_csv(out / "cv" / "predictions.csv")
     pd.testing.assert_frame_equal(a, b, rtol=1e-5)
-    for name in ("site_only", "dual", "rf", "xgboost"):
+    for name in ("site_only", "dual", "rf", "xgboost", "published"):
         ra = pd.read_csv(reference.out_dir / "upscaled" / name / "regional.csv")
         rb = pd.read_csv(out / "upscaled" / name / "regional.csv")
         pd.testing.assert_frame_equal(ra, rb, rtol=1e-5)

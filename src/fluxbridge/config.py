@@ -86,10 +86,16 @@ class ConstraintSection(_Strict):
 
 
 class BaselineSection(_Strict):
-    """FLUXCOM-style site-only baselines (their hyperparameters: ``tuning.baselines``)."""
+    """The models the dual one is compared with: FLUXCOM-style trees on the towers alone
+    (their hyperparameters: ``tuning.baselines``) and the published setting of the
+    constraint."""
 
     random_forest: bool = True
     xgboost: bool = True
+    published: bool = Field(
+        True, description="the published constraint (Upton et al. 2024): the network itself "
+        "constrained, no grid correction, one fixed draw of K cell-days per region-month; "
+        "cross-validated, upscaled and scored beside the dual model (needs lambda_regional > 0)")
 
 
 class ValidationSection(_Strict):

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from fluxbridge import tower_models
+from fluxbridge import run_models
 from fluxbridge.climatology import time_axis_attrs
 from fluxbridge.config import ExperimentConfig, load_config
 from fluxbridge.errors import InputError
@@ -33,6 +33,7 @@ from fluxbridge.models.artifact import FittedModel, load_model
 from fluxbridge.outputs.files import write_csv
 from fluxbridge.progress import format_seconds
 from fluxbridge.readback import estimator_error, mean_maps, optional_truth, transfer_oracle
+from fluxbridge.run_models import DUAL, SITE_ONLY, TREES
 from fluxbridge.rundir import (
     RunResult,
     RunState,
@@ -45,7 +46,6 @@ from fluxbridge.validate import check_experiment
 
 log = logging.getLogger(__name__)
 
-SITE_ONLY, DUAL, RF, XGB = "site_only", "dual", "rf", "xgboost"
 T = TypeVar("T")
 Model = FittedModel | list[FittedModel]
 
@@ -127,10 +127,8 @@ class Experiment:
 
     @property
     def model_names(self) -> list[str]:
-        """Every model of the experiment (with towers, also :func:`.tower_models.extra`)."""
-        base = self.cfg.baselines
-        return [SITE_ONLY, DUAL, *([RF] if base.random_forest else []),
-                *([XGB] if base.xgboost else []), *tower_models.extra(self.cfg, self.towers)]
+        """Every model of the experiment (:func:`.run_models.model_names`)."""
+        return run_models.model_names(self.cfg, self.towers)
 
     def _constraint(self) -> dict[str, Any]:
         return {"grid": self.grid, "targets": self.inputs.targets,
@@ -160,18 +158,19 @@ class Experiment:
             cfg = self.cfg
             folds = make_folds(self.samples, cfg.validation.folds, kind=cfg.validation.split,
                                seed=cfg.seed)
-            baselines = tuple(n for n in self.model_names if n in (RF, XGB))
+            trees = tuple(n for n in self.model_names if n in TREES)
             out = cross_validate(
-                self.samples, cfg.with_lambda(0.0), kinds=("nn", *baselines), folds=folds,
+                self.samples, cfg.with_lambda(0.0), kinds=("nn", *trees), folds=folds,
                 checkpoint_dir=self.cv_dir / "checkpoints" / SITE_ONLY, progress=self.progress)
-            dual = cross_validate(
-                self.samples, cfg, kinds=("nn",), folds=folds, **self._constraint(),
-                towers=self.towers,
-                checkpoint_dir=self.cv_dir / "checkpoints" / DUAL, progress=self.progress)
             out = out.rename(columns={"nn": SITE_ONLY})
-            out[DUAL] = dual["nn"].to_numpy()
-            out.attrs["seconds_per_fold"] = {**out.attrs["seconds_per_fold"],
-                                             **dual.attrs["seconds_per_fold"]}
+            for name in (n for n in self.model_names if n in run_models.CONSTRAINED):
+                net_cfg, towers = run_models.network_terms(name, cfg, self.towers)
+                fold = cross_validate(
+                    self.samples, net_cfg, kinds=("nn",), folds=folds, **self._constraint(),
+                    towers=towers, checkpoint_dir=self.cv_dir / "checkpoints" / name,
+                    progress=self.progress, name=name)
+                out[name] = fold["nn"].to_numpy()
+                out.attrs["seconds_per_fold"].update(fold.attrs["seconds_per_fold"])
             write_predictions(out, path)
             return out
 
@@ -195,9 +194,9 @@ class Experiment:
         from fluxbridge.training import train_baseline, train_ensemble
 
         sites = np.unique(self.samples["site"])
-        if name in (RF, XGB):
+        if name in TREES:
             return train_baseline(name, self.samples, self.cfg, train_sites=sites)
-        cfg, towers = tower_models.network_terms(name, self.cfg, self.towers)
+        cfg, towers = run_models.network_terms(name, self.cfg, self.towers)
         members = train_ensemble(self.samples, cfg, train_sites=sites, **self._constraint(),
                                  towers=towers, progress=self.progress, name=name,
                                  checkpoint_dir=self.models_dir / "checkpoints" / name)
@@ -282,7 +281,7 @@ class Experiment:
         def run() -> RunResult:
             truth = optional_truth(self.inputs)
             series = {n: pd.read_csv(products[n].regional_csv) for n in self.model_names
-                      if n not in tower_models.TOWER_MODELS}
+                      if n not in run_models.TOWER_MODELS}
             oracle = None if heldout is None else transfer_oracle(
                 series[SITE_ONLY], truth, self.inputs, self.grid, self.cfg)
             summary = summarise_run(
@@ -294,7 +293,7 @@ class Experiment:
                     "epochs": self.cfg.network.epochs,
                     "reference": "inversions" if truth is None else "truth"},
                 predictors_period=self.inputs.predictors.attrs.get("climatology_period"))
-            tower_models.add_section(summary, products, self.towers, self.grid, self.inputs, truth)
+            run_models.add_section(summary, products, self.towers, self.grid, self.inputs, truth)
             report = write_report(self.out, title=f"fluxbridge — {self.cfg.name}",
                                   sections=summary.sections,
                                   metrics={**summary.metrics, "timings_s": self.timings},

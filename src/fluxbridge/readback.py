@@ -103,4 +103,5 @@ def transfer_oracle(site_only: pd.DataFrame, truth: pd.DataFrame | None, inputs:
     reference, spread = targets_frames(inputs.targets)
     return transfer_bounds(site_only, truth, reference, spread, grid,
                            inputs.regions, sigma_floor=cfg.constraint.sigma_floor,
-                           harmonics=cfg.tuning.offset.harmonics)["oracle"]
+                           harmonics=cfg.tuning.offset.harmonics,
+                           tested=cfg.tuning.offset.transfer == "tested")["oracle"]

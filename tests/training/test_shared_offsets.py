@@ -9,7 +9,13 @@ import torch
 from method_world import model_targets
 
 from fluxbridge.training import Trainer
-from fluxbridge.training.offsets import random_effects_mean, region_hemispheres, share_offsets
+from fluxbridge.training.hierarchy import (
+    random_effects_mean,
+    region_blocks,
+    region_hemispheres,
+    share_offsets,
+    transfer_weight,
+)
 
 
 def test_random_effects_mean_known_answers():
@@ -131,3 +137,50 @@ def test_with_lambda_zero_the_correction_changes_nothing(world, sites, configure
             for m in models]
     assert not models[0].has_grid_offset
     np.testing.assert_array_equal(grid[0], grid[1])
+
+
+def _blocks(n: int, n_basis: int) -> list[np.ndarray | None]:
+    """Every region's totals are its coefficients themselves (one target per coefficient)."""
+    return [np.eye(n_basis) for _ in range(n)]
+
+
+def test_transfer_weight_is_one_when_every_region_has_the_same_offset():
+    coef = np.tile([0.3, -0.1], (5, 1))
+    variance = np.full_like(coef, 1e-4)
+    alpha = transfer_weight(coef, variance, np.ones(5, bool), np.ones(5), _blocks(5, 2))
+    assert alpha == pytest.approx(1.0)
+
+
+def test_transfer_weight_is_zero_when_the_others_predict_the_wrong_sign():
+    coef = np.array([[1.0], [-1.0], [1.0], [-1.0]])  # each left out, the others lean the other way
+    alpha = transfer_weight(coef, np.full_like(coef, 1e-4), np.ones(4, bool), np.ones(4),
+                            _blocks(4, 1))
+    assert alpha == 0.0
+
+
+def test_transfer_weight_known_answer_and_its_use():
+    # equal, tiny variances and very different regions: each left-out mean is the plain mean
+    c = np.array([1.0, 2.0, 4.0, 8.0, -3.0])
+    coef, variance = c[:, None], np.full((5, 1), 1e-6)
+    m = np.array([np.delete(c, s).mean() for s in range(5)])
+    hand = float(np.clip((c * m).sum() / (m * m).sum(), 0, 1))
+    alpha = transfer_weight(coef, variance, np.ones(5, bool), np.ones(5), _blocks(5, 1))
+    assert alpha == pytest.approx(hand, rel=1e-6) and 0 < alpha < 1
+    # the region without targets gets α times the mean; constrained regions keep theirs
+    constrained = np.array([True] * 5 + [False])
+    shared, info = share_offsets(np.vstack([coef, [[50.0]]]), np.vstack([variance, [[np.inf]]]),
+                                 constrained, np.ones(6), alpha)
+    assert shared[5, 0] == pytest.approx(alpha * info["mean"][0])
+    np.testing.assert_allclose(shared[:5, 0], c, atol=1e-3)
+
+
+def test_transfer_weight_needs_three_regions_and_blocks_follow_targets():
+    coef = np.array([[1.0], [-1.0]])
+    assert transfer_weight(coef, np.ones((2, 1)), np.ones(2, bool), np.ones(2),
+                           _blocks(2, 1)) == 1.0
+    design = np.arange(12.0).reshape(4, 3)  # 4 targets, 3 regions of one coefficient
+    blocks = region_blocks(design, np.array([True, True, False, True]),
+                           np.array([1, 3, 3, 1]), 3)
+    np.testing.assert_array_equal(blocks[0], design[[0, 3], 0:1])
+    assert blocks[1] is None
+    np.testing.assert_array_equal(blocks[2], design[[1], 2:3])

@@ -26,6 +26,7 @@ STYLE = {
     "dual": {"color": "tab:red"},
     "rf": {"color": "tab:green", "ls": "--"},
     "xgboost": {"color": "tab:purple", "ls": "--"},
+    "published": {"color": "tab:brown", "ls": ":"},
     "nn": {"color": "tab:orange"},
     "inversions": {"color": "0.45", "ls": "-.", "lw": 1.5},
     "dual_without_region": {"color": "tab:orange"},

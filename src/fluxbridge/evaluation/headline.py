@@ -18,6 +18,7 @@ from fluxbridge.evaluation.regional import OVERALL, regional_summary
 SITE_ONLY, DUAL = "site_only", "dual"
 
 LABELS = {SITE_ONLY: "site-only", DUAL: "dual", "rf": "random forest", "xgboost": "XGBoost",
+          "published": "published setting",
           HELDOUT: "dual, region withheld", "truth": "truth", "inversions": "inversions"}
 """How the report names each model and reference."""
 

@@ -1,7 +1,8 @@
 """How much of a correction can reach a region whose targets were withheld: the oracle.
 
-The hierarchical correction (:func:`fluxbridge.training.offsets.share_offsets`) gives a region
-without targets the random-effects mean of the other regions' offsets. Fitted to the *truth* of
+The hierarchical correction (:func:`fluxbridge.training.hierarchy.share_offsets`) gives a region
+without targets the random-effects mean of the other regions' offsets, times the share that a
+leave-one-region-out test among them supports. Fitted to the *truth* of
 the other regions (a twin world's), with the site-only network held fixed, that mean bounds
 what this form of correction can carry to the withheld region: the oracle against which the
 constrained model's leave-region-out result is judged. Fitted to the inversion targets instead,
@@ -18,12 +19,13 @@ import xarray as xr
 from fluxbridge.grid_features import GridFeatures
 from fluxbridge.models.network import seasonal_basis
 from fluxbridge.operators import RegionalOperator
-from fluxbridge.training.offsets import (
-    basis_totals,
+from fluxbridge.training.hierarchy import (
+    region_blocks,
     region_hemispheres,
-    region_variances,
     share_offsets,
+    transfer_weight,
 )
+from fluxbridge.training.offsets import basis_totals, region_variances
 
 
 def region_design(grid: GridFeatures, regions: xr.Dataset, harmonics: int = 1
@@ -45,7 +47,8 @@ def region_design(grid: GridFeatures, regions: xr.Dataset, harmonics: int = 1
 
 
 def withheld_corrections(residual: np.ndarray, sigma: np.ndarray, obs_region: np.ndarray,
-                         design: np.ndarray, hemisphere: np.ndarray) -> np.ndarray:
+                         design: np.ndarray, hemisphere: np.ndarray, tested: bool = True
+                         ) -> np.ndarray:
     """Each region's correction [Tg month-1] from the other regions only.
 
     Parameters
@@ -61,6 +64,9 @@ def withheld_corrections(residual: np.ndarray, sigma: np.ndarray, obs_region: np
         (n_obs, n_regions × n_basis) from :func:`region_design`.
     hemisphere
         (n_regions + 1,) ±1 by region id.
+    tested
+        Give each region the share of the others' mean that a leave-one-region-out test
+        among them supports (:func:`.transfer_weight`), as training does; else all of it.
 
     Returns
     -------
@@ -78,12 +84,15 @@ def withheld_corrections(residual: np.ndarray, sigma: np.ndarray, obs_region: np
         rows = (obs_region == r) & np.isfinite(usable)
         A = design[rows, (r - 1) * n_basis:r * n_basis] / usable[rows, None]
         coef[r - 1] = np.linalg.lstsq(A, residual[rows] / usable[rows], rcond=None)[0]
+    blocks = region_blocks(design, np.isfinite(usable), obs_region, n_regions)
     out = np.zeros(residual.size)
     for r in range(1, n_regions + 1):
         others = fitted & (np.arange(1, n_regions + 1) != r)
         if not others.any():
             continue
-        shared, _ = share_offsets(coef, variance, others, hemisphere[1:])
+        transfer = (transfer_weight(coef, variance, others, hemisphere[1:], blocks) if tested
+                    else 1.0)
+        shared, _ = share_offsets(coef, variance, others, hemisphere[1:], transfer)
         cols = slice((r - 1) * n_basis, r * n_basis)
         out[obs_region == r] = design[obs_region == r, cols] @ shared[r - 1]
     return out
@@ -91,7 +100,8 @@ def withheld_corrections(residual: np.ndarray, sigma: np.ndarray, obs_region: np
 
 def transfer_bounds(site_only: pd.DataFrame, truth: pd.DataFrame, reference: pd.DataFrame,
                     spread: pd.DataFrame, grid: GridFeatures, regions: xr.Dataset,
-                    sigma_floor: float = 0.5, harmonics: int = 1) -> dict[str, pd.DataFrame]:
+                    sigma_floor: float = 0.5, harmonics: int = 1, tested: bool = True
+                    ) -> dict[str, pd.DataFrame]:
     """The site-only model's regional totals corrected, region by region, by the hierarchical
     correction fitted to the other regions: to their truth (``oracle``) and to their
     inversion targets (``shared_correction``), the network held fixed.
@@ -106,6 +116,10 @@ def transfer_bounds(site_only: pd.DataFrame, truth: pd.DataFrame, reference: pd.
         ``sigma_floor`` × its median, as in training).
     grid, regions
         The gridded features and the regions.
+    sigma_floor, harmonics
+        As in training (``constraint.sigma_floor``, ``tuning.offset.harmonics``).
+    tested
+        As in training (``tuning.offset.transfer``): :func:`withheld_corrections`.
 
     Returns
     -------
@@ -131,7 +145,7 @@ def transfer_bounds(site_only: pd.DataFrame, truth: pd.DataFrame, reference: pd.
     for name, target in (("oracle", values(truth, "nee_tgc")),
                          ("shared_correction", values(reference, "nee_tgc"))):
         corrected = model + withheld_corrections(target - model, sd, obs_region, design,
-                                                 hemisphere)
+                                                 hemisphere, tested)
         out[name] = pd.DataFrame({"region": key.get_level_values(0),
                                   "time": key.get_level_values(1), "nee_tgc": corrected})
     return out

@@ -45,7 +45,7 @@ def cross_validate(samples: pd.DataFrame, cfg: ExperimentConfig, *,
                    grid: GridFeatures | None = None, targets: xr.Dataset | None = None,
                    regions: xr.Dataset | None = None, towers: TowerObservations | None = None,
                    checkpoint_dir: str | Path | None = None,
-                   progress: bool = True) -> pd.DataFrame:
+                   progress: bool = True, name: str | None = None) -> pd.DataFrame:
     """Out-of-fold predictions of the network and the baselines, all on the same folds.
 
     Parameters
@@ -63,14 +63,17 @@ def cross_validate(samples: pd.DataFrame, cfg: ExperimentConfig, *,
         Network checkpoints go to ``checkpoint_dir/fold{f}/member{i}``.
     progress
         Show each network's progress over epochs.
+    name
+        The network's name in the progress and in ``attrs["seconds_per_fold"]``; by default
+        ``site_only`` or ``dual`` (λ > 0).
 
     Returns
     -------
     pd.DataFrame
         One row per sample with finite NEE: ``site``, ``time``, ``fold``, ``igbp``,
         ``observed`` [g m-2 d-1], ``weight`` [1] and one column per kind [g m-2 d-1];
-        ``attrs["seconds_per_fold"]`` maps each model (the network as ``site_only`` or
-        ``dual``, the baselines by kind) to its mean training and prediction time per fold [s].
+        ``attrs["seconds_per_fold"]`` maps each model (the network by ``name``, the
+        baselines by kind) to its mean training and prediction time per fold [s].
     """
     check_samples(samples)
     if folds is None:
@@ -84,7 +87,7 @@ def cross_validate(samples: pd.DataFrame, cfg: ExperimentConfig, *,
     fold_of = site.map(folds.rename(index=str)).to_numpy(dtype=np.int64)
     out = _predictions_frame(data, fold_of, kinds)
     fold_ids = np.unique(folds.to_numpy())
-    model = "dual" if cfg.constrained else "site_only"
+    model = name or ("dual" if cfg.constrained else "site_only")
     seconds: dict[str, list[float]] = {}
     for i, f in enumerate(fold_ids, start=1):
         train_sites = sorted(folds.index[folds.to_numpy() != f].astype(str))
@@ -106,9 +109,9 @@ def cross_validate(samples: pd.DataFrame, cfg: ExperimentConfig, *,
                 pred = train_baseline(kind, samples, cfg,
                                       train_sites=train_sites).predict_frame(data[test])
             out.loc[test, kind] = pred
-            name = model if kind == "nn" else kind
-            seconds.setdefault(name, []).append(time.perf_counter() - t0)
-            log.info("%s %s: %d test sites, %d samples, %.1f s", name, label,
-                     int(site[test].nunique()), int(test.sum()), seconds[name][-1])
+            key = model if kind == "nn" else kind
+            seconds.setdefault(key, []).append(time.perf_counter() - t0)
+            log.info("%s %s: %d test sites, %d samples, %.1f s", key, label,
+                     int(site[test].nunique()), int(test.sum()), seconds[key][-1])
     out.attrs["seconds_per_fold"] = {k: float(np.mean(v)) for k, v in seconds.items()}
     return out

@@ -8,23 +8,24 @@ design matrix); only the network's share of a total is sampled.
 
 Much of what the offsets correct is shared: towers avoid disturbed stands everywhere, so the
 site-only sink is too strong in most regions. With ``constraint.correction: hierarchical`` the
-regions' offsets are treated as draws around a shared mean (:func:`share_offsets`, a
-random-effects mean whose between-region variance is estimated from the offsets themselves):
-the mean corrects every region without targets, and each constrained region's offset is shrunk
-toward it by its own uncertainty (little, where the inversions constrain it well).
+regions' offsets are treated as draws around a shared mean (:mod:`fluxbridge.training.hierarchy`):
+the mean corrects regions without targets as far as it predicts the constrained ones, and each
+constrained region's offset is shrunk toward it by its own uncertainty (little, where the
+inversions constrain it well).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
-import xarray as xr
 
 from fluxbridge.operators import LinearOperator
 from fluxbridge.training.gridnet import GridNetwork
+from fluxbridge.training.hierarchy import region_blocks, share_offsets, transfer_weight
 
 log = logging.getLogger(__name__)
 
@@ -187,11 +188,12 @@ class GridOffsets:
         return (self.design * float(self._y_scale) * scale[:, None],
                 (mu - current) * scale)
 
-    def share(self, sigma: np.ndarray, obs_region: np.ndarray, hemisphere: np.ndarray
-              ) -> dict[str, list[float]]:
-        """Replace the offsets by their hierarchical version (:func:`share_offsets`): each
+    def share(self, sigma: np.ndarray, obs_region: np.ndarray, hemisphere: np.ndarray,
+              tested: bool = True) -> dict[str, Any]:
+        """Replace the offsets by their hierarchical version (:func:`.share_offsets`): each
         constrained region's offset shrunk toward the regions' random-effects mean, every
-        region without targets set to that mean.
+        region without targets set to that mean, times the share a leave-one-region-out test
+        supports (:func:`.transfer_weight`; all of it unless ``tested``).
 
         Parameters
         ----------
@@ -200,18 +202,27 @@ class GridOffsets:
         obs_region
             Region id of every target.
         hemisphere
-            (n_regions + 1,) ±1 by region id (:func:`region_hemispheres`).
+            (n_regions + 1,) ±1 by region id (:func:`.region_hemispheres`).
+        tested
+            Give regions without targets only the share of the mean that predicts the
+            constrained regions' own offsets when each is left out.
         """
         scale = float(self._y_scale)
-        variance = region_variances(self.design * scale, sigma, obs_region, self.n_regions)
+        design = self.design * scale
+        variance = region_variances(design, sigma, obs_region, self.n_regions)
         constrained = np.isfinite(variance).all(axis=1)
         coef = self.offset.weight[1:].detach().double().cpu().numpy() * scale
-        shared, info = share_offsets(coef, variance, constrained, hemisphere[1:])
+        transfer = 1.0
+        if tested:
+            blocks = region_blocks(design, np.isfinite(sigma), obs_region, self.n_regions)
+            transfer = transfer_weight(coef, variance, constrained, hemisphere[1:], blocks)
+        shared, info = share_offsets(coef, variance, constrained, hemisphere[1:], transfer)
         with torch.no_grad():
             self.offset.weight[1:] = torch.as_tensor(shared / scale).to(self.offset.weight)
-        log.info("grid offsets shared: mean %s g m-2 d-1, between-region sd %s",
-                 np.round(info["mean"], 4).tolist(), np.round(np.sqrt(info["tau2"]), 4).tolist())
-        return info
+        log.info("grid offsets shared: mean %s g m-2 d-1, between-region sd %s; regions "
+                 "without targets get %.2f of the mean", np.round(info["mean"], 4).tolist(),
+                 np.round(np.sqrt(info["tau2"]), 4).tolist(), transfer)
+        return {**info, "transfer": transfer}
 
 
 def region_variances(design: np.ndarray, sigma: np.ndarray, obs_region: np.ndarray,
@@ -244,83 +255,3 @@ def region_variances(design: np.ndarray, sigma: np.ndarray, obs_region: np.ndarr
         if np.abs(A).sum() > 0:
             variance[r - 1] = np.diag(np.linalg.pinv(A.T @ A))
     return variance
-
-
-def region_hemispheres(regions: xr.Dataset, n_regions: int) -> np.ndarray:
-    """+1 or −1 for each region id 0..n_regions (n_regions + 1,): the sign of its cells'
-    area-weighted mean latitude (+1 for ids without cells), so that a shared seasonal offset
-    keeps its phase relative to each hemisphere's seasons."""
-    ids = np.asarray(regions["region"].transpose("lat", "lon").values, dtype=np.int64)
-    lat = np.asarray(regions["lat"].values, dtype=np.float64)
-    weight = np.broadcast_to(np.cos(np.deg2rad(lat))[:, None], ids.shape)
-    lat2d = np.broadcast_to(lat[:, None], ids.shape)
-    inside = (ids > 0) & (ids <= n_regions)
-    num = np.bincount(ids[inside], (weight * lat2d)[inside], minlength=n_regions + 1)
-    return np.where(num < 0, -1.0, 1.0)
-
-
-def random_effects_mean(values: np.ndarray, variances: np.ndarray) -> tuple[float, float]:
-    """Random-effects mean and between-group variance τ² of estimates with known variances
-    (DerSimonian and Laird, 1986): the weights 1 / (v + τ²) go from precision weights (τ² = 0,
-    homogeneous groups) to equal weights (τ² ≫ v, groups that differ more than their
-    estimates' noise).
-
-    Parameters
-    ----------
-    values, variances
-        (n,) the groups' estimates and their variances (same units, squared).
-
-    Returns
-    -------
-    mean, tau2
-    """
-    w = 1.0 / np.maximum(variances, 1e-300)
-    fixed = float(np.sum(w * values) / np.sum(w))
-    q = float(np.sum(w * (values - fixed) ** 2))
-    denom = float(np.sum(w) - np.sum(w**2) / np.sum(w))
-    tau2 = max(0.0, (q - (values.size - 1)) / denom) if denom > 0 else 0.0
-    w = 1.0 / (variances + tau2)
-    return float(np.sum(w * values) / np.sum(w)), tau2
-
-
-def share_offsets(coef: np.ndarray, variance: np.ndarray, constrained: np.ndarray,
-                  hemisphere: np.ndarray) -> tuple[np.ndarray, dict[str, list[float]]]:
-    """The hierarchical correction: regions' offsets shrunk toward their shared mean.
-
-    Each basis coefficient is treated on its own; the seasonal ones (all but the first) are
-    compared in each region's own hemisphere (sign-flipped in the south).
-
-    Parameters
-    ----------
-    coef
-        (n_regions, n_basis) the regions' fitted offsets [g m-2 d-1].
-    variance
-        (n_regions, n_basis) their variances given the targets [(g m-2 d-1)²].
-    constrained
-        (n_regions,) bool, regions with targets (the others' ``coef`` and ``variance`` are
-        ignored).
-    hemisphere
-        (n_regions,) +1 or −1.
-
-    Returns
-    -------
-    shared, info
-        (n_regions, n_basis): constrained regions shrunk toward the mean by τ² / (τ² + v),
-        the others at the mean; ``info`` the mean and τ² of each coefficient.
-    """
-    flip = np.ones_like(coef)
-    flip[:, 1:] = hemisphere[:, None]
-    local = coef * flip
-    out = np.empty_like(coef)
-    info: dict[str, list[float]] = {"mean": [], "tau2": []}
-    for k in range(coef.shape[1]):
-        on = constrained & np.isfinite(variance[:, k])
-        if not on.any():
-            out[:, k], mean, tau2 = local[:, k], 0.0, 0.0
-        else:
-            mean, tau2 = random_effects_mean(local[on, k], variance[on, k])
-            keep = tau2 / (tau2 + variance[:, k]) if tau2 > 0 else np.zeros(coef.shape[0])
-            out[:, k] = np.where(on, mean + keep * (local[:, k] - mean), mean)
-        info["mean"].append(mean)
-        info["tau2"].append(tau2)
-    return out * flip, info

@@ -18,7 +18,7 @@ from fluxbridge.config import ExperimentConfig
 from fluxbridge.errors import InputError
 from fluxbridge.operators import RegionalOperator, make_estimator
 from fluxbridge.training.gridnet import GridNetwork
-from fluxbridge.training.offsets import region_hemispheres
+from fluxbridge.training.hierarchy import region_hemispheres
 from fluxbridge.training.term import DRAW_AHEAD, ObservationTerm, relative_variance
 
 __all__ = ["DRAW_AHEAD", "RegionalTerm", "floored_sigma", "relative_variance"]
@@ -103,5 +103,6 @@ class RegionalTerm(ObservationTerm):
                                    obs_region, tun.match_totals, extra=extra)
         if self.cfg.constraint.correction == "hierarchical":
             assert self.hemisphere is not None
-            self.offsets.share(self.sigma, obs_region, self.hemisphere)
+            self.offsets.share(self.sigma, obs_region, self.hemisphere,
+                               tested=tun.transfer == "tested")
         return out

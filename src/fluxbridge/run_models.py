@@ -1,10 +1,17 @@
-"""The networks of a run and the terms each trains with; with tall towers, the comparison of
-what the footprints add.
+"""The models of a run, what each trains with, and the towers' comparison.
 
-A run trains the site-only network (no constraint) and the dual one (every term its inputs
-allow). When the experiment has tower inputs and both the regional and the footprint terms are
-on, it also trains, once on every site (kept out of cross-validation and leave-region-out), the
-two networks that separate them (``constraint.compare_tower_terms``, default true):
+A run trains the site-only network (no constraint), the dual one (every term its inputs
+allow), and the models it is compared with (``baselines``):
+
+* ``rf``, ``xgboost`` — FLUXCOM-style trees on the towers alone;
+* ``published`` — the published setting of the constraint (Upton et al. 2024): the regional
+  term on the network itself, no grid correction, one fixed sparse draw of K cell-days per
+  region-month (``estimator: fixed``). It is cross-validated, upscaled and scored like the
+  dual model, so that a user sees what this method's corrections add to the published one.
+
+When the experiment has tower inputs and both the regional and the footprint terms are on, it
+also trains, once on every site (kept out of cross-validation and leave-region-out), the two
+networks that separate them (``constraint.compare_tower_terms``, default true):
 
 * ``footprint_only`` — the footprint term alone (λ = 0, λ_f as configured);
 * ``regional_only`` — the regional term alone (no towers).
@@ -33,14 +40,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SITE_ONLY, DUAL = "site_only", "dual"
+SITE_ONLY, DUAL, RF, XGB, PUBLISHED = "site_only", "dual", "rf", "xgboost", "published"
+TREES = (RF, XGB)
 FOOTPRINT_ONLY, REGIONAL_ONLY = "footprint_only", "regional_only"
+CONSTRAINED = (DUAL, PUBLISHED)
+"""The cross-validated networks trained with the regional term."""
 TOWER_MODELS = (FOOTPRINT_ONLY, REGIONAL_ONLY)
 """The networks of the towers' comparison, besides the site-only and dual ones."""
 
 TERMS = {SITE_ONLY: (False, False), FOOTPRINT_ONLY: (False, True),
-         REGIONAL_ONLY: (True, False), DUAL: (True, True)}
+         REGIONAL_ONLY: (True, False), DUAL: (True, True), PUBLISHED: (True, False)}
 """Network → (regional term, footprint term)."""
+
+PUBLISHED_CONSTRAINT = {"correction": "none", "estimator": "fixed"}
+"""The constraint's settings of the published method; λ, K and the sampling are the run's."""
+
+
+def model_names(cfg: ExperimentConfig, towers: TowerObservations | None) -> list[str]:
+    """Every model of a run, in the report's order: site-only, dual, the trees, the published
+    setting (with the regional term on) and the towers' comparison (:func:`extra`)."""
+    base = cfg.baselines
+    return [SITE_ONLY, DUAL, *([RF] if base.random_forest else []),
+            *([XGB] if base.xgboost else []),
+            *([PUBLISHED] if base.published and cfg.constrained else []), *extra(cfg, towers)]
 
 
 def extra(cfg: ExperimentConfig, towers: TowerObservations | None) -> list[str]:
@@ -54,8 +76,12 @@ def extra(cfg: ExperimentConfig, towers: TowerObservations | None) -> list[str]:
 
 def network_terms(name: str, cfg: ExperimentConfig, towers: TowerObservations | None
                   ) -> tuple[ExperimentConfig, TowerObservations | None]:
-    """The configuration (λ) and tower observations a network of :data:`TERMS` trains with."""
+    """The configuration (λ, the published constraint) and tower observations a network of
+    :data:`TERMS` trains with."""
     regional, footprint = TERMS[name]
+    if name == PUBLISHED:
+        cfg = cfg.model_copy(update={"constraint": cfg.constraint.model_copy(
+            update=PUBLISHED_CONSTRAINT)})
     return (cfg if regional else cfg.with_lambda(0.0)), (towers if footprint else None)
 
 
