@@ -17,7 +17,9 @@ configuration), then scores both against the truth:
   of the correction's form (the hierarchical correction fitted to the *truth* of the other
   regions, the site-only network held fixed: ``oracle_withheld``) and the same correction
   fitted to the other regions' inversion targets (``correction_withheld``), pooled and by
-  region;
+  region; ``*_whole_mean``: the same with the whole shared mean given to the withheld region
+  (``tuning.offset.transfer: mean``) instead of the share a leave-one-region-out test among
+  the other regions supports;
 * with ``--published``, the published setting (the network itself constrained, no grid
   correction, one fixed sparse draw of K cell-days per region-month) as a model of its own.
 
@@ -105,12 +107,13 @@ def score_world(manifest: Path, epochs: int | None,
             samples, cfg, grid=grid, targets=world.targets, regions=world.regions,
             train_sites=sites).drop(columns="heldout")
         seconds["dual_withheld"] = time.perf_counter() - t0
-        bounds = transfer_bounds(series["site_only"], truth, series["inversion_mean"], spread,
-                                 grid, world.regions, sigma_floor=cfg.constraint.sigma_floor,
-                                 harmonics=cfg.tuning.offset.harmonics,
-                                 tested=cfg.tuning.offset.transfer == "tested")
-        series["oracle_withheld"] = bounds["oracle"]
-        series["correction_withheld"] = bounds["shared_correction"]
+        for tested, suffix in ((True, ""), (False, "_whole_mean")):
+            bounds = transfer_bounds(series["site_only"], truth, series["inversion_mean"],
+                                     spread, grid, world.regions,
+                                     sigma_floor=cfg.constraint.sigma_floor,
+                                     harmonics=cfg.tuning.offset.harmonics, tested=tested)
+            series["oracle_withheld" + suffix] = bounds["oracle"]
+            series["correction_withheld" + suffix] = bounds["shared_correction"]
     metrics = regional_metrics(series, truth)
     regional = regional_summary(metrics)
     annual = pd.concat([global_annual(series), global_annual({"truth": truth})])

@@ -5,9 +5,11 @@ it; docs/footprints.md): dimension ``obs``; ``time(obs)`` in ``seconds since
 1970-01-01T00:00:00Z`` at the *beginning* of the averaging interval; ``value(obs)`` the dry-air
 mole fraction in ``mol mol-1`` (fill -999.999); ``value_unc(obs)`` (optional, same units);
 ``latitude``, ``longitude`` [degree], ``altitude`` [m a.s.l.], ``intake_height`` [m above
-ground]; ``qc_flag(obs, 3 characters)``, the NOAA flag whose first column is the *rejection*
-flag and second the *selection* flag (``.`` = not flagged); ``obs_flag(obs)`` (optional, CTDAS's use
-flag, 1 = use); ``obspack_id(obs, characters)``; global attribute ``site_code``.
+ground] (a file may hold several intakes); ``qc_flag(obs, 3 characters)`` (``qcflag`` in some
+products, e.g. NOAA's CCGG tower in-situ ObsPack), the NOAA flag whose first column is the
+*rejection* flag and second the *selection* flag (``.`` = not flagged); ``obs_flag(obs)``
+(optional, CTDAS's use flag, 1 = use); ``obspack_id(obs, characters)``; global attributes
+``site_code`` and ``dataset_parameter`` (``co2``; another species is refused).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ PLAUSIBLE_PPM = (250.0, 1000.0)
 """Range [ppm] of tower CO2 mole fractions accepted; outside it the units are suspect."""
 
 REQUIRED = ("time", "value", "latitude", "longitude", "intake_height", "obspack_id")
+QC_NAMES = ("qc_flag", "qcflag")
+"""Names of the NOAA quality-control flag in ObsPack products."""
 
 
 def read_obspack(path: str | os.PathLike[str], *, qc: bool = True) -> pd.DataFrame:
@@ -52,14 +56,21 @@ def read_obspack(path: str | os.PathLike[str], *, qc: bool = True) -> pd.DataFra
     Raises
     ------
     InputError
-        A missing variable, units that are not a mole fraction, values outside
-        :data:`PLAUSIBLE_PPM`.
+        Another species than CO2, a missing variable, units that are not a mole fraction,
+        values outside :data:`PLAUSIBLE_PPM`.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError("ObsPack file not found", path=path)
     with xr.open_dataset(path) as ds:
-        missing = [v for v in REQUIRED + (("qc_flag",) if qc else ()) if v not in ds.variables]
+        parameter = str(ds.attrs.get("dataset_parameter", "co2")).strip().lower()
+        if parameter != "co2":
+            raise InputError(f"an ObsPack file of {parameter!r}", path=path,
+                             variable="dataset_parameter", expected="'co2'")
+        qc_name = next((v for v in QC_NAMES if v in ds.variables), None)
+        missing = [v for v in REQUIRED if v not in ds.variables]
+        if qc and qc_name is None:
+            missing.append("qc_flag")
         if missing:
             raise InputError("ObsPack variable missing", path=path, variable=missing[0],
                              expected=f"the ObsPack layout with {', '.join(REQUIRED)}, qc_flag")
@@ -74,7 +85,7 @@ def read_obspack(path: str | os.PathLike[str], *, qc: bool = True) -> pd.DataFra
         "lat": np.broadcast_to(ds["latitude"].values, n).astype(np.float64),
         "lon": np.broadcast_to(((ds["longitude"].values + 180.0) % 360.0) - 180.0, n),
         "intake_height": np.broadcast_to(ds["intake_height"].values, n).astype(np.float64),
-        "qc_flag": _strings(ds["qc_flag"].values) if "qc_flag" in ds else "...",
+        "qc_flag": _strings(ds[qc_name].values) if qc_name else "...",
         "obs_flag": ds["obs_flag"].values.astype(np.int64) if "obs_flag" in ds else 1,
         "obspack_id": _strings(ds["obspack_id"].values),
         "site": str(ds.attrs.get("site_code", "")),
