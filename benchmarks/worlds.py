@@ -57,7 +57,8 @@ PUBLISHED = {"correction": "none", "estimator": "fixed"}
 
 def score_world(manifest: Path, epochs: int | None,
                 constraint: dict[str, Any] | None = None, leave_out: bool = False,
-                published: bool = False) -> dict[str, Any]:
+                published: bool = False, tuning: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
     """Train site-only and dual in one world as the demo does (``constraint``: settings of the
     constraint section that differ from the defaults); their scores against the truth, and
     with ``leave_out`` those of every region's totals from the runs without its targets."""
@@ -79,7 +80,7 @@ def score_world(manifest: Path, epochs: int | None,
     from fluxbridge.training import train_ensemble
 
     world = open_world(manifest)
-    overrides: dict[str, Any] = {"constraint": constraint or {}}
+    overrides: dict[str, Any] = {"constraint": constraint or {}, "tuning": tuning or {}}
     if epochs is not None:
         overrides["network"] = {"epochs": epochs}
     cfg = parse_config(overrides)
@@ -185,6 +186,9 @@ def main() -> None:
                         help="training epochs (default: the experiment's)")
     parser.add_argument("--constraint", nargs="*", default=[], metavar="KEY=VALUE",
                         help="constraint settings that differ from the defaults, e.g. K=16")
+    parser.add_argument("--tuning", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
+                        help="tuning settings that differ from the defaults, e.g. "
+                             "offset.transfer=mean")
     parser.add_argument("--leave-region-out", action="store_true",
                         help="also withhold each region's targets in turn (about 11 trainings)")
     parser.add_argument("--published", action="store_true",
@@ -192,6 +196,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "worlds.json")
     args = parser.parse_args()
     constraint = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.constraint)}
+    tuning: dict[str, Any] = {}
+    for key, value in (a.split("=", 1) for a in args.tuning):
+        section, _, name = key.partition(".")
+        tuning.setdefault(section, {})[name] = yaml.safe_load(value)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
 
     import torch
@@ -203,7 +211,8 @@ def main() -> None:
                     "several seeds, scored against each world's truth",
             "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
                         "torch_threads": torch.get_num_threads()},
-            "epochs": args.epochs, "constraint": constraint, "seeds": args.seeds,
+            "epochs": args.epochs, "constraint": constraint, "tuning": tuning,
+            "seeds": args.seeds,
             "complete": False}
     rows: list[dict[str, Any]] = []
 
@@ -218,7 +227,7 @@ def main() -> None:
             t0 = time.perf_counter()
             manifest = synthesize(tmp / "world", seed=seed, progress=False)
             row = {"seed": seed, **score_world(manifest, args.epochs, constraint,
-                                                          args.leave_region_out, args.published),
+                                                 args.leave_region_out, args.published, tuning),
                    "seconds": time.perf_counter() - t0}
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

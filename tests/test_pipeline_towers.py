@@ -24,7 +24,7 @@ TOWER_WORLD = {"resolution_deg": 10.0, "n_years": 1, "n_sites": 16, "n_members":
                "tower_every_days": 30, "tower_noise_ppm": 0.0}
 FAST = {"network": {"width": 8, "depth": 2, "epochs": 2, "patience": 2, "batch_size": 512},
         "constraint": {"K": 8}, "validation": {"folds": 2, "leave_region_out": False},
-        "baselines": {"random_forest": False, "xgboost": False},
+        "baselines": {"random_forest": False, "xgboost": False, "published": False},
         "upscaling": {"scheduler": "synchronous"},
         "tuning": {"regional": {"obs_per_step": 8}, "footprint": {"obs_per_step": 8,
                                                                   "K": 8}},
@@ -181,7 +181,7 @@ def test_without_a_truth_the_section_gives_the_fit_to_the_towers_only(compared, 
 
     from fluxbridge.grid_features import GridFeatures
     from fluxbridge.io.towers import towers_of
-    from fluxbridge.tower_models import add_section
+    from fluxbridge.run_models import add_section
 
     grid = GridFeatures.from_dataset(world.predictors, world.regions)
     up = compared.out_dir / "upscaled"

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 SITE_ONLY, DUAL, RF, XGB, PUBLISHED = "site_only", "dual", "rf", "xgboost", "published"
 TREES = (RF, XGB)
 FOOTPRINT_ONLY, REGIONAL_ONLY = "footprint_only", "regional_only"
+TOWER_COMPARISON = (SITE_ONLY, FOOTPRINT_ONLY, REGIONAL_ONLY, DUAL)
+"""The rows of the towers' comparison."""
 CONSTRAINED = (DUAL, PUBLISHED)
 """The cross-validated networks trained with the regional term."""
 TOWER_MODELS = (FOOTPRINT_ONLY, REGIONAL_ONLY)
@@ -121,7 +123,7 @@ def add_section(summary: RunSummary, products: dict[str, Any],
     op = footprint_operator(towers, grid, inputs.regions)
     observed = observed_enhancement(towers, op)
     fields = {n: read_land_cells(products[n].grid, grid.lat_index, grid.lon_index)
-              for n in TERMS if n in products}
+              for n in TOWER_COMPARISON if n in products}
     fit = enhancement_fit(op, observed, fields)
     true_field = None if truth is None else true_land_field(inputs, grid)
     scores, seen, floor = None, None, None

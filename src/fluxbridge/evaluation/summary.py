@@ -46,7 +46,11 @@ QUESTION = "Does adding atmospheric inversions to a tower-trained model improve 
 
 LEAD = ("Site-only: a network trained on eddy-covariance towers alone; dual: the same network "
         "also fitted to the inversion ensemble's regional monthly totals; random forest and "
-        "XGBoost: tower-only baselines. {against}")
+        "XGBoost: tower-only baselines.{published} {against}")
+
+PUBLISHED_LEAD = (" Published setting: the network itself fitted to the inversions, without the "
+                  "dual model's grid correction, from one fixed sample of grid cells (Upton et "
+                  "al. 2024).")
 
 GLOBAL_TEXT = (
     "Is a model's global annual NEE within the inversion ensemble's spread of the truth? The "
@@ -178,7 +182,8 @@ def _answer(series: Mapping[str, pd.DataFrame], targets: xr.Dataset,
                              models=list(series), members=members,
                              leave_region_out=lro_table,
                              against="truth" if truth_known else "inversions")
-    text = LEAD.format(against=against)
+    text = LEAD.format(against=against,
+                       published=PUBLISHED_LEAD if "published" in series else "")
     if not truth_known and len(budget.attrs["members"]) > 1:
         text += "\n\n" + budget_sentence(budget)
     section = ReportSection(QUESTION, text=text, figures=[figure], tables=[numbers],

@@ -50,8 +50,8 @@ class TowerObservations:
         Footprint file of each receptor, in table order.
     table
         One row per receptor: ``site``, ``time`` (UTC), ``lat``, ``lon`` [degree],
-        ``intake_height`` [m above ground], ``co2``, ``co2_unc``, ``background_ppm``, ``fossil_ppm``, ``ocean_ppm`` and ``enhancement_ppm``
-        (CO2 minus the three) [ppm].
+        ``intake_height`` [m above ground], ``co2``, ``co2_unc``, ``background_ppm``,
+        ``fossil_ppm``, ``ocean_ppm`` and ``enhancement_ppm`` (CO2 minus the three) [ppm].
     """
 
     paths: list[Path]
