@@ -17,9 +17,9 @@ configuration), then scores both against the truth:
   of the correction's form (the hierarchical correction fitted to the *truth* of the other
   regions, the site-only network held fixed: ``oracle_withheld``) and the same correction
   fitted to the other regions' inversion targets (``correction_withheld``), pooled and by
-  region; ``*_whole_mean``: the same with the whole shared mean given to the withheld region
-  (``tuning.offset.transfer: mean``) instead of the share a leave-one-region-out test among
-  the other regions supports;
+  region (``tuning.offset.transfer`` as configured), and ``*_tested`` or ``*_whole_mean``
+  with the other choice (the share of the shared mean that a leave-one-region-out test among
+  the other regions supports, or all of it);
 * with ``--published``, the published setting (the network itself constrained, no grid
   correction, one fixed sparse draw of K cell-days per region-month) as a model of its own.
 
@@ -108,7 +108,9 @@ def score_world(manifest: Path, epochs: int | None,
             samples, cfg, grid=grid, targets=world.targets, regions=world.regions,
             train_sites=sites).drop(columns="heldout")
         seconds["dual_withheld"] = time.perf_counter() - t0
-        for tested, suffix in ((True, ""), (False, "_whole_mean")):
+        configured = cfg.tuning.offset.transfer == "tested"
+        other = "_whole_mean" if configured else "_tested"
+        for tested, suffix in ((configured, ""), (not configured, other)):
             bounds = transfer_bounds(series["site_only"], truth, series["inversion_mean"],
                                      spread, grid, world.regions,
                                      sigma_floor=cfg.constraint.sigma_floor,

@@ -34,10 +34,11 @@ def tiny_run(real_data, tmp_path_factory, one_torch_thread):
 def test_tiny_real_example_reports_the_budget(tiny_run):
     metrics = json.loads((tiny_run.out_dir / "metrics.json").read_text())
     budget = pd.DataFrame(metrics["budget_pgc_yr"]).set_index("estimate")
-    assert {"site_only", "dual", "rf", "xgboost"} <= set(budget.index)
-    assert len(budget) == 4 + 14 + 2  # models, the 14 members, mean and spread
+    models = ["site_only", "dual", "rf", "xgboost", "published"]
+    assert list(budget.index[:5]) == models
+    assert len(budget) == 5 + 14 + 2  # models, the 14 members, mean and spread
     assert list(budget.columns) == ["North", "Tropical", "South", "Global"]
-    members = budget.iloc[4:18]
+    members = budget.iloc[5:19]
     assert budget.loc["inversion mean", "Global"] == pytest.approx(
         members["Global"].mean())
     report = tiny_run.report.read_text()

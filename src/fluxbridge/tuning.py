@@ -79,10 +79,10 @@ class OffsetTuning(_Strict):
                                "its target months exactly (the σ-weighted fit shapes the season)")
     to_network: float = Field(0.05, ge=0, le=1, description="share of the regional gradient "
                               "reaching the network when offsets are learned")
-    transfer: Literal["tested", "mean"] = Field(
-        "tested", description="hierarchical correction of regions without targets: the share "
-        "of the regions' mean offset that predicts each constrained region when it is left out "
-        "(tested), or the whole mean")
+    transfer: Literal["mean", "tested"] = Field(
+        "mean", description="hierarchical correction of regions without targets: the regions' "
+        "whole mean offset (mean), or the share of it that predicts each constrained region "
+        "when that region is left out (tested)")
 
 
 class BaselineTuning(_Strict):

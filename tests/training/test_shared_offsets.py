@@ -69,17 +69,19 @@ def test_region_hemispheres_follow_latitude(world):
     assert hemi[0] == 1.0
 
 
+@pytest.mark.parametrize("transfer", ["mean", "tested"])
 def test_a_bias_common_to_all_regions_transfers_to_a_withheld_region(world, sites, configure,
-                                                                    make_trainer):
+                                                                    make_trainer, transfer):
     """Targets = network + one offset shared by every region + small regional departures, one
     region's targets withheld: the hierarchical fit gives the withheld region the shared
-    offset; the per-region correction leaves it uncorrected."""
+    offset (the others' mean predicts each of them: all of it, tested or not); the per-region
+    correction leaves it uncorrected."""
     fitted = {}
     rng = np.random.default_rng(3)
     for correction in ("hierarchical", "region"):
         cfg = configure(constraint={"lambda_regional": 1.0, "correction": correction,
                                     "estimator": "exact"},
-                        tuning={"offset": {"harmonics": 1, "fit_K": 64}})
+                        tuning={"offset": {"harmonics": 1, "fit_K": 64, "transfer": transfer}})
         trainer = make_trainer(cfg)
         weight = trainer.model.offset.weight
         n_regions = weight.shape[0] - 1
@@ -123,6 +125,26 @@ def test_withheld_corrections_recover_a_common_offset_from_the_other_regions():
     out = withheld_corrections(residual, np.ones(residual.size), obs_region, design, hemisphere)
     np.testing.assert_allclose(out[obs_region == 2], (design[:, 3:6] @ per_region[1])[
         obs_region == 2], rtol=1e-8)
+    tested = withheld_corrections(residual, np.ones(residual.size), obs_region, design,
+                                  hemisphere, tested=True)
+    np.testing.assert_allclose(tested, out, rtol=1e-8)  # the others' mean predicts each: all
+
+
+def test_tested_transfer_gives_nothing_where_regions_disagree_in_sign():
+    """Regions' offsets +c, −c, +c, −c: left out in turn, each is predicted with the wrong sign
+    by the others' mean, so the tested correction of every withheld region is zero; the whole
+    mean is not."""
+    from fluxbridge.studies.transfer import withheld_corrections
+
+    n_regions, months = 4, 12
+    obs_region = np.repeat(np.arange(1, n_regions + 1), months)
+    design = np.zeros((obs_region.size, n_regions))
+    for r in range(1, n_regions + 1):
+        design[obs_region == r, r - 1] = 2.0
+    residual = design @ np.array([0.5, -0.5, 0.5, -0.5])
+    args = (residual, np.ones(residual.size), obs_region, design, np.ones(n_regions + 1))
+    assert np.abs(withheld_corrections(*args)).min() > 0.1
+    np.testing.assert_array_equal(withheld_corrections(*args, tested=True), 0.0)
 
 
 def test_with_lambda_zero_the_correction_changes_nothing(world, sites, configure, fit):

@@ -47,7 +47,7 @@ def region_design(grid: GridFeatures, regions: xr.Dataset, harmonics: int = 1
 
 
 def withheld_corrections(residual: np.ndarray, sigma: np.ndarray, obs_region: np.ndarray,
-                         design: np.ndarray, hemisphere: np.ndarray, tested: bool = True
+                         design: np.ndarray, hemisphere: np.ndarray, tested: bool = False
                          ) -> np.ndarray:
     """Each region's correction [Tg month-1] from the other regions only.
 
@@ -100,7 +100,7 @@ def withheld_corrections(residual: np.ndarray, sigma: np.ndarray, obs_region: np
 
 def transfer_bounds(site_only: pd.DataFrame, truth: pd.DataFrame, reference: pd.DataFrame,
                     spread: pd.DataFrame, grid: GridFeatures, regions: xr.Dataset,
-                    sigma_floor: float = 0.5, harmonics: int = 1, tested: bool = True
+                    sigma_floor: float = 0.5, harmonics: int = 1, tested: bool = False
                     ) -> dict[str, pd.DataFrame]:
     """The site-only model's regional totals corrected, region by region, by the hierarchical
     correction fitted to the other regions: to their truth (``oracle``) and to their

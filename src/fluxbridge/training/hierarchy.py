@@ -3,10 +3,10 @@
 Towers avoid disturbed stands everywhere, so much of what the regions' offsets
 (:mod:`fluxbridge.training.offsets`) correct is shared. :func:`share_offsets` treats them as
 draws around a random-effects mean: each constrained region's offset is shrunk toward it by its
-own uncertainty, and a region without targets gets the mean, times the share that a
-leave-one-region-out test over the constrained regions supports (:func:`transfer_weight`):
-where the regions' errors differ in sign and size, the others' mean predicts a region's offset
-no better than zero, and the withheld region keeps the site-level model's totals.
+own uncertainty, and a region without targets gets the mean (``tuning.offset.transfer: mean``,
+the default) or only the share of it that a leave-one-region-out test over the constrained
+regions supports (``tested``, :func:`transfer_weight`): where the regions' errors differ in sign
+and size, the others' mean predicts a region's offset no better than zero.
 """
 
 from __future__ import annotations

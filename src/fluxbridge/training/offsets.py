@@ -9,9 +9,8 @@ design matrix); only the network's share of a total is sampled.
 Much of what the offsets correct is shared: towers avoid disturbed stands everywhere, so the
 site-only sink is too strong in most regions. With ``constraint.correction: hierarchical`` the
 regions' offsets are treated as draws around a shared mean (:mod:`fluxbridge.training.hierarchy`):
-the mean corrects regions without targets as far as it predicts the constrained ones, and each
-constrained region's offset is shrunk toward it by its own uncertainty (little, where the
-inversions constrain it well).
+the mean corrects regions without targets, and each constrained region's offset is shrunk toward
+it by its own uncertainty (little, where the inversions constrain it well).
 """
 
 from __future__ import annotations
@@ -189,11 +188,11 @@ class GridOffsets:
                 (mu - current) * scale)
 
     def share(self, sigma: np.ndarray, obs_region: np.ndarray, hemisphere: np.ndarray,
-              tested: bool = True) -> dict[str, Any]:
+              tested: bool = False) -> dict[str, Any]:
         """Replace the offsets by their hierarchical version (:func:`.share_offsets`): each
         constrained region's offset shrunk toward the regions' random-effects mean, every
         region without targets set to that mean, times the share a leave-one-region-out test
-        supports (:func:`.transfer_weight`; all of it unless ``tested``).
+        supports (:func:`.transfer_weight`) if ``tested``, else all of it.
 
         Parameters
         ----------
