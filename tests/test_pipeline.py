@@ -195,3 +195,20 @@ def test_kill_during_training_and_upscaling_then_resume(finished_run, world_dir)
         ra = pd.read_csv(reference.out_dir / "upscaled" / name / "regional.csv")
         rb = pd.read_csv(out / "upscaled" / name / "regional.csv")
         pd.testing.assert_frame_equal(ra, rb, rtol=1e-5)
+
+
+def test_a_model_added_to_an_unfinished_run_is_cross_validated_beside_the_others(
+        tmp_path, world_dir):
+    from fluxbridge.pipeline import train_step
+
+    off = {"random_forest": False, "xgboost": False}
+    cfg = _config(tmp_path, world_dir, "grown", baselines={**off, "published": False})
+    train_step(cfg, progress=False)
+    before = pd.read_csv(tmp_path / "grown" / "cv" / "predictions.csv")
+    assert "published" not in before
+    cfg = _config(tmp_path, world_dir, "grown", baselines={**off, "published": True})
+    train_step(cfg, progress=False)
+    after = pd.read_csv(tmp_path / "grown" / "cv" / "predictions.csv")
+    pd.testing.assert_frame_equal(after[before.columns], before)  # the same networks' folds
+    assert after["published"].notna().all()
+    assert (tmp_path / "grown" / "models" / "published.pt").exists()

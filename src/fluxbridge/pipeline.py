@@ -147,10 +147,12 @@ class Experiment:
 
     # -- the steps --------------------------------------------------------------------------
     def cross_validate(self) -> pd.DataFrame:
-        """Out-of-fold site predictions of every model on identical site folds."""
+        """Out-of-fold site predictions of every model on identical site folds (made again,
+        from the folds' checkpoints, when a model was added since)."""
         path = self.cv_dir / "predictions.csv"
-        if path.exists():
-            return read_predictions(path)
+        wanted = [n for n in self.model_names if n not in run_models.TOWER_MODELS]
+        if path.exists() and set(wanted) <= set(done := read_predictions(path)):
+            return done
 
         def run() -> pd.DataFrame:
             from fluxbridge.training import cross_validate, make_folds
