@@ -141,3 +141,16 @@ def test_offset_gradient_is_the_design_transpose_times_the_totals_gradient(confi
     offsets.add_grad(pick, d_totals)
     torch.testing.assert_close(weight.grad, 2 * expected, rtol=1e-6, atol=1e-9)
     assert float(weight.grad[0].abs().max()) == 0.0  # region 0: no offset
+
+
+def test_a_fixed_sample_is_squared_whole(configure, make_trainer):
+    """The fixed estimator draws one sample of K cell-days per region-month, squared as it is
+    (two fixed halves' product could be driven negative); the others draw two replicates."""
+    for estimator, replicates in (("fixed", 1), ("resampled", 2)):
+        cfg = configure(constraint={"lambda_regional": 1.0, "estimator": estimator, "K": 8},
+                        tuning={"regional": {"square": "unbiased"}})
+        term = make_trainer(cfg).regional
+        draw = term.estimator.draw(term.obs_ids, np.random.default_rng(0))
+        assert np.unique(draw.rep).size == replicates
+        per_obs = np.bincount(draw.obs, minlength=term.obs_ids.size)
+        assert (per_obs == 8).all()

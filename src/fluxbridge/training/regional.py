@@ -73,7 +73,10 @@ class RegionalTerm(ObservationTerm):
                              expected="a positive constraint.sigma_floor")
         self.obs_ids = matched["obs"].to_numpy(dtype=np.int64)
         self.mu = matched["mu"].to_numpy(dtype=np.float64)  # [Tg month-1], float64 on the host
-        n_rep = 2 if tun.regional.square == "unbiased" and con.estimator != "exact" else 1
+        # A fixed sample is squared as it is: the product of its two halves' errors could be
+        # made negative by a network that pushes the halves apart.
+        n_rep = (2 if tun.regional.square == "unbiased"
+                 and con.estimator not in ("exact", "fixed") else 1)
         self.estimator = make_estimator(con.estimator, self.operator, K=con.K,
                                         sampling=con.sampling, strata=grid.igbp_code,
                                         n_rep=n_rep, seed=cfg.seed)
