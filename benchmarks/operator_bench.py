@@ -18,7 +18,7 @@ from fluxbridge.config import ExperimentConfig, parse_config
 from fluxbridge.features import site_samples
 from fluxbridge.grid_features import GridFeatures
 from fluxbridge.io.inputs import open_world
-from fluxbridge.operators import default_group_size, make_estimator
+from fluxbridge.operators import default_group_size, make_estimator, replicates
 from fluxbridge.training import Trainer
 
 PRETRAIN_STEPS = 400  # site-only steps of the network of the field f
@@ -101,7 +101,7 @@ class Bench:
         build of a layout also merges the operator's columns): seconds of that refresh."""
         term = self.term
         cfg = configured(self.cfg, estimator=kind, **overrides)
-        n_rep = 2 if cfg.tuning.regional.square == "unbiased" else 1
+        n_rep = replicates(kind, cfg.tuning.regional.square)
         layout = [(c.tuning.cache.features, c.tuning.cache.group_size)
                   for c in (cfg, self.trainer.cfg)]
         same = (term.estimator.name == kind == "control_variate" and layout[0] == layout[1]

@@ -52,9 +52,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-PUBLISHED = {"correction": "none", "estimator": "fixed"}
-
-
 def score_world(manifest: Path, epochs: int | None,
                 constraint: dict[str, Any] | None = None, leave_out: bool = False,
                 published: bool = False, tuning: dict[str, Any] | None = None
@@ -74,6 +71,7 @@ def score_world(manifest: Path, epochs: int | None,
     from fluxbridge.features import site_samples
     from fluxbridge.grid_features import GridFeatures
     from fluxbridge.io.inputs import open_world
+    from fluxbridge.run_models import PUBLISHED, network_terms
     from fluxbridge.studies.grid_totals import regional_series
     from fluxbridge.studies.leave_region_out import leave_region_out
     from fluxbridge.studies.transfer import transfer_bounds
@@ -91,7 +89,7 @@ def score_world(manifest: Path, epochs: int | None,
     seconds: dict[str, float] = {}
     runs = [("site_only", cfg.with_lambda(0.0)), ("dual", cfg)]
     if published:
-        runs.append(("published", parse_config(merged_constraint(overrides, PUBLISHED))))
+        runs.append((PUBLISHED, network_terms(PUBLISHED, cfg, None)[0]))
     for name, run_cfg in runs:
         t0 = time.perf_counter()
         members = train_ensemble(samples, run_cfg, train_sites=sites,
@@ -108,7 +106,7 @@ def score_world(manifest: Path, epochs: int | None,
             samples, cfg, grid=grid, targets=world.targets, regions=world.regions,
             train_sites=sites).drop(columns="heldout")
         seconds["dual_withheld"] = time.perf_counter() - t0
-        configured = cfg.tuning.offset.transfer == "tested"
+        configured = cfg.tuning.offset.tested
         other = "_whole_mean" if configured else "_tested"
         for tested, suffix in ((configured, ""), (not configured, other)):
             bounds = transfer_bounds(series["site_only"], truth, series["inversion_mean"],
@@ -141,11 +139,6 @@ def score_world(manifest: Path, epochs: int | None,
     row["bias_change"] = du["annual_bias_tgc"] / so["annual_bias_tgc"] - 1
     row["dual_minus_inversion_mean_pgc"] = du["global_pgc"] - row["inversion_mean"]["global_pgc"]
     return row
-
-
-def merged_constraint(overrides: dict[str, Any], constraint: dict[str, Any]) -> dict[str, Any]:
-    """``overrides`` with ``constraint`` settings on top."""
-    return {**overrides, "constraint": {**overrides.get("constraint", {}), **constraint}}
 
 
 def print_table(rows: list[dict[str, Any]], header: bool = True) -> None:

@@ -104,4 +104,4 @@ def transfer_oracle(site_only: pd.DataFrame, truth: pd.DataFrame | None, inputs:
     return transfer_bounds(site_only, truth, reference, spread, grid,
                            inputs.regions, sigma_floor=cfg.constraint.sigma_floor,
                            harmonics=cfg.tuning.offset.harmonics,
-                           tested=cfg.tuning.offset.transfer == "tested")["oracle"]
+                           tested=cfg.tuning.offset.tested)["oracle"]

@@ -84,6 +84,11 @@ class OffsetTuning(_Strict):
         "whole mean offset (mean), or the share of it that predicts each constrained region "
         "when that region is left out (tested)")
 
+    @property
+    def tested(self) -> bool:
+        """Whether regions without targets get only the tested share of the mean."""
+        return self.transfer == "tested"
+
 
 class BaselineTuning(_Strict):
     """Random forest and XGBoost hyperparameters."""

@@ -16,6 +16,7 @@ from fluxbridge.operators.control_variate import ControlVariateEstimator
 from fluxbridge.operators.estimators import (
     ESTIMATORS,
     make_estimator,
+    replicates,
     squared_error,
     squared_error_grad,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "monthly_totals",
     "region_weights",
     "regional_totals",
+    "replicates",
     "squared_error",
     "squared_error_grad",
     "totals_frame",

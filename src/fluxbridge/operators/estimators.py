@@ -24,6 +24,8 @@ from fluxbridge.operators.resampled import FixedEstimator, ResampledEstimator, S
 from fluxbridge.operators.sample import Estimator, ExactEstimator
 
 ESTIMATORS = ("exact", "fixed", "resampled", "control_variate")
+FRESH_DRAWS = ("resampled", "control_variate")
+"""The estimators whose cell-days are drawn anew at every step."""
 ArrayT = TypeVar("ArrayT", torch.Tensor, np.ndarray)
 
 
@@ -41,6 +43,15 @@ def make_estimator(kind: str, operator: LinearOperator, *, K: int = 64,
         return ControlVariateEstimator(operator, K, sampling, strata, n_rep)
     raise InputError(f"unknown estimator {kind!r}", variable="estimator",
                      expected=" or ".join(ESTIMATORS))
+
+
+def replicates(kind: str, square: str) -> int:
+    """Replicates an estimator draws per step for the squared error (``tuning.regional.square``):
+    two for the unbiased product where every step draws afresh (:data:`FRESH_DRAWS`), one
+    otherwise. The exact sum has no sampling noise, and a fixed sample is squared whole: the
+    product of two fixed halves' errors can be driven negative by a network that moves the
+    halves apart."""
+    return 2 if square == "unbiased" and kind in FRESH_DRAWS else 1
 
 
 def squared_error(estimates: ArrayT, mu: ArrayT) -> ArrayT:

@@ -27,7 +27,7 @@ from fluxbridge.config import ExperimentConfig
 from fluxbridge.errors import InputError
 from fluxbridge.grid_features import GridFeatures
 from fluxbridge.io.towers import TowerObservations
-from fluxbridge.operators import FootprintOperator, make_estimator
+from fluxbridge.operators import FootprintOperator, make_estimator, replicates
 from fluxbridge.training.gridnet import GridNetwork
 from fluxbridge.training.term import ObservationTerm
 
@@ -86,10 +86,10 @@ class FootprintTerm(ObservationTerm):
                                       "measurement uncertainties")
         self.obs_ids = np.arange(len(table), dtype=np.int64)
         self.sites = table["site"].to_numpy()
-        exact = con.estimator == "exact"
-        n_rep = 2 if cfg.tuning.regional.square == "unbiased" and not exact else 1
-        self.estimator = make_estimator("exact" if exact else "resampled", op, K=tun.K,
-                                        sampling="area", n_rep=n_rep, seed=cfg.seed)
+        kind = "exact" if con.estimator == "exact" else "resampled"
+        self.estimator = make_estimator(kind, op, K=tun.K, sampling="area",
+                                        n_rep=replicates(kind, cfg.tuning.regional.square),
+                                        seed=cfg.seed)
         self._start(stream=21)
         log.debug("footprint constraint: %d receptors, K = %d, median sigma %.3g ppm",
                   self.obs_ids.size, tun.K, float(np.median(self.sigma)))

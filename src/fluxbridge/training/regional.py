@@ -16,7 +16,7 @@ import xarray as xr
 
 from fluxbridge.config import ExperimentConfig
 from fluxbridge.errors import InputError
-from fluxbridge.operators import RegionalOperator, make_estimator
+from fluxbridge.operators import RegionalOperator, make_estimator, replicates
 from fluxbridge.training.gridnet import GridNetwork
 from fluxbridge.training.hierarchy import region_hemispheres
 from fluxbridge.training.term import DRAW_AHEAD, ObservationTerm, relative_variance
@@ -73,13 +73,10 @@ class RegionalTerm(ObservationTerm):
                              expected="a positive constraint.sigma_floor")
         self.obs_ids = matched["obs"].to_numpy(dtype=np.int64)
         self.mu = matched["mu"].to_numpy(dtype=np.float64)  # [Tg month-1], float64 on the host
-        # A fixed sample is squared as it is: the product of its two halves' errors could be
-        # made negative by a network that pushes the halves apart.
-        n_rep = (2 if tun.regional.square == "unbiased"
-                 and con.estimator not in ("exact", "fixed") else 1)
         self.estimator = make_estimator(con.estimator, self.operator, K=con.K,
                                         sampling=con.sampling, strata=grid.igbp_code,
-                                        n_rep=n_rep, seed=cfg.seed)
+                                        n_rep=replicates(con.estimator, tun.regional.square),
+                                        seed=cfg.seed)
         self._start(stream=1)
         self.hemisphere = (region_hemispheres(regions, self.offsets.n_regions)
                            if self.offsets is not None else None)
@@ -107,5 +104,5 @@ class RegionalTerm(ObservationTerm):
         if self.cfg.constraint.correction == "hierarchical":
             assert self.hemisphere is not None
             self.offsets.share(self.sigma, obs_region, self.hemisphere,
-                               tested=tun.transfer == "tested")
+                               tested=tun.tested)
         return out
